@@ -1,0 +1,182 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock"
+	"github.com/sandlock-go/sandlock/internal/landlock"
+)
+
+// runFlags are the values of `sandlock run`'s flags.
+type runFlags struct {
+	read, write, deny      []string
+	cwd                    string
+	env                    []string
+	cleanEnv               bool
+	execShell              string
+	interactive            bool
+	timeout                uint64
+	statusFD               int
+	extraDeny, extraAllow  []string
+	allowDegraded, disable []string
+	noSupervisor, keepCaps bool
+}
+
+func runCommand(stderr io.Writer) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [flags] -- COMMAND [ARGS...]",
+		Short: "Run a command in a sandbox",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return f.run(c, args, stderr)
+		},
+	}
+	fl := cmd.Flags()
+	fl.SetInterspersed(false)
+	fl.StringArrayVarP(&f.read, "fs-read", "r", nil, "grant read and execute beneath `PATH` (repeatable)")
+	fl.StringArrayVarP(&f.write, "fs-write", "w", nil, "grant read and write beneath `PATH` (repeatable)")
+	fl.StringArrayVar(&f.deny, "fs-deny", nil, "deny `PATH` and everything below it, even inside a grant (repeatable)")
+	fl.StringVar(&f.cwd, "cwd", "", "working directory of the command")
+	fl.StringArrayVar(&f.env, "env", nil, "set `KEY=VALUE` in the command's environment (repeatable)")
+	fl.BoolVar(&f.cleanEnv, "clean-env", false, "start from an empty environment (keeping PATH, HOME, USER, TERM, LANG)")
+	fl.StringVarP(&f.execShell, "exec-shell", "e", "", "run `CMD` with /bin/sh -c")
+	fl.BoolVarP(&f.interactive, "interactive", "i", false, "interactive run (standard streams are always passed through)")
+	fl.Uint64VarP(&f.timeout, "timeout", "t", 0, "kill the sandbox after `SECONDS`")
+	fl.IntVar(&f.statusFD, "status-fd", -1, "write the exit status as JSON to `FD`")
+	fl.StringArrayVar(&f.extraDeny, "extra-deny-syscall", nil, "also deny this syscall `NAME` or group (repeatable)")
+	fl.StringArrayVar(&f.extraAllow, "extra-allow-syscall", nil, "re-allow this default-denied syscall `GROUP` (repeatable)")
+	fl.StringArrayVar(&f.allowDegraded, "allow-degraded", nil, "enforce protection `PROT` only if the kernel has it (repeatable)")
+	fl.StringArrayVar(&f.disable, "disable", nil, "never enforce protection `PROT` (repeatable)")
+	fl.BoolVar(&f.noSupervisor, "no-supervisor", false, "Landlock and a deny-only filter, no supervisor (to run sandlock inside)")
+	fl.BoolVar(&f.keepCaps, "keep-caps", false, "keep the caller's capabilities in the command")
+	return cmd
+}
+
+// sandbox builds the library's Sandbox from the flags.
+func (f *runFlags) sandbox() (*sandlock.Sandbox, error) {
+	sb := &sandlock.Sandbox{
+		FSReadable:         f.read,
+		FSWritable:         f.write,
+		FSDenied:           f.deny,
+		Cwd:                f.cwd,
+		CleanEnv:           f.cleanEnv,
+		ExtraDenySyscalls:  f.extraDeny,
+		ExtraAllowSyscalls: f.extraAllow,
+		KeepCaps:           f.keepCaps,
+		NoSupervisor:       f.noSupervisor,
+	}
+	for _, kv := range f.env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageError{fmt.Errorf("--env %q: expected KEY=VALUE", kv)}
+		}
+		if sb.Env == nil {
+			sb.Env = map[string]string{}
+		}
+		sb.Env[k] = v
+	}
+	for _, p := range f.allowDegraded {
+		prot, err := landlock.ParseProtection(p)
+		if err != nil {
+			return nil, fmt.Errorf("--allow-degraded %q: %v", p, err)
+		}
+		sb.AllowDegraded = append(sb.AllowDegraded, prot)
+	}
+	for _, p := range f.disable {
+		prot, err := landlock.ParseProtection(p)
+		if err != nil {
+			return nil, fmt.Errorf("--disable %q: %v", p, err)
+		}
+		sb.Disable = append(sb.Disable, prot)
+	}
+	if f.statusFD >= 0 {
+		if _, err := unix.FcntlInt(uintptr(f.statusFD), unix.F_GETFD, 0); err != nil {
+			return nil, fmt.Errorf("--status-fd %d: not an open file descriptor", f.statusFD)
+		}
+	}
+	return sb, nil
+}
+
+func (f *runFlags) run(c *cobra.Command, args []string, stderr io.Writer) error {
+	if f.execShell != "" {
+		args = []string{"/bin/sh", "-c", f.execShell}
+	}
+	if len(args) == 0 {
+		return usageError{errors.New("run: no command given (sandlock run [flags] -- COMMAND [ARGS...])")}
+	}
+	sb, err := f.sandbox()
+	if err != nil {
+		return err
+	}
+
+	// Take the signals before the sandbox exists, so that none is lost.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+
+	proc, err := sb.Spawn(args...)
+	if err != nil {
+		return err
+	}
+	done := make(chan *sandlock.Result, 1)
+	go func() {
+		res, _ := proc.Wait()
+		done <- res
+	}()
+
+	var timeout <-chan time.Time
+	if f.timeout > 0 {
+		t := time.NewTimer(time.Duration(f.timeout) * time.Second)
+		defer t.Stop()
+		timeout = t.C
+	}
+	timedOut := false
+	forwarded := map[os.Signal]bool{}
+	var res *sandlock.Result
+	for res == nil {
+		select {
+		case res = <-done:
+		case <-timeout:
+			timedOut = true
+			fmt.Fprintf(stderr, "sandlock: timeout after %ds\n", f.timeout)
+			proc.Kill()
+		case s := <-sigs:
+			// The first signal of a kind reaches every process of the
+			// sandbox; a second one kills the sandbox.
+			if forwarded[s] {
+				proc.Kill()
+				continue
+			}
+			forwarded[s] = true
+			proc.Signal(s.(syscall.Signal))
+		}
+	}
+	proc.Close()
+
+	code := res.ShellCode()
+	if timedOut {
+		code = exitTimeout
+	}
+	if f.statusFD >= 0 {
+		status := fmt.Sprintf("{\"exit_code\":%d}\n", res.ExitCode)
+		if res.Signal > 0 && res.ExitCode < 0 {
+			status = fmt.Sprintf("{\"exit_code\":-1,\"signal\":%d}\n", res.Signal)
+		}
+		syscall.Write(f.statusFD, []byte(status))
+	}
+	if code == 0 {
+		return nil
+	}
+	return exitError{code}
+}

@@ -1,0 +1,162 @@
+package filter
+
+import (
+	"fmt"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// label names a position in the program, bound once.
+type label int
+
+type insnKind uint8
+
+const (
+	kLoad insnKind = iota
+	kAnd
+	kJumpIf
+	kRet
+)
+
+// insn is an instruction whose jump targets are still labels.
+type insn struct {
+	kind   insnKind
+	k      uint32
+	cond   bpf.JumpTest
+	jt, jf label
+	// far is set when a conditional jump's targets do not fit its 8-bit
+	// offsets; it is then emitted as JEQ 0,1; JA jt; JA jf.
+	far bool
+}
+
+// asm collects instructions and resolves labels to offsets.
+type asm struct {
+	insns  []insn
+	labels []int // label → index of the instruction it precedes; -1 unbound
+}
+
+func (a *asm) newLabel() label {
+	a.labels = append(a.labels, -1)
+	return label(len(a.labels) - 1)
+}
+
+func (a *asm) bind(l label) {
+	if a.labels[l] != -1 {
+		panic("filter: label bound twice")
+	}
+	a.labels[l] = len(a.insns)
+}
+
+func (a *asm) load(off uint32) { a.insns = append(a.insns, insn{kind: kLoad, k: off}) }
+func (a *asm) and(mask uint32) { a.insns = append(a.insns, insn{kind: kAnd, k: mask}) }
+func (a *asm) ret(act Action)  { a.insns = append(a.insns, insn{kind: kRet, k: uint32(act)}) }
+func (a *asm) jump(c bpf.JumpTest, k uint32, jt, jf label) {
+	a.insns = append(a.insns, insn{kind: kJumpIf, cond: c, k: k, jt: jt, jf: jf})
+}
+
+func (in insn) size() int {
+	if in.kind == kJumpIf && in.far {
+		return 3
+	}
+	return 1
+}
+
+// assemble resolves labels and encodes the program. Conditional jumps whose
+// targets lie beyond 255 instructions are widened through unconditional
+// jumps until every offset fits.
+func (a *asm) assemble() ([]unix.SockFilter, error) {
+	for l, at := range a.labels {
+		if at == -1 {
+			return nil, fmt.Errorf("filter: label %d never bound", l)
+		}
+	}
+	for {
+		pos := a.positions()
+		widened := false
+		for i, in := range a.insns {
+			if in.kind != kJumpIf || in.far {
+				continue
+			}
+			from := pos[i] + 1
+			if pos[a.labels[in.jt]]-from > 255 || pos[a.labels[in.jf]]-from > 255 {
+				a.insns[i].far = true
+				widened = true
+			}
+		}
+		if !widened {
+			return a.encode(pos)
+		}
+	}
+}
+
+// positions returns each instruction's index in the encoded program, with
+// one extra entry for the end.
+func (a *asm) positions() []int {
+	pos := make([]int, len(a.insns)+1)
+	n := 0
+	for i, in := range a.insns {
+		pos[i] = n
+		n += in.size()
+	}
+	pos[len(a.insns)] = n
+	return pos
+}
+
+func (a *asm) encode(pos []int) ([]unix.SockFilter, error) {
+	var prog []bpf.Instruction
+	for i, in := range a.insns {
+		from := pos[i] + 1
+		target := func(l label) (int, error) {
+			off := pos[a.labels[l]] - from
+			if off < 0 {
+				return 0, fmt.Errorf("filter: backward jump at %d", i)
+			}
+			return off, nil
+		}
+		switch in.kind {
+		case kLoad:
+			prog = append(prog, bpf.LoadAbsolute{Off: in.k, Size: 4})
+		case kAnd:
+			prog = append(prog, bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: in.k})
+		case kRet:
+			prog = append(prog, bpf.RetConstant{Val: in.k})
+		case kJumpIf:
+			if in.far {
+				t, err := target(in.jt)
+				if err != nil {
+					return nil, err
+				}
+				f, err := target(in.jf)
+				if err != nil {
+					return nil, err
+				}
+				// JEQ k ? next : next+1 ; JA jt ; JA jf — each JA sits one
+				// and two instructions further on than the conditional.
+				prog = append(prog,
+					bpf.JumpIf{Cond: in.cond, Val: in.k, SkipTrue: 0, SkipFalse: 1},
+					bpf.Jump{Skip: uint32(t - 1)},
+					bpf.Jump{Skip: uint32(f - 2)})
+				continue
+			}
+			t, err := target(in.jt)
+			if err != nil {
+				return nil, err
+			}
+			f, err := target(in.jf)
+			if err != nil {
+				return nil, err
+			}
+			prog = append(prog, bpf.JumpIf{Cond: in.cond, Val: in.k, SkipTrue: uint8(t), SkipFalse: uint8(f)})
+		}
+	}
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, fmt.Errorf("filter: %w", err)
+	}
+	out := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return out, nil
+}

@@ -1,0 +1,199 @@
+// Package filter compiles a seccomp policy, written as data, into a classic
+// BPF program for seccomp(SECCOMP_SET_MODE_FILTER).
+//
+// A Policy lists syscalls by number, each with an action and optional
+// argument conditions; Compile lays the program out and resolves every jump
+// itself, so no offset is ever counted by hand. The layout is chosen so that
+// the kernel's seccomp action cache can prove "allow" for every syscall whose
+// verdict does not depend on its arguments: the program reads only the
+// architecture and the syscall number on the path to such a verdict.
+//
+//	LD arch; JEQ AUDIT_ARCH else KILL_PROCESS
+//	LD nr;   [x86_64] JGE 0x40000000 → x32 action
+//	JEQ nr₁ else next₁ ; nr₁'s conditions … RET
+//	JEQ nr₂ else next₂ ; …
+//	RET default
+package filter
+
+import (
+	"fmt"
+	"sort"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock/internal/sysnum"
+)
+
+// Action is a seccomp filter return value (SECCOMP_RET_*).
+type Action uint32
+
+// Actions a filter can return.
+const (
+	Allow       Action = unix.SECCOMP_RET_ALLOW
+	Notify      Action = unix.SECCOMP_RET_USER_NOTIF
+	KillProcess Action = unix.SECCOMP_RET_KILL_PROCESS
+)
+
+// Errno returns the action that fails a syscall with errno e.
+func Errno(e unix.Errno) Action {
+	return Action(unix.SECCOMP_RET_ERRNO | (uint32(e) & unix.SECCOMP_RET_DATA))
+}
+
+func (a Action) String() string {
+	switch {
+	case a == Allow:
+		return "ALLOW"
+	case a == Notify:
+		return "USER_NOTIF"
+	case a == KillProcess:
+		return "KILL_PROCESS"
+	case uint32(a)&unix.SECCOMP_RET_ACTION_FULL == unix.SECCOMP_RET_ERRNO:
+		return fmt.Sprintf("ERRNO(%s)", unix.ErrnoName(unix.Errno(uint32(a)&unix.SECCOMP_RET_DATA)))
+	}
+	return fmt.Sprintf("action(%#x)", uint32(a))
+}
+
+// Op is how an argument test compares.
+type Op uint8
+
+const (
+	// Equal holds when (arg & Mask) == Value; a zero Mask means all 32 bits.
+	Equal Op = iota
+	// AnyBit holds when arg & Value != 0.
+	AnyBit
+)
+
+// Test is a test on the low 32 bits of one syscall argument. Only the low
+// half is read: every argument sandlock tests is an int or a flag word whose
+// meaningful bits all lie there, and the kernel truncates int arguments, so a
+// caller cannot dodge a test by setting the high half.
+type Test struct {
+	Arg   int // 0..5
+	Op    Op
+	Mask  uint32
+	Value uint32
+}
+
+// Cond is a conjunction of tests and the action taken when all hold.
+type Cond struct {
+	Tests  []Test
+	Action Action
+}
+
+// Rule decides one syscall: the first Cond whose tests all hold gives the
+// action; if none holds, Action does.
+type Rule struct {
+	Nr     int
+	Conds  []Cond
+	Action Action
+}
+
+// Policy is a whole filter.
+type Policy struct {
+	Arch *sysnum.Table
+	// Rules, at most one per syscall number.
+	Rules []Rule
+	// Default is the action for syscalls without a rule.
+	Default Action
+	// X32 is the action for x32 syscall numbers on architectures that have
+	// them (x86_64); zero means Errno(EPERM).
+	X32 Action
+}
+
+// seccomp_data offsets.
+const (
+	offNr   = 0
+	offArch = 4
+	offArgs = 16
+)
+
+// x32SyscallBit is __X32_SYSCALL_BIT.
+const x32SyscallBit = 0x40000000
+
+// maxInsns is BPF_MAXINSNS.
+const maxInsns = 4096
+
+// Compile lays out and assembles the policy.
+func (p *Policy) Compile() ([]unix.SockFilter, error) {
+	if p.Arch == nil {
+		return nil, fmt.Errorf("filter: no architecture")
+	}
+	rules := append([]Rule(nil), p.Rules...)
+	sort.SliceStable(rules, func(i, j int) bool { return rules[i].Nr < rules[j].Nr })
+	for i := range rules {
+		if rules[i].Nr < 0 {
+			return nil, fmt.Errorf("filter: negative syscall number %d", rules[i].Nr)
+		}
+		if i > 0 && rules[i].Nr == rules[i-1].Nr {
+			return nil, fmt.Errorf("filter: syscall %d has two rules", rules[i].Nr)
+		}
+		for _, c := range rules[i].Conds {
+			if len(c.Tests) == 0 {
+				return nil, fmt.Errorf("filter: syscall %d has a condition without tests", rules[i].Nr)
+			}
+			for _, t := range c.Tests {
+				if t.Arg < 0 || t.Arg > 5 {
+					return nil, fmt.Errorf("filter: syscall %d tests argument %d", rules[i].Nr, t.Arg)
+				}
+			}
+		}
+	}
+
+	var a asm
+	a.load(offArch)
+	kill := a.newLabel()
+	afterArch := a.newLabel()
+	a.jump(bpf.JumpEqual, p.Arch.AuditArch, afterArch, kill)
+	a.bind(kill)
+	a.ret(KillProcess)
+	a.bind(afterArch)
+	a.load(offNr)
+	if p.Arch.X32 {
+		x32 := p.X32
+		if x32 == 0 {
+			x32 = Errno(unix.EPERM)
+		}
+		deny, next := a.newLabel(), a.newLabel()
+		a.jump(bpf.JumpGreaterOrEqual, x32SyscallBit, deny, next)
+		a.bind(deny)
+		a.ret(x32)
+		a.bind(next)
+	}
+	for _, r := range rules {
+		body, next := a.newLabel(), a.newLabel()
+		a.jump(bpf.JumpEqual, uint32(r.Nr), body, next)
+		a.bind(body)
+		for _, c := range r.Conds {
+			nextCond := a.newLabel()
+			for _, t := range c.Tests {
+				a.load(offArgs + 8*uint32(t.Arg))
+				pass := a.newLabel()
+				switch t.Op {
+				case AnyBit:
+					a.jump(bpf.JumpBitsSet, t.Value, pass, nextCond)
+				default:
+					if t.Mask != 0 && t.Mask != ^uint32(0) {
+						a.and(t.Mask)
+					}
+					a.jump(bpf.JumpEqual, t.Value, pass, nextCond)
+				}
+				a.bind(pass)
+			}
+			a.ret(c.Action)
+			a.bind(nextCond)
+		}
+		a.ret(r.Action)
+		a.bind(next)
+	}
+	a.ret(p.Default)
+
+	prog, err := a.assemble()
+	if err != nil {
+		return nil, err
+	}
+	if len(prog) > maxInsns {
+		return nil, fmt.Errorf("filter: program has %d instructions, over the kernel's %d", len(prog), maxInsns)
+	}
+	return prog, nil
+}

@@ -1,0 +1,241 @@
+// Package fsdeny is the builtin handler family that denies paths inside the
+// sandbox's Landlock grants (FSDenied, --fs-deny). Landlock can only allow,
+// so the supervisor mediates every syscall that opens, executes, links,
+// renames, truncates, creates or removes by path.
+//
+// The verdict is never made on a path string the kernel would resolve again:
+// the supervisor resolves the path itself, on a thread confined like the
+// program (see opener), to an O_PATH descriptor; checks what that
+// descriptor is (its canonical path against the denied trees, its inode
+// against the denied files, which catches hard links made before the run);
+// and then performs the operation on the program's behalf through that
+// descriptor: an open is a reopen of the very inode that was checked, and
+// its result is injected into the program. Symlinks, "..", dirfd-relative
+// paths and a program swapping a path component between check and use thus
+// all meet the same check.
+//
+// exec is the exception: it cannot be performed on the program's behalf, so
+// its path is checked and the kernel then resolves it again. A program
+// racing a symlink swap against its own execve can run (not read) a denied
+// executable; this is documented as a limitation.
+package fsdeny
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock/internal/landlock"
+	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/sysnum"
+)
+
+// Config configures the denials.
+type Config struct {
+	// Paths are the denied paths: each is denied with everything below it.
+	Paths []string
+	// Ruleset and KeepCaps must be the sandbox's, so that operations done on
+	// the program's behalf are confined exactly like the program.
+	Ruleset  *landlock.Ruleset
+	KeepCaps bool
+}
+
+type fileID struct{ dev, ino uint64 }
+
+// Denier holds the denied set and serves the handlers.
+type Denier struct {
+	trees []string        // canonical absolute paths
+	ids   map[fileID]bool // denied files, and hard-linked files in denied trees
+	op    *opener
+}
+
+// New resolves the denied paths. A path that does not exist is denied by
+// name (creating it is denied too).
+func New(cfg Config) (*Denier, error) {
+	d := &Denier{ids: make(map[fileID]bool), op: newOpener(cfg.Ruleset, cfg.KeepCaps)}
+	for _, p := range cfg.Paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		canon, err := filepath.EvalSymlinks(abs)
+		if err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			canon = abs
+		}
+		d.trees = append(d.trees, canon)
+		if err := d.collectIDs(canon); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return d, nil
+}
+
+// collectIDs records the identity of a denied file, and of every file in a
+// denied tree that has other links, which could otherwise be reached by a
+// path outside the tree.
+func (d *Denier) collectIDs(root string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(root, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		d.ids[fileID{st.Dev, st.Ino}] = true
+		return nil
+	}
+	return filepath.WalkDir(root, func(path string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return nil // unreadable parts cannot be linked from outside by the sandbox either
+		}
+		var st unix.Stat_t
+		if unix.Lstat(path, &st) == nil && st.Nlink > 1 {
+			d.ids[fileID{st.Dev, st.Ino}] = true
+		}
+		return nil
+	})
+}
+
+// Close stops the helper threads.
+func (d *Denier) Close() { d.op.close() }
+
+// Register adds the handlers to the table.
+func (d *Denier) Register(t *notify.Table) {
+	arch := sysnum.Native()
+	add := func(name string, h func(context.Context, *notify.HandlerCtx) notify.Action) {
+		if nr, ok := arch.Nr(name); ok {
+			t.AddBuiltin(nr, "fs deny: "+name, false, notify.HandlerFunc(h))
+		}
+	}
+	a := func(i int) func(hc *notify.HandlerCtx) uint64 {
+		return func(hc *notify.HandlerCtx) uint64 { return hc.Notif.Data.Args[i] }
+	}
+	cwd := func(*notify.HandlerCtx) uint64 { return atFDCWD }
+	zero := func(*notify.HandlerCtx) uint64 { return 0 }
+
+	add("open", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+		return d.open(hc, atFDCWD, a(0)(hc), a(1)(hc), a(2)(hc), 0)
+	})
+	add("creat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+		return d.open(hc, atFDCWD, a(0)(hc), unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC, a(1)(hc), 0)
+	})
+	add("openat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+		return d.open(hc, a(0)(hc), a(1)(hc), a(2)(hc), a(3)(hc), 0)
+	})
+	add("openat2", d.openat2)
+	add("execve", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+		return d.exec(hc, atFDCWD, a(0)(hc), 0)
+	})
+	add("execveat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+		return d.exec(hc, a(0)(hc), a(1)(hc), a(4)(hc))
+	})
+	add("truncate", d.truncate)
+	add("unlink", d.removeHandler(cwd, a(0), zero))
+	add("rmdir", d.removeHandler(cwd, a(0), func(*notify.HandlerCtx) uint64 { return unix.AT_REMOVEDIR }))
+	add("unlinkat", d.removeHandler(a(0), a(1), a(2)))
+	add("rename", d.renameHandler(cwd, a(0), cwd, a(1), zero))
+	add("renameat", d.renameHandler(a(0), a(1), a(2), a(3), zero))
+	add("renameat2", d.renameHandler(a(0), a(1), a(2), a(3), a(4)))
+	add("link", d.linkHandler(cwd, a(0), cwd, a(1), zero))
+	add("linkat", d.linkHandler(a(0), a(1), a(2), a(3), a(4)))
+	add("mkdir", d.createHandler(cwd, a(0), mkdir(a(1))))
+	add("mkdirat", d.createHandler(a(0), a(1), mkdir(a(2))))
+	add("mknod", d.createHandler(cwd, a(0), mknod(a(1), a(2))))
+	add("mknodat", d.createHandler(a(0), a(1), mknod(a(2), a(3))))
+	add("symlink", d.symlinkHandler(a(0), cwd, a(1)))
+	add("symlinkat", d.symlinkHandler(a(0), a(1), a(2)))
+}
+
+const atFDCWD = uint64(0xffffffffffffff9c) // AT_FDCWD as a syscall argument
+
+// errAction turns an error from the helpers into the syscall's answer.
+func errAction(err error) notify.Action {
+	var e unix.Errno
+	if errors.As(err, &e) {
+		return notify.Errno(e)
+	}
+	if errors.Is(err, notify.ErrTaskGone) {
+		return notify.Errno(unix.ENOENT) // dropped: nobody is waiting
+	}
+	return notify.Errno(unix.EACCES)
+}
+
+// deniedPath reports whether a canonical path is in a denied tree.
+func (d *Denier) deniedPath(p string) bool {
+	for _, t := range d.trees {
+		if p == t || strings.HasPrefix(p, t+"/") || t == "/" {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsDenied reports whether moving or replacing p would move a denied
+// tree: p is a denied tree's ancestor.
+func (d *Denier) holdsDenied(p string) bool {
+	for _, t := range d.trees {
+		if strings.HasPrefix(t, p+"/") || p == "/" {
+			return true
+		}
+	}
+	return false
+}
+
+// checkFD denies a resolved descriptor that is, or is inside, something
+// denied.
+func (d *Denier) checkFD(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if d.ids[fileID{st.Dev, st.Ino}] {
+		return unix.EACCES
+	}
+	p, err := fdPath(fd)
+	if err != nil {
+		return err
+	}
+	if d.deniedPath(p) {
+		return unix.EACCES
+	}
+	return nil
+}
+
+// checkEntry denies the name in a resolved parent directory if it is denied,
+// or (for renames and links) holds a denied tree.
+func (d *Denier) checkEntry(parent int, name string, moving bool) error {
+	pp, err := fdPath(parent)
+	if err != nil {
+		return err
+	}
+	full := filepath.Join(pp, name)
+	if d.deniedPath(full) || (moving && d.holdsDenied(full)) {
+		return unix.EACCES
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && d.ids[fileID{st.Dev, st.Ino}] {
+		return unix.EACCES
+	}
+	return nil
+}
+
+// fdPath returns the path a descriptor was opened with, as the kernel keeps
+// it (canonical: symlinks and ".." resolved).
+func fdPath(fd int) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}

@@ -1,0 +1,420 @@
+package fsdeny
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock/internal/notify"
+)
+
+type argFn func(*notify.HandlerCtx) uint64
+
+// openat2 reads struct open_how from the task and opens like openat.
+func (d *Denier) openat2(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+	args := hc.Notif.Data.Args
+	var how unix.OpenHow
+	size := args[3]
+	if size < uint64(unsafe.Sizeof(how)) {
+		return notify.Errno(unix.EINVAL)
+	}
+	b, err := hc.ReadMem(args[2], int(unsafe.Sizeof(how)))
+	if err != nil {
+		return errAction(unix.EFAULT)
+	}
+	how = *(*unix.OpenHow)(unsafe.Pointer(&b[0]))
+	if size > uint64(unsafe.Sizeof(how)) {
+		// Fields this kernel interface does not know must be zero.
+		extra, err := hc.ReadMem(args[2]+uint64(unsafe.Sizeof(how)), int(min(size-uint64(unsafe.Sizeof(how)), 4096)))
+		if err != nil {
+			return errAction(unix.EFAULT)
+		}
+		for _, c := range extra {
+			if c != 0 {
+				return notify.Errno(unix.E2BIG)
+			}
+		}
+	}
+	return d.open(hc, args[0], args[1], how.Flags, how.Mode, how.Resolve)
+}
+
+// open serves open, creat, openat and openat2: resolve, check, then reopen
+// the checked inode on the task's behalf and inject the result.
+func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resolve uint64) notify.Action {
+	path, err := notify.ReadPath(hc, pathAddr)
+	if err != nil {
+		return errAction(err)
+	}
+	if path == "" {
+		return notify.Errno(unix.ENOENT)
+	}
+	if resolve&^uint64(unix.RESOLVE_NO_MAGICLINKS|unix.RESOLVE_NO_SYMLINKS|unix.RESOLVE_NO_XDEV) != 0 {
+		// RESOLVE_BENEATH/IN_ROOT/CACHED change where a lookup may go; they
+		// are rare enough to refuse rather than reimplement.
+		return notify.Errno(unix.EOPNOTSUPP)
+	}
+	s, err := locate(hc, dirfd, path)
+	if err != nil {
+		return errAction(err)
+	}
+	defer s.close()
+
+	fl := int(flags)
+	pfd, err := d.openPath(s, fl&(unix.O_NOFOLLOW|unix.O_DIRECTORY))
+	if err == unix.ENOENT && fl&unix.O_CREAT != 0 {
+		return d.create(hc, dirfd, path, fl, uint32(mode))
+	}
+	if err != nil {
+		return errAction(err)
+	}
+	defer unix.Close(pfd)
+	if err := d.checkFD(pfd); err != nil {
+		return errAction(err)
+	}
+	if fl&unix.O_CREAT != 0 && fl&unix.O_EXCL != 0 {
+		return notify.Errno(unix.EEXIST)
+	}
+	if fl&unix.O_PATH != 0 {
+		return inject(pfd, fl)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return notify.Errno(unix.ELOOP) // O_NOFOLLOW on a symlink
+	}
+	fd, err := d.reopen(pfd, fl&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW))
+	if err != nil {
+		return errAction(err)
+	}
+	defer unix.Close(fd)
+	return inject(fd, fl)
+}
+
+// reopen opens the inode behind an O_PATH descriptor with the task's flags,
+// on a confined helper thread, so Landlock and file permissions judge it as
+// they would judge the task.
+func (d *Denier) reopen(pfd int, flags int) (int, error) {
+	var fd int
+	var err error
+	if derr := d.op.do(func() {
+		fd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), flags|unix.O_CLOEXEC, 0)
+	}); derr != nil {
+		return -1, derr
+	}
+	return fd, err
+}
+
+// create serves an O_CREAT open of a path that did not exist: the file is
+// created in its checked parent directory, never through a symlink.
+func (d *Denier) create(hc *notify.HandlerCtx, dirfd uint64, path string, flags int, mode uint32) notify.Action {
+	if strings.HasSuffix(path, "/") {
+		return notify.Errno(unix.EISDIR)
+	}
+	pfd, name, err := d.parent(hc, dirfd, path)
+	if err != nil {
+		return errAction(err)
+	}
+	defer unix.Close(pfd)
+	if err := d.checkEntry(pfd, name, false); err != nil {
+		return errAction(err)
+	}
+	cflags := flags &^ unix.O_TRUNC
+	if flags&unix.O_EXCL == 0 {
+		cflags |= unix.O_NOFOLLOW
+	}
+	perm := mode &^ umaskOf(hc.Notif.PID)
+	var fd int
+	if derr := d.op.do(func() { fd, err = unix.Openat(pfd, name, cflags|unix.O_CLOEXEC, perm) }); derr != nil {
+		return errAction(derr)
+	}
+	if err == unix.ELOOP && flags&unix.O_NOFOLLOW == 0 {
+		// A dangling symlink: the kernel would create its target, wherever
+		// it points. Refused rather than resolved by hand.
+		return notify.Errno(unix.EACCES)
+	}
+	if err != nil {
+		return errAction(err)
+	}
+	defer unix.Close(fd)
+	if err := d.checkFD(fd); err != nil {
+		return errAction(err)
+	}
+	if flags&unix.O_TRUNC != 0 && flags&unix.O_ACCMODE != unix.O_RDONLY {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			if err := unix.Ftruncate(fd, 0); err != nil {
+				return errAction(err)
+			}
+		}
+	}
+	return inject(fd, flags)
+}
+
+// inject answers with a duplicate of fd, close-on-exec if the task asked.
+func inject(fd int, flags int) notify.Action {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return errAction(err)
+	}
+	var fdFlags uint32
+	if flags&unix.O_CLOEXEC != 0 {
+		fdFlags = unix.O_CLOEXEC
+	}
+	return notify.InjectFDSend(os.NewFile(uintptr(dup), "sandlock-open"), fdFlags)
+}
+
+// exec checks the program an execve/execveat would run; the kernel then runs
+// it (see the package comment for the race this leaves).
+func (d *Denier) exec(hc *notify.HandlerCtx, dirfd, pathAddr, flags uint64) notify.Action {
+	path, err := notify.ReadPath(hc, pathAddr)
+	if err != nil {
+		return errAction(err)
+	}
+	var pfd int
+	if path == "" && flags&unix.AT_EMPTY_PATH != 0 {
+		pfd, err = openProc(hc, procPath(hc.Notif.PID, "fd", strconv.FormatUint(uint64(uint32(dirfd)), 10)))
+	} else {
+		var s start
+		if s, err = locate(hc, dirfd, path); err == nil {
+			nofollow := 0
+			if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
+				nofollow = unix.O_NOFOLLOW
+			}
+			pfd, err = d.openPath(s, nofollow)
+			s.close()
+		}
+	}
+	if err != nil {
+		return errAction(err)
+	}
+	defer unix.Close(pfd)
+	if err := d.checkFD(pfd); err != nil {
+		return errAction(err)
+	}
+	return notify.Continue()
+}
+
+// truncate serves truncate(2) through a checked, reopened descriptor.
+func (d *Denier) truncate(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+	path, err := notify.ReadPath(hc, hc.Notif.Data.Args[0])
+	if err != nil {
+		return errAction(err)
+	}
+	length := int64(hc.Notif.Data.Args[1])
+	if length < 0 {
+		return notify.Errno(unix.EINVAL)
+	}
+	if path == "" {
+		return notify.Errno(unix.ENOENT)
+	}
+	s, err := locate(hc, atFDCWD, path)
+	if err != nil {
+		return errAction(err)
+	}
+	defer s.close()
+	pfd, err := d.openPath(s, 0)
+	if err != nil {
+		return errAction(err)
+	}
+	defer unix.Close(pfd)
+	if err := d.checkFD(pfd); err != nil {
+		return errAction(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return errAction(err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return notify.Errno(unix.EISDIR)
+	case unix.S_IFREG:
+	default:
+		return notify.Errno(unix.EINVAL)
+	}
+	fd, err := d.reopen(pfd, unix.O_WRONLY|unix.O_NONBLOCK)
+	if err != nil {
+		return errAction(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Ftruncate(fd, length); err != nil {
+		return errAction(err)
+	}
+	return notify.ReturnValue(0)
+}
+
+// result answers with the outcome of an operation done on the task's behalf.
+func result(err error) notify.Action {
+	if err != nil {
+		return errAction(err)
+	}
+	return notify.ReturnValue(0)
+}
+
+func (d *Denier) removeHandler(dirfdF, pathF, flagsF argFn) notify.HandlerFunc {
+	return func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+		path, err := notify.ReadPath(hc, pathF(hc))
+		if err != nil {
+			return errAction(err)
+		}
+		pfd, name, err := d.parent(hc, dirfdF(hc), path)
+		if err != nil {
+			return errAction(err)
+		}
+		defer unix.Close(pfd)
+		if err := d.checkEntry(pfd, strings.TrimSuffix(name, "/"), false); err != nil {
+			return errAction(err)
+		}
+		flags := int(flagsF(hc))
+		if derr := d.op.do(func() { err = unix.Unlinkat(pfd, name, flags) }); derr != nil {
+			return errAction(derr)
+		}
+		return result(err)
+	}
+}
+
+func (d *Denier) renameHandler(oldDirF, oldF, newDirF, newF, flagsF argFn) notify.HandlerFunc {
+	return func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+		return d.twoPaths(hc, oldDirF, oldF, newDirF, newF, true, func(p1 int, n1 string, p2 int, n2 string) error {
+			return unix.Renameat2(p1, n1, p2, n2, uint(flagsF(hc)))
+		})
+	}
+}
+
+func (d *Denier) linkHandler(oldDirF, oldF, newDirF, newF, flagsF argFn) notify.HandlerFunc {
+	return func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+		flags := int(flagsF(hc))
+		if flags&unix.AT_EMPTY_PATH != 0 {
+			// Linking an open file by descriptor: check that file.
+			pfd, err := openProc(hc, procPath(hc.Notif.PID, "fd", strconv.FormatUint(uint64(uint32(oldDirF(hc))), 10)))
+			if err != nil {
+				return errAction(err)
+			}
+			err = d.checkFD(pfd)
+			unix.Close(pfd)
+			if err != nil {
+				return errAction(err)
+			}
+		}
+		if flags&unix.AT_SYMLINK_FOLLOW != 0 {
+			// The link will point at the symlink's target: check it too.
+			if path, err := notify.ReadPath(hc, oldF(hc)); err == nil && path != "" {
+				if s, err := locate(hc, oldDirF(hc), path); err == nil {
+					pfd, err := d.openPath(s, 0)
+					s.close()
+					if err == nil {
+						err = d.checkFD(pfd)
+						unix.Close(pfd)
+						if err != nil {
+							return errAction(err)
+						}
+					}
+				}
+			}
+		}
+		return d.twoPaths(hc, oldDirF, oldF, newDirF, newF, true, func(p1 int, n1 string, p2 int, n2 string) error {
+			return unix.Linkat(p1, n1, p2, n2, flags&^unix.AT_EMPTY_PATH)
+		})
+	}
+}
+
+// twoPaths resolves and checks both paths of a rename or link, then runs op
+// on a confined helper thread.
+func (d *Denier) twoPaths(hc *notify.HandlerCtx, oldDirF, oldF, newDirF, newF argFn, moving bool, op func(int, string, int, string) error) notify.Action {
+	oldPath, err := notify.ReadPath(hc, oldF(hc))
+	if err != nil {
+		return errAction(err)
+	}
+	newPath, err := notify.ReadPath(hc, newF(hc))
+	if err != nil {
+		return errAction(err)
+	}
+	p1, n1, err := d.parent(hc, oldDirF(hc), oldPath)
+	if err != nil {
+		return errAction(err)
+	}
+	defer unix.Close(p1)
+	p2, n2, err := d.parent(hc, newDirF(hc), newPath)
+	if err != nil {
+		return errAction(err)
+	}
+	defer unix.Close(p2)
+	if err := d.checkEntry(p1, strings.TrimSuffix(n1, "/"), moving); err != nil {
+		return errAction(err)
+	}
+	if err := d.checkEntry(p2, strings.TrimSuffix(n2, "/"), moving); err != nil {
+		return errAction(err)
+	}
+	if derr := d.op.do(func() { err = op(p1, n1, p2, n2) }); derr != nil {
+		return errAction(derr)
+	}
+	return result(err)
+}
+
+// createFn creates name in dir with the given permission bits, already
+// masked with the task's umask.
+type createFn func(hc *notify.HandlerCtx, dir int, name string, umask uint32) error
+
+func mkdir(modeF argFn) createFn {
+	return func(hc *notify.HandlerCtx, dir int, name string, umask uint32) error {
+		return unix.Mkdirat(dir, name, uint32(modeF(hc))&^umask)
+	}
+}
+
+func mknod(modeF, devF argFn) createFn {
+	return func(hc *notify.HandlerCtx, dir int, name string, umask uint32) error {
+		mode := uint32(modeF(hc))
+		perm := mode & 0o7777 &^ umask
+		return unix.Mknodat(dir, name, mode&^0o7777|perm, int(devF(hc)))
+	}
+}
+
+func (d *Denier) createHandler(dirfdF, pathF argFn, create createFn) notify.HandlerFunc {
+	return func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+		path, err := notify.ReadPath(hc, pathF(hc))
+		if err != nil {
+			return errAction(err)
+		}
+		pfd, name, err := d.parent(hc, dirfdF(hc), path)
+		if err != nil {
+			return errAction(err)
+		}
+		defer unix.Close(pfd)
+		if err := d.checkEntry(pfd, strings.TrimSuffix(name, "/"), false); err != nil {
+			return errAction(err)
+		}
+		umask := umaskOf(hc.Notif.PID)
+		if derr := d.op.do(func() { err = create(hc, pfd, name, umask) }); derr != nil {
+			return errAction(derr)
+		}
+		return result(err)
+	}
+}
+
+func (d *Denier) symlinkHandler(targetF, dirfdF, pathF argFn) notify.HandlerFunc {
+	return func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+		// What a symlink points at is not checked: following it later is.
+		target, err := notify.ReadPath(hc, targetF(hc))
+		if err != nil {
+			return errAction(err)
+		}
+		path, err := notify.ReadPath(hc, pathF(hc))
+		if err != nil {
+			return errAction(err)
+		}
+		pfd, name, err := d.parent(hc, dirfdF(hc), path)
+		if err != nil {
+			return errAction(err)
+		}
+		defer unix.Close(pfd)
+		if err := d.checkEntry(pfd, strings.TrimSuffix(name, "/"), false); err != nil {
+			return errAction(err)
+		}
+		if derr := d.op.do(func() { err = unix.Symlinkat(target, pfd, name) }); derr != nil {
+			return errAction(derr)
+		}
+		return result(err)
+	}
+}

@@ -1,0 +1,263 @@
+// Package landlock builds Landlock rulesets and applies them to one thread
+// (the thread that forks the sandboxed program) or to every thread of the
+// process (Confine).
+//
+// It talks to the kernel through golang.org/x/sys/unix directly rather than
+// through go-landlock: sandlock must restrict a single locked OS thread (not
+// the whole process), decide per protection whether a missing kernel feature
+// is an error, a silent skip or never wanted, and narrow the rights of rules
+// on non-directory paths; those are the three things go-landlock's API leaves
+// out, and the kernel interface itself is three small syscalls.
+package landlock
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Filesystem access rights and the ABI that introduced them.
+const (
+	FSExecute    = unix.LANDLOCK_ACCESS_FS_EXECUTE
+	FSWriteFile  = unix.LANDLOCK_ACCESS_FS_WRITE_FILE
+	FSReadFile   = unix.LANDLOCK_ACCESS_FS_READ_FILE
+	FSReadDir    = unix.LANDLOCK_ACCESS_FS_READ_DIR
+	FSRemoveDir  = unix.LANDLOCK_ACCESS_FS_REMOVE_DIR
+	FSRemoveFile = unix.LANDLOCK_ACCESS_FS_REMOVE_FILE
+	FSMakeChar   = unix.LANDLOCK_ACCESS_FS_MAKE_CHAR
+	FSMakeDir    = unix.LANDLOCK_ACCESS_FS_MAKE_DIR
+	FSMakeReg    = unix.LANDLOCK_ACCESS_FS_MAKE_REG
+	FSMakeSock   = unix.LANDLOCK_ACCESS_FS_MAKE_SOCK
+	FSMakeFifo   = unix.LANDLOCK_ACCESS_FS_MAKE_FIFO
+	FSMakeBlock  = unix.LANDLOCK_ACCESS_FS_MAKE_BLOCK
+	FSMakeSym    = unix.LANDLOCK_ACCESS_FS_MAKE_SYM
+	FSRefer      = unix.LANDLOCK_ACCESS_FS_REFER     // ABI 2
+	FSTruncate   = unix.LANDLOCK_ACCESS_FS_TRUNCATE  // ABI 3
+	FSIoctlDev   = unix.LANDLOCK_ACCESS_FS_IOCTL_DEV // ABI 5
+
+	// FSRead is what a read grant allows: run, read files, list directories.
+	FSRead = FSExecute | FSReadFile | FSReadDir
+
+	// fsV1 is every right of ABI 1.
+	fsV1 = FSExecute | FSWriteFile | FSReadFile | FSReadDir | FSRemoveDir | FSRemoveFile |
+		FSMakeChar | FSMakeDir | FSMakeReg | FSMakeSock | FSMakeFifo | FSMakeBlock | FSMakeSym
+
+	// fsFileRights are the rights that mean something on a non-directory;
+	// the kernel refuses a rule on a file that names any other.
+	fsFileRights = FSExecute | FSWriteFile | FSReadFile | FSTruncate | FSIoctlDev
+)
+
+// Network access rights (ABI 4).
+const (
+	NetBindTCP    = unix.LANDLOCK_ACCESS_NET_BIND_TCP
+	NetConnectTCP = unix.LANDLOCK_ACCESS_NET_CONNECT_TCP
+)
+
+// IPC scopes (ABI 6).
+const (
+	ScopeAbstractUnixSocket = unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
+	ScopeSignal             = unix.LANDLOCK_SCOPE_SIGNAL
+)
+
+const ruleNetPort = 2 // LANDLOCK_RULE_NET_PORT
+
+// HandledFS returns every filesystem right the given ABI knows.
+func HandledFS(abi int) uint64 {
+	var r uint64
+	if abi >= 1 {
+		r |= fsV1
+	}
+	if abi >= 2 {
+		r |= FSRefer
+	}
+	if abi >= 3 {
+		r |= FSTruncate
+	}
+	if abi >= 5 {
+		r |= FSIoctlDev
+	}
+	return r
+}
+
+// ABI returns the running kernel's Landlock ABI version. It returns an error
+// saying why when Landlock is unavailable (not built in, or disabled at boot).
+func ABI() (int, error) {
+	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	switch errno {
+	case 0:
+		return int(v), nil
+	case unix.ENOSYS:
+		return 0, errors.New("landlock: not supported by this kernel (ENOSYS)")
+	case unix.EOPNOTSUPP:
+		return 0, errors.New("landlock: supported by this kernel but disabled at boot (EOPNOTSUPP; add landlock to the lsm= list)")
+	default:
+		return 0, fmt.Errorf("landlock: probing the ABI: %w", errno)
+	}
+}
+
+// PathRule grants Access beneath Path (or on Path itself, for a file).
+type PathRule struct {
+	Path   string
+	Access uint64
+}
+
+// PortRule grants Access on a TCP port.
+type PortRule struct {
+	Port   uint16
+	Access uint64
+}
+
+// Config describes a ruleset. Everything handled and not granted is denied.
+type Config struct {
+	ABI        int
+	HandledFS  uint64
+	HandledNet uint64
+	Scoped     uint64
+	Paths      []PathRule
+	Ports      []PortRule
+}
+
+// rulesetAttr is struct landlock_ruleset_attr as of ABI 6; the size passed to
+// the kernel is cut to what the running ABI knows, since the kernel refuses
+// fields it does not know unless they are zero.
+type rulesetAttr struct {
+	handledFS  uint64
+	handledNet uint64
+	scoped     uint64
+}
+
+type pathBeneathAttr struct {
+	allowed  uint64
+	parentFD int32
+}
+
+type netPortAttr struct {
+	allowed uint64
+	port    uint64
+}
+
+// PathError reports a grant on a path that cannot be opened.
+type PathError struct {
+	Path string
+	Err  error
+}
+
+func (e *PathError) Error() string { return fmt.Sprintf("%s: %v", e.Path, e.Err) }
+func (e *PathError) Unwrap() error { return e.Err }
+
+// Ruleset is a built ruleset, ready to restrict threads.
+type Ruleset struct {
+	fd int
+}
+
+// Build creates the ruleset and adds every rule. Rules on paths that do not
+// exist are errors naming the path.
+func (c *Config) Build() (*Ruleset, error) {
+	attr := rulesetAttr{handledFS: c.HandledFS, handledNet: c.HandledNet, scoped: c.Scoped}
+	size := unsafe.Sizeof(attr)
+	switch {
+	case c.ABI < 4:
+		size = 8
+		if attr.handledNet != 0 || attr.scoped != 0 {
+			return nil, fmt.Errorf("landlock: network rules need ABI 4, kernel has %d", c.ABI)
+		}
+	case c.ABI < 6:
+		size = 16
+		if attr.scoped != 0 {
+			return nil, fmt.Errorf("landlock: IPC scoping needs ABI 6, kernel has %d", c.ABI)
+		}
+	}
+	fd, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), size, 0)
+	if errno != 0 {
+		return nil, fmt.Errorf("landlock: creating ruleset: %w", errno)
+	}
+	rs := &Ruleset{fd: int(fd)}
+	for _, p := range c.Paths {
+		if err := rs.addPath(p, c.HandledFS); err != nil {
+			rs.Close()
+			return nil, err
+		}
+	}
+	for _, p := range c.Ports {
+		attr := netPortAttr{allowed: p.Access & c.HandledNet, port: uint64(p.Port)}
+		if attr.allowed == 0 {
+			continue
+		}
+		if _, _, errno := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(rs.fd), ruleNetPort, uintptr(unsafe.Pointer(&attr)), 0, 0, 0); errno != 0 {
+			rs.Close()
+			return nil, fmt.Errorf("landlock: port %d: %w", p.Port, errno)
+		}
+	}
+	return rs, nil
+}
+
+func (rs *Ruleset) addPath(p PathRule, handled uint64) error {
+	fd, err := unix.Open(p.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &PathError{Path: p.Path, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &PathError{Path: p.Path, Err: err}
+	}
+	access := p.Access & handled
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		access &= fsFileRights
+	}
+	if access == 0 {
+		return nil
+	}
+	attr := pathBeneathAttr{allowed: access, parentFD: int32(fd)}
+	if _, _, errno := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(rs.fd), unix.LANDLOCK_RULE_PATH_BENEATH, uintptr(unsafe.Pointer(&attr)), 0, 0, 0); errno != 0 {
+		return &PathError{Path: p.Path, Err: fmt.Errorf("adding landlock rule: %w", errno)}
+	}
+	return nil
+}
+
+// RestrictThread confines the calling OS thread (only it) with the ruleset.
+// The caller must have locked the goroutine to its thread and set
+// PR_SET_NO_NEW_PRIVS on it.
+func (rs *Ruleset) RestrictThread() error {
+	if _, _, errno := unix.RawSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rs.fd), 0, 0); errno != 0 {
+		return fmt.Errorf("landlock: restrict_self: %w", errno)
+	}
+	return nil
+}
+
+// RestrictProcess confines every thread of the calling process: it sets
+// PR_SET_NO_NEW_PRIVS and restricts each thread with the ruleset. It needs a
+// binary built without cgo (syscall.AllThreadsSyscall).
+func (rs *Ruleset) RestrictProcess() error {
+	if _, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); errno != 0 {
+		return fmt.Errorf("landlock: PR_SET_NO_NEW_PRIVS on all threads: %w", errno)
+	}
+	if _, _, errno := syscall.AllThreadsSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(rs.fd), 0, 0); errno != 0 {
+		return fmt.Errorf("landlock: restrict_self on all threads: %w", errno)
+	}
+	return nil
+}
+
+// Close releases the ruleset fd. Threads already restricted stay restricted.
+func (rs *Ruleset) Close() error {
+	if rs.fd < 0 {
+		return nil
+	}
+	err := unix.Close(rs.fd)
+	rs.fd = -1
+	return err
+}
+
+// Exists reports whether path exists, for early validation with the same
+// open the ruleset uses.
+func Exists(path string) error {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &PathError{Path: path, Err: err}
+	}
+	unix.Close(fd)
+	return nil
+}

@@ -1,0 +1,356 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock/internal/seccomp"
+	"github.com/sandlock-go/sandlock/internal/sysnum"
+)
+
+// Config configures a Supervisor.
+type Config struct {
+	// Listener is the seccomp listener fd. The supervisor owns it and closes
+	// it when it stops.
+	Listener int
+	Table    *Table
+	Log      *slog.Logger
+	// KillAll sends sig to every process of the sandbox (KillGroup).
+	KillAll func(sig syscall.Signal)
+	// SlowAfter is how long a handler chain that may block runs before
+	// another receiver is started so other notifications keep flowing.
+	// Zero means a millisecond.
+	SlowAfter time.Duration
+}
+
+// Supervisor serves one sandbox's notifications.
+//
+// One receiver goroutine, locked to its OS thread, blocks in
+// SECCOMP_IOCTL_NOTIF_RECV and runs each notification's handler chain
+// inline: with SYNC_WAKE_UP the kernel hands the notification to it on the
+// notifying task's CPU, which is what makes a round trip cost a few
+// microseconds. A chain that may block (any user handler, some builtins)
+// arms a watchdog; if it is still running after SlowAfter while no other
+// receiver is waiting, the watchdog starts another receiver, so one slow
+// answer never stalls other threads' syscalls. A receiver that finishes while
+// another is waiting retires, so the pool shrinks back to one.
+type Supervisor struct {
+	fd        int
+	table     *Table
+	log       *slog.Logger
+	killAll   func(syscall.Signal)
+	slowAfter time.Duration
+	pollFirst bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	idle     atomic.Int32 // receivers waiting in RECV
+	hungUp   atomic.Bool
+	wg       sync.WaitGroup
+	deferSem chan struct{}
+	done     chan struct{}
+
+	// noDefer holds the syscalls Defer is refused on.
+	noDefer map[int32]bool
+}
+
+// Start starts serving the listener. It returns at once.
+func Start(cfg Config) *Supervisor {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Supervisor{
+		fd:        cfg.Listener,
+		table:     cfg.Table,
+		log:       cfg.Log,
+		killAll:   cfg.KillAll,
+		slowAfter: cfg.SlowAfter,
+		ctx:       ctx,
+		cancel:    cancel,
+		deferSem:  make(chan struct{}, MaxDeferred),
+		done:      make(chan struct{}),
+		noDefer:   make(map[int32]bool),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.slowAfter == 0 {
+		s.slowAfter = time.Millisecond
+	}
+	// Since Linux 6.6 (the release that added SYNC_WAKE_UP) a blocked RECV
+	// returns once every task using the filter is gone; before it, RECV would
+	// block forever then, so poll for POLLHUP first.
+	s.pollFirst = !seccomp.SetSyncWakeUp(s.fd)
+	for _, name := range []string{"execve", "execveat", "clone", "clone3", "fork", "vfork"} {
+		if nr, ok := sysnum.Native().Nr(name); ok {
+			s.noDefer[int32(nr)] = true
+		}
+	}
+	s.wg.Add(1)
+	go s.receive()
+	go func() {
+		s.wg.Wait()
+		unix.Close(s.fd)
+		close(s.done)
+	}()
+	return s
+}
+
+// Done is closed once every task using the filter is gone, every answer has
+// been sent and the listener is closed.
+func (s *Supervisor) Done() <-chan struct{} { return s.done }
+
+// Stop cancels the context handlers and deferred functions see. It does not
+// wait: the supervisor ends when the last task using the filter is gone.
+func (s *Supervisor) Stop() { s.cancel() }
+
+func (s *Supervisor) receive() {
+	defer s.wg.Done()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	watchdog := time.AfterFunc(time.Hour, s.unstall)
+	watchdog.Stop()
+	defer watchdog.Stop()
+
+	var n Notif
+	for {
+		s.idle.Add(1)
+		err := s.recv(&n)
+		s.idle.Add(-1)
+		if err != nil {
+			if s.hungUp.Load() {
+				return
+			}
+			continue
+		}
+		hc := &HandlerCtx{Notif: n, NotifFD: s.fd}
+		quick := s.table.quick(n.Data.Nr)
+		if !quick {
+			watchdog.Reset(s.slowAfter)
+		}
+		a := s.table.dispatch(s.ctx, hc, s.log)
+		if !quick {
+			watchdog.Stop()
+		}
+		s.answer(hc, a)
+		if s.idle.Load() > 0 {
+			return // another receiver is waiting; this one retires
+		}
+	}
+}
+
+// unstall runs when a handler chain has been running for SlowAfter: if no
+// receiver is waiting for the next notification, start one.
+func (s *Supervisor) unstall() {
+	if s.idle.Load() == 0 && !s.hungUp.Load() {
+		s.wg.Add(1)
+		go s.receive()
+	}
+}
+
+// recv reads the next notification. It returns an error when the listener
+// hung up (hungUp is then set) or when a notification vanished before it
+// could be read (its task died).
+func (s *Supervisor) recv(n *Notif) error {
+	if s.pollFirst {
+		for {
+			pfd := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
+			_, err := unix.Poll(pfd, -1)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				s.hungUp.Store(true)
+				return err
+			}
+			if pfd[0].Revents&unix.POLLIN == 0 {
+				s.hungUp.Store(true)
+				return errHungUp
+			}
+			break
+		}
+	}
+	err := seccomp.Recv(s.fd, n)
+	if err == nil {
+		return nil
+	}
+	pfd := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
+	if _, perr := unix.Poll(pfd, 0); perr != nil || pfd[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 && pfd[0].Revents&unix.POLLIN == 0 {
+		s.hungUp.Store(true)
+	}
+	return err
+}
+
+var errHungUp = errors.New("seccomp listener hung up")
+
+// answer sends a's answer to the notification.
+func (s *Supervisor) answer(hc *HandlerCtx, a Action) {
+	id := hc.Notif.ID
+	switch a.kind {
+	case actContinue:
+		s.send(&seccomp.Resp{ID: id, Flags: seccomp.FlagContinue})
+	case actErrno:
+		s.send(&seccomp.Resp{ID: id, Error: -int32(a.errno)})
+	case actReturn:
+		s.send(&seccomp.Resp{ID: id, Val: a.val})
+	case actKillGroup:
+		if s.killAll != nil {
+			s.killAll(a.sig)
+		}
+		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EPERM)})
+	case actInjectFD:
+		defer a.release()
+		src, err := fileFD(a.file)
+		if err == nil {
+			_, err = seccomp.AddFD(s.fd, id, src, a.targetFD, 0, false)
+		}
+		if err != nil {
+			s.injectFailed(id, err)
+			return
+		}
+		s.send(&seccomp.Resp{ID: id, Flags: seccomp.FlagContinue})
+	case actInjectSend:
+		defer a.release()
+		s.injectSend(id, a.file, a.fdFlags, a.onInject)
+	case actInjectBytes:
+		f, err := sealedMemfd(a.content)
+		if err != nil {
+			s.log.Warn("sandlock: building injected file", "err", err)
+			s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EIO)})
+			return
+		}
+		defer f.Close()
+		s.injectSend(id, f, unix.O_CLOEXEC, nil)
+	case actDefer:
+		s.startDeferred(hc, a)
+	default:
+		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EPERM)})
+	}
+}
+
+func (s *Supervisor) injectSend(id uint64, f *os.File, flags uint32, onInject func(int)) {
+	src, err := fileFD(f)
+	if err != nil {
+		s.injectFailed(id, err)
+		return
+	}
+	if onInject == nil {
+		if _, err := seccomp.AddFD(s.fd, id, src, -1, flags, true); err != nil {
+			s.injectFailed(id, err)
+		}
+		return
+	}
+	// Install without answering, report the number, then answer: the task
+	// cannot use the fd before onInject has run.
+	childFD, err := seccomp.AddFD(s.fd, id, src, -1, flags, false)
+	if err != nil {
+		s.injectFailed(id, err)
+		return
+	}
+	onInject(childFD)
+	s.send(&seccomp.Resp{ID: id, Val: int64(childFD)})
+}
+
+// injectFailed fails the syscall whose fd could not be installed: an
+// injection that did not happen must never turn into a Continue.
+func (s *Supervisor) injectFailed(id uint64, err error) {
+	if errors.Is(err, unix.ENOENT) {
+		return // the task is gone
+	}
+	errno := unix.EIO
+	var e unix.Errno
+	if errors.As(err, &e) && (e == unix.EMFILE || e == unix.EBADF) {
+		errno = e
+	}
+	s.send(&seccomp.Resp{ID: id, Error: -int32(errno)})
+}
+
+func (s *Supervisor) send(r *seccomp.Resp) {
+	if err := seccomp.Send(s.fd, r); err != nil && !errors.Is(err, unix.ENOENT) {
+		s.log.Debug("sandlock: answering notification", "id", r.ID, "err", err)
+	}
+}
+
+func (s *Supervisor) startDeferred(hc *HandlerCtx, a Action) {
+	id := hc.Notif.ID
+	if s.noDefer[hc.Notif.Data.Nr] {
+		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EPERM)})
+		return
+	}
+	select {
+	case s.deferSem <- struct{}{}:
+	default:
+		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EAGAIN)})
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() { <-s.deferSem }()
+		next := callDeferred(s.ctx, a.deferred, hc, s.log)
+		if next.kind == actDefer {
+			next = Errno(unix.EIO)
+		}
+		s.answer(hc, next)
+	}()
+}
+
+func callDeferred(ctx context.Context, fn func(context.Context) Action, hc *HandlerCtx, log *slog.Logger) (a Action) {
+	return callHandler(ctx, entry{name: "deferred function", h: HandlerFunc(func(ctx context.Context, _ *HandlerCtx) Action {
+		return fn(ctx)
+	})}, hc, log)
+}
+
+// fileFD returns f's descriptor without switching it to blocking mode, as
+// (*os.File).Fd would.
+func fileFD(f *os.File) (int, error) {
+	if f == nil {
+		return -1, errors.New("sandlock: inject of a nil file")
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := rc.Control(func(u uintptr) { fd = int(u) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
+}
+
+// sealedMemfd returns a rewound memfd holding content, sealed so that
+// nobody can write, grow or shrink it, or change the seals.
+func sealedMemfd(content []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate("sandlock", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "sandlock-memfd")
+	for off := 0; off < len(content); {
+		n, err := unix.Write(fd, content[off:])
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("writing memfd: %w", err)
+		}
+		off += n
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sealing memfd: %w", err)
+	}
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("rewinding memfd: %w", err)
+	}
+	return f, nil
+}

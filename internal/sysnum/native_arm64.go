@@ -1,0 +1,4 @@
+package sysnum
+
+// Native returns the table of the architecture this binary runs on.
+func Native() *Table { return ARM64 }

@@ -1,0 +1,356 @@
+package sandlock
+
+import (
+	"debug/elf"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock/internal/fsdeny"
+	"github.com/sandlock-go/sandlock/internal/landlock"
+	"github.com/sandlock-go/sandlock/internal/policy"
+	"github.com/sandlock-go/sandlock/internal/sandbox"
+	"github.com/sandlock-go/sandlock/internal/sysnum"
+)
+
+// prepared is a validated run, ready to start.
+type prepared struct {
+	spec    sandbox.Spec
+	session *sandbox.Session
+	ruleset *landlock.Ruleset
+	denier  *fsdeny.Denier
+	grants  []string // readable and writable paths, for error hints
+}
+
+// release frees what prepare acquired.
+func (p *prepared) release() {
+	if p.denier != nil {
+		p.denier.Close()
+	}
+	if p.ruleset != nil {
+		p.ruleset.Close()
+	}
+}
+
+func field(name, value string, err error) error {
+	return &policy.FieldError{Field: name, Value: value, Err: err}
+}
+
+// unsupported rejects every field whose feature does not exist yet: a set
+// field is never silently ignored.
+func (s *Sandbox) unsupported() error {
+	checks := []struct {
+		name string
+		set  bool
+	}{
+		{"Workdir", s.Workdir != ""},
+		{"Chroot", s.Chroot != ""},
+		{"FSMount", len(s.FSMount) > 0},
+		{"NetAllow", len(s.NetAllow) > 0},
+		{"NetDeny", len(s.NetDeny) > 0},
+		{"NetAllowBind", len(s.NetAllowBind) > 0},
+		{"NetDenyBind", len(s.NetDenyBind) > 0},
+		{"PortRemap", s.PortRemap},
+		{"HTTPAllow", len(s.HTTPAllow) > 0},
+		{"HTTPDeny", len(s.HTTPDeny) > 0},
+		{"HTTPPorts", len(s.HTTPPorts) > 0},
+		{"HTTPCAFile", s.HTTPCAFile != ""},
+		{"HTTPKeyFile", s.HTTPKeyFile != ""},
+		{"MaxMemory", s.MaxMemory != ""},
+		{"MaxDisk", s.MaxDisk != ""},
+		{"MaxProcesses", s.MaxProcesses != 0},
+		{"MaxCPU", s.MaxCPU != 0},
+		{"MaxOpenFiles", s.MaxOpenFiles != 0},
+		{"CPUCores", len(s.CPUCores) > 0},
+		{"NumCPUs", s.NumCPUs != 0},
+		{"GPUDevices", s.GPUDevices != nil},
+		{"RandomSeed", s.RandomSeed != nil},
+		{"TimeStart", s.TimeStart != ""},
+		{"NoRandomizeMemory", s.NoRandomizeMemory},
+		{"NoHugePages", s.NoHugePages},
+		{"DeterministicDirs", s.DeterministicDirs},
+		{"UID", s.UID != nil},
+		{"GID", s.GID != nil},
+		{"NoCoredump", s.NoCoredump},
+		{"FSStorage", s.FSStorage != ""},
+		{"OnExit", s.OnExit != BranchActionDefault},
+		{"OnError", s.OnError != BranchActionDefault},
+		{"Name", s.Name != ""},
+		{"PolicyFn", s.PolicyFn != nil},
+	}
+	for _, c := range checks {
+		if c.set {
+			return policy.Unsupported(c.name)
+		}
+	}
+	return nil
+}
+
+// checkStrings rejects NUL bytes in every string the run uses.
+func (s *Sandbox) checkStrings(cmd []string) error {
+	lists := map[string][]string{
+		"FSReadable": s.FSReadable, "FSWritable": s.FSWritable, "FSDenied": s.FSDenied,
+		"ExtraAllowSyscalls": s.ExtraAllowSyscalls, "ExtraDenySyscalls": s.ExtraDenySyscalls,
+		"command": cmd, "Cwd": {s.Cwd},
+	}
+	for k, v := range s.Env {
+		lists["Env"] = append(lists["Env"], k, v)
+	}
+	for name, list := range lists {
+		for _, v := range list {
+			if strings.IndexByte(v, 0) >= 0 {
+				return field(name, strings.ReplaceAll(v, "\x00", `\0`), ErrInvalidString)
+			}
+		}
+	}
+	for k := range s.Env {
+		if k == "" || strings.IndexByte(k, '=') >= 0 {
+			return field("Env", k, errors.New("variable names must be non-empty and hold no '='"))
+		}
+	}
+	return nil
+}
+
+// postures resolves AllowDegraded and Disable.
+func (s *Sandbox) postures() (landlock.Postures, error) {
+	var ps landlock.Postures
+	for _, p := range s.AllowDegraded {
+		if err := ps.Set(p, landlock.Degradable); err != nil {
+			return ps, field("AllowDegraded", p.String(), err)
+		}
+	}
+	for _, p := range s.Disable {
+		if err := ps.Set(p, landlock.Disabled); err != nil {
+			return ps, field("Disable", p.String(), err)
+		}
+	}
+	return ps, nil
+}
+
+// landlockConfig validates the filesystem grants and builds the ruleset
+// configuration for this kernel.
+func (s *Sandbox) landlockConfig(abi int) (*landlock.Config, error) {
+	ps, err := s.postures()
+	if err != nil {
+		return nil, err
+	}
+	status, err := ps.Resolve(abi)
+	if err != nil {
+		return nil, &policy.FieldError{Field: "AllowDegraded", Err: err}
+	}
+	handledFS, handledNet, scoped := landlock.Masks(abi, status)
+	cfg := &landlock.Config{ABI: abi, HandledFS: handledFS, HandledNet: handledNet, Scoped: scoped}
+	for _, p := range s.FSReadable {
+		if err := landlock.Exists(p); err != nil {
+			return nil, field("FSReadable", p, errors.Unwrap(err))
+		}
+		cfg.Paths = append(cfg.Paths, landlock.PathRule{Path: p, Access: landlock.FSRead})
+	}
+	for _, p := range s.FSWritable {
+		if err := landlock.Exists(p); err != nil {
+			return nil, field("FSWritable", p, errors.Unwrap(err))
+		}
+		cfg.Paths = append(cfg.Paths, landlock.PathRule{Path: p, Access: handledFS})
+	}
+	return cfg, nil
+}
+
+// environ builds the program's environment.
+func (s *Sandbox) environ() []string {
+	env := map[string]string{}
+	keep := func(k string) bool {
+		if !s.CleanEnv {
+			return true
+		}
+		switch k {
+		case "PATH", "HOME", "USER", "TERM", "LANG":
+			return true
+		}
+		return false
+	}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if keep(k) {
+			env[k] = v
+		}
+	}
+	for k, v := range s.Env {
+		env[k] = v
+	}
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// prepare validates the sandbox and the command and builds everything the
+// run needs. Nothing has started when it returns an error.
+func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (*prepared, error) {
+	if len(cmd) == 0 {
+		return nil, errors.New("sandlock: empty command")
+	}
+	if err := s.checkStrings(cmd); err != nil {
+		return nil, err
+	}
+	if err := s.unsupported(); err != nil {
+		return nil, err
+	}
+	if s.NoSupervisor {
+		if len(s.FSDenied) > 0 {
+			return nil, field("FSDenied", "", errors.New("needs the supervisor, which NoSupervisor turns off"))
+		}
+		if len(handlers) > 0 {
+			return nil, errors.New("sandlock: syscall handlers need the supervisor, which NoSupervisor turns off")
+		}
+	}
+	if s.Cwd != "" {
+		if st, err := os.Stat(s.Cwd); err != nil {
+			return nil, field("Cwd", s.Cwd, errors.Unwrap(err))
+		} else if !st.IsDir() {
+			return nil, field("Cwd", s.Cwd, unix.ENOTDIR)
+		}
+	}
+
+	arch := sysnum.Native()
+	deny, err := policy.DenyList(arch, s.ExtraAllowSyscalls, s.ExtraDenySyscalls)
+	if err != nil {
+		return nil, &policy.FieldError{Field: "ExtraDenySyscalls", Err: err}
+	}
+	denied := map[int]bool{}
+	for _, nr := range deny {
+		denied[nr] = true
+	}
+	clone3, _ := arch.Nr("clone3")
+	for _, h := range handlers {
+		if _, err := CheckSyscall(h.Syscall); err != nil {
+			return nil, err
+		}
+		if denied[int(h.Syscall)] || int(h.Syscall) == clone3 {
+			return nil, &SyscallError{Nr: h.Syscall, Err: ErrDeniedSyscall}
+		}
+		if h.Handler == nil {
+			return nil, &SyscallError{Nr: h.Syscall, Err: errors.New("nil Handler")}
+		}
+	}
+
+	abi, err := landlock.ABI()
+	if err != nil {
+		return nil, fmt.Errorf("sandlock: %w", err)
+	}
+	llcfg, err := s.landlockConfig(abi)
+	if err != nil {
+		return nil, err
+	}
+
+	env := s.environ()
+	path, err := sandbox.LookPath(cmd[0], env)
+	if err != nil {
+		return nil, &sandbox.StepError{Step: "exec " + cmd[0], Err: err}
+	}
+
+	p := &prepared{grants: append(append([]string(nil), s.FSReadable...), s.FSWritable...)}
+	p.ruleset, err = llcfg.Build()
+	if err != nil {
+		var pe *landlock.PathError
+		if errors.As(err, &pe) {
+			return nil, field("FSReadable", pe.Path, pe.Err)
+		}
+		return nil, fmt.Errorf("sandlock: %w", err)
+	}
+
+	p.session = sandbox.NewSession(slog.Default())
+	if len(s.FSDenied) > 0 {
+		p.denier, err = fsdeny.New(fsdeny.Config{Paths: s.FSDenied, Ruleset: p.ruleset, KeepCaps: s.KeepCaps})
+		if err != nil {
+			p.release()
+			return nil, field("FSDenied", "", err)
+		}
+		p.denier.Register(p.session.Table)
+	}
+	for _, h := range handlers {
+		p.session.Table.AddUser(int(h.Syscall), h.Handler)
+	}
+
+	fs := &policy.FilterSpec{Arch: arch, Deny: deny, Notify: p.session.Table.Syscalls()}
+	if s.NoSupervisor {
+		fs.Notify = nil
+	}
+	fp, err := fs.Filter()
+	if err != nil {
+		p.release()
+		return nil, fmt.Errorf("sandlock: %w", err)
+	}
+	prog, err := fp.Compile()
+	if err != nil {
+		p.release()
+		return nil, fmt.Errorf("sandlock: %w", err)
+	}
+
+	dir := ""
+	if s.Cwd != "" {
+		dir = s.Cwd
+	}
+	p.spec = sandbox.Spec{
+		Path:       path,
+		Argv:       cmd,
+		Env:        env,
+		Dir:        dir,
+		Ruleset:    p.ruleset,
+		Filter:     prog,
+		KeepCaps:   s.KeepCaps,
+		Supervised: !s.NoSupervisor,
+	}
+	return p, nil
+}
+
+// execHint explains an exec that Landlock refused: which needed path is
+// outside every grant.
+func (p *prepared) execHint(err error) error {
+	var se *sandbox.StepError
+	if !errors.As(err, &se) || !errors.Is(err, unix.EACCES) || !strings.HasPrefix(se.Step, "exec") {
+		return err
+	}
+	need := []string{p.spec.Path}
+	if f, ferr := elf.Open(p.spec.Path); ferr == nil {
+		for _, prog := range f.Progs {
+			if prog.Type == elf.PT_INTERP {
+				b := make([]byte, prog.Filesz)
+				if _, rerr := prog.ReadAt(b, 0); rerr == nil {
+					need = append(need, strings.TrimRight(string(b), "\x00"))
+				}
+			}
+		}
+		f.Close()
+	}
+	for _, n := range need {
+		if !underAny(n, p.grants) {
+			return fmt.Errorf("%w (%s is outside every readable path: grant it with -r %s)", err, n, filepath.Dir(n))
+		}
+	}
+	return err
+}
+
+// underAny reports whether path is one of roots or below one, following
+// symlinks as the kernel would.
+func underAny(path string, roots []string) bool {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	for _, r := range roots {
+		if real, err := filepath.EvalSymlinks(r); err == nil {
+			r = real
+		}
+		if r == "/" || path == r || strings.HasPrefix(path, strings.TrimSuffix(r, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,337 @@
+package sandlock
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock/internal/policy"
+	"github.com/sandlock-go/sandlock/internal/sandbox"
+)
+
+// Process is a sandboxed program started by Spawn or Popen.
+type Process struct {
+	// The caller's ends of the streams Popen wired StdioPiped; nil otherwise.
+	Stdin  *os.File
+	Stdout *os.File
+	Stderr *os.File
+
+	p    *prepared
+	sess *sandbox.Session
+
+	// tty is the terminal whose foreground the program took, to take back.
+	tty int
+
+	mu       sync.Mutex
+	waited   bool
+	reason   ExitReason // overrides the exit's own reason when sandlock killed it
+	waitOnce sync.Once
+	result   *Result
+}
+
+// Run runs cmd in the sandbox and waits for it, capturing its standard
+// output and error; its standard input is the caller's. When ctx is done
+// the whole sandbox is killed: a passed deadline gives ReasonTimeout, a
+// cancellation ReasonKilled.
+func (s *Sandbox) Run(ctx context.Context, cmd ...string) (*Result, error) {
+	return s.RunWithHandlers(ctx, cmd)
+}
+
+// RunWithHandlers is Run with user syscall handlers in the supervisor. The
+// handlers are validated before anything starts; see SyscallHandler.
+func (s *Sandbox) RunWithHandlers(ctx context.Context, cmd []string, handlers ...SyscallHandler) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	proc, err := s.start(cmd, handlers, Stdio{Stdin: StdioInherit, Stdout: StdioPiped, Stderr: StdioPiped}, false)
+	if err != nil {
+		return nil, err
+	}
+	var stdout, stderr bytes.Buffer
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); io.Copy(&stdout, proc.Stdout) }()
+	go func() { defer wg.Done(); io.Copy(&stderr, proc.Stderr) }()
+	res, err := proc.waitContext(ctx)
+	wg.Wait()
+	proc.Close()
+	if err != nil {
+		return nil, err
+	}
+	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
+	return res, nil
+}
+
+// RunInteractive runs cmd with the caller's standard streams and waits for
+// it. When standard input is a terminal, the program's process group becomes
+// its foreground group for the run. It returns the exit code, or 128+N when
+// the program died of signal N. When ctx is done the sandbox is killed.
+func (s *Sandbox) RunInteractive(ctx context.Context, cmd ...string) (int, error) {
+	return s.RunInteractiveWithHandlers(ctx, cmd)
+}
+
+// RunInteractiveWithHandlers is RunInteractive with user syscall handlers.
+func (s *Sandbox) RunInteractiveWithHandlers(ctx context.Context, cmd []string, handlers ...SyscallHandler) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return -1, err
+	}
+	proc, err := s.start(cmd, handlers, Stdio{}, true)
+	if err != nil {
+		return -1, err
+	}
+	res, err := proc.waitContext(ctx)
+	proc.Close()
+	if err != nil {
+		return -1, err
+	}
+	return res.ShellCode(), nil
+}
+
+// ShellCode is the exit status a shell would report: the exit code, or 128+N
+// for a program that died of signal N.
+func (r *Result) ShellCode() int {
+	if r.ExitCode >= 0 {
+		return r.ExitCode
+	}
+	if r.Signal > 0 {
+		return 128 + r.Signal
+	}
+	return 1
+}
+
+// DryRun would run cmd on a copy-on-write layer and report its changes; it
+// needs Workdir, which is not supported yet.
+func (s *Sandbox) DryRun(ctx context.Context, cmd ...string) (*DryRunResult, error) {
+	if s.Workdir == "" {
+		return nil, &policy.FieldError{Field: "Workdir", Err: errors.New("DryRun requires Workdir")}
+	}
+	return nil, policy.Unsupported("Workdir")
+}
+
+// Spawn starts cmd with the caller's standard streams and returns without
+// waiting.
+func (s *Sandbox) Spawn(cmd ...string) (*Process, error) {
+	return s.start(cmd, nil, Stdio{}, true)
+}
+
+// Popen starts cmd with each standard stream wired as stdio says and returns
+// without waiting. For each StdioPiped stream the Process holds the caller's
+// end. As with os/exec: close Stdin and drain Stdout and Stderr, or a program
+// that reads to EOF or fills a pipe never exits; Wait closes Stdin for you.
+func (s *Sandbox) Popen(stdio Stdio, cmd ...string) (*Process, error) {
+	for _, m := range []StdioMode{stdio.Stdin, stdio.Stdout, stdio.Stderr} {
+		if m > StdioNull {
+			return nil, fmt.Errorf("sandlock: invalid StdioMode %d", uint32(m))
+		}
+	}
+	return s.start(cmd, nil, stdio, stdio == Stdio{})
+}
+
+// start prepares and starts a run. foreground lets the program take the
+// terminal when all its streams are the caller's and stdin is a terminal.
+func (s *Sandbox) start(cmd []string, handlers []SyscallHandler, stdio Stdio, foreground bool) (*Process, error) {
+	p, err := s.prepare(cmd, handlers)
+	if err != nil {
+		return nil, err
+	}
+	proc := &Process{p: p, sess: p.session, tty: -1}
+	var childEnds []*os.File
+	defer func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+	}()
+	files := make([]*os.File, 3)
+	std := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	modes := []StdioMode{stdio.Stdin, stdio.Stdout, stdio.Stderr}
+	for i, m := range modes {
+		switch m {
+		case StdioInherit:
+			files[i] = std[i]
+		case StdioNull:
+			f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			if err != nil {
+				proc.closeStreams()
+				p.release()
+				return nil, fmt.Errorf("sandlock: %w", err)
+			}
+			childEnds = append(childEnds, f)
+			files[i] = f
+		case StdioPiped:
+			r, w, err := os.Pipe()
+			if err != nil {
+				proc.closeStreams()
+				p.release()
+				return nil, fmt.Errorf("sandlock: %w", err)
+			}
+			if i == 0 {
+				proc.Stdin, files[i] = w, r
+				childEnds = append(childEnds, r)
+			} else {
+				files[i] = w
+				childEnds = append(childEnds, w)
+				if i == 1 {
+					proc.Stdout = r
+				} else {
+					proc.Stderr = r
+				}
+			}
+		}
+	}
+	p.spec.Files = files
+	if foreground && isTerminal(int(os.Stdin.Fd())) {
+		p.spec.Foreground = true
+		p.spec.ForegroundTTY = int(os.Stdin.Fd())
+		proc.tty = int(os.Stdin.Fd())
+	}
+	if err := p.session.Start(&p.spec); err != nil {
+		proc.closeStreams()
+		p.release()
+		return nil, p.execHint(fmt.Errorf("sandlock: %w", err))
+	}
+	return proc, nil
+}
+
+func isTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
+}
+
+// Pid returns the program's pid (the leader of its process group).
+func (p *Process) Pid() int { return p.sess.Pid() }
+
+// Wait waits until the program has exited and nothing of the sandbox is
+// left running, and returns how it ended. It closes a piped Stdin first. A
+// second Wait returns ErrNotRunning.
+func (p *Process) Wait() (*Result, error) {
+	p.mu.Lock()
+	if p.waited {
+		p.mu.Unlock()
+		return nil, ErrNotRunning
+	}
+	p.waited = true
+	stdin := p.Stdin
+	p.mu.Unlock()
+	if stdin != nil {
+		stdin.Close()
+	}
+	return p.collect(), nil
+}
+
+// waitContext waits, killing the sandbox when ctx is done first.
+func (p *Process) waitContext(ctx context.Context) (*Result, error) {
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() {
+			reason := ReasonKilled
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				reason = ReasonTimeout
+			}
+			p.kill(reason)
+		})
+		defer stop()
+	}
+	return p.Wait()
+}
+
+// collect waits for the end once and builds the Result.
+func (p *Process) collect() *Result {
+	p.waitOnce.Do(func() {
+		ws := p.sess.Wait()
+		p.p.release()
+		p.restoreForeground()
+		r := &Result{ExitCode: -1, Signal: -1}
+		switch {
+		case ws.Exited():
+			r.ExitCode = ws.ExitStatus()
+			r.Reason = ReasonExited
+			r.Success = r.ExitCode == 0
+		case ws.Signaled():
+			r.Signal = int(ws.Signal())
+			r.Reason = ReasonSignaled
+		}
+		p.mu.Lock()
+		if p.reason != ReasonExited && !ws.Exited() {
+			r.Reason = p.reason
+		}
+		p.mu.Unlock()
+		p.result = r
+	})
+	return p.result
+}
+
+// restoreForeground gives the terminal back to the caller's process group.
+func (p *Process) restoreForeground() {
+	if p.tty < 0 {
+		return
+	}
+	// The caller is a background group now: tcsetpgrp would stop it with
+	// SIGTTOU unless the signal is ignored for the call.
+	signal.Ignore(syscall.SIGTTOU)
+	unix.IoctlSetPointerInt(p.tty, unix.TIOCSPGRP, unix.Getpgrp())
+	signal.Reset(syscall.SIGTTOU)
+}
+
+// Pause stops every process of the sandbox (SIGSTOP).
+func (p *Process) Pause() error { return p.signal(syscall.SIGSTOP) }
+
+// Resume continues every process of the sandbox (SIGCONT).
+func (p *Process) Resume() error { return p.signal(syscall.SIGCONT) }
+
+// Signal sends sig to every process of the sandbox.
+func (p *Process) Signal(sig syscall.Signal) error { return p.signal(sig) }
+
+func (p *Process) signal(sig syscall.Signal) error {
+	if err := p.sess.Signal(sig); err != nil {
+		return ErrNotRunning
+	}
+	return nil
+}
+
+// Kill kills every process of the sandbox. Killing a sandbox that already
+// ended is not an error.
+func (p *Process) Kill() error {
+	p.kill(ReasonKilled)
+	return nil
+}
+
+func (p *Process) kill(reason ExitReason) {
+	p.mu.Lock()
+	if p.reason == ReasonExited {
+		p.reason = reason
+	}
+	p.mu.Unlock()
+	p.sess.Kill()
+}
+
+// Ports returns the virtual-to-real port mappings of PortRemap, which is not
+// supported yet: always empty.
+func (p *Process) Ports() (map[int]int, error) { return map[int]int{}, nil }
+
+// Close closes the caller's pipe ends and, if the sandbox still runs, kills
+// it and waits for it to end. It is safe to call more than once.
+func (p *Process) Close() error {
+	p.closeStreams()
+	select {
+	case <-p.sess.Ended():
+	default:
+		p.kill(ReasonKilled)
+	}
+	p.collect()
+	return nil
+}
+
+func (p *Process) closeStreams() {
+	for _, f := range []*os.File{p.Stdin, p.Stdout, p.Stderr} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
