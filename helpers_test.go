@@ -15,7 +15,7 @@ import (
 )
 
 // systemRead is what a program needs to be loaded and run.
-var systemRead = []string{"/usr", "/lib", "/lib64", "/bin", "/etc"}
+var systemRead = []string{"/usr", "/lib", "/lib64", "/bin", "/etc", "/dev/null"}
 
 // python is the interpreter tests run inside sandboxes (PATH's python3 may
 // be a shim outside the grants).

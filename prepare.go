@@ -1,7 +1,9 @@
 package sandlock
 
 import (
+	"crypto/rand"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -220,13 +222,22 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (*prepared, e
 	}
 
 	arch := sysnum.Native()
-	deny, err := policy.DenyList(arch, s.ExtraAllowSyscalls, s.ExtraDenySyscalls)
+	blocklist := policy.DefaultBlocklist
+	if s.NoSupervisor {
+		blocklist = policy.NoSupervisorBlocklist
+	}
+	deny, err := policy.DenyList(arch, blocklist, s.ExtraAllowSyscalls, s.ExtraDenySyscalls)
 	if err != nil {
-		return nil, &policy.FieldError{Field: "ExtraDenySyscalls", Err: err}
+		return nil, err
 	}
 	denied := map[int]bool{}
 	for _, nr := range deny {
 		denied[nr] = true
+	}
+	for _, name := range sandbox.ChildStageSyscalls {
+		if nr, ok := arch.Nr(name); ok && denied[nr] {
+			return nil, field("ExtraDenySyscalls", name, errors.New("cannot be denied: sandlock's child stage makes it between fork and exec, so the program could never start"))
+		}
 	}
 	clone3, _ := arch.Nr("clone3")
 	for _, h := range handlers {
@@ -279,7 +290,13 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (*prepared, e
 		p.session.Table.AddUser(int(h.Syscall), h.Handler)
 	}
 
-	fs := &policy.FilterSpec{Arch: arch, Deny: deny, Notify: p.session.Table.Syscalls()}
+	var secret [8]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		p.release()
+		return nil, fmt.Errorf("sandlock: %w", err)
+	}
+	forkSecret := binary.LittleEndian.Uint64(secret[:]) | 1
+	fs := &policy.FilterSpec{Arch: arch, Deny: deny, Notify: p.session.Table.Syscalls(), ForkSecret: forkSecret}
 	if s.NoSupervisor {
 		fs.Notify = nil
 	}
@@ -307,6 +324,7 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (*prepared, e
 		Filter:     prog,
 		KeepCaps:   s.KeepCaps,
 		Supervised: !s.NoSupervisor,
+		ForkSecret: uintptr(forkSecret),
 	}
 	return p, nil
 }

@@ -1,3 +1,12 @@
+// The runtime's cgroup-aware GOMAXPROCS keeps the cgroup's CPU limit files
+// open for the whole run, on the lowest free fds (3 and 4 in a process
+// started with only the standard streams). They would make an fd the caller
+// did not pass, such as a closed --status-fd, look open, and sandlock would
+// then write the status into the runtime's file. Sandlock does not need
+// the feature: with it off the runtime closes those files during start-up.
+//
+//go:debug containermaxprocs=0
+
 // Command sandlock runs a program confined by Landlock, seccomp and a
 // notification supervisor. Its flags follow upstream Sandlock's CLI.
 //

@@ -79,7 +79,9 @@ func (f *runFlags) sandbox() (*sandlock.Sandbox, error) {
 	for _, kv := range f.env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, usageError{fmt.Errorf("--env %q: expected KEY=VALUE", kv)}
+			// A policy error (exit 1), as in upstream and as the library
+			// treats a bad Env: the flag was given its value.
+			return nil, fmt.Errorf("--env %q: expected KEY=VALUE", kv)
 		}
 		if sb.Env == nil {
 			sb.Env = map[string]string{}

@@ -17,6 +17,7 @@ package filter
 
 import (
 	"fmt"
+	"math"
 	"sort"
 
 	"golang.org/x/net/bpf"
@@ -64,12 +65,13 @@ const (
 	AnyBit
 )
 
-// Test is a test on the low 32 bits of one syscall argument. Only the low
-// half is read: every argument sandlock tests is an int or a flag word whose
-// meaningful bits all lie there, and the kernel truncates int arguments, so a
-// caller cannot dodge a test by setting the high half.
+// Test is a test on 32 bits of one syscall argument: the low half unless
+// High. Flag words and ints have all their meaningful bits in the low half,
+// and the kernel truncates int arguments, so a caller cannot dodge a
+// low-half test by setting the high half.
 type Test struct {
 	Arg   int // 0..5
+	High  bool
 	Op    Op
 	Mask  uint32
 	Value uint32
@@ -122,8 +124,8 @@ func (p *Policy) Compile() ([]unix.SockFilter, error) {
 	rules := append([]Rule(nil), p.Rules...)
 	sort.SliceStable(rules, func(i, j int) bool { return rules[i].Nr < rules[j].Nr })
 	for i := range rules {
-		if rules[i].Nr < 0 {
-			return nil, fmt.Errorf("filter: negative syscall number %d", rules[i].Nr)
+		if rules[i].Nr < 0 || rules[i].Nr > math.MaxUint32 {
+			return nil, fmt.Errorf("filter: syscall number %d out of range", rules[i].Nr)
 		}
 		if i > 0 && rules[i].Nr == rules[i-1].Nr {
 			return nil, fmt.Errorf("filter: syscall %d has two rules", rules[i].Nr)
@@ -167,7 +169,11 @@ func (p *Policy) Compile() ([]unix.SockFilter, error) {
 		for _, c := range r.Conds {
 			nextCond := a.newLabel()
 			for _, t := range c.Tests {
-				a.load(offArgs + 8*uint32(t.Arg))
+				off := offArgs + 8*uint32(t.Arg)
+				if t.High {
+					off += 4
+				}
+				a.load(off)
 				pass := a.newLabel()
 				switch t.Op {
 				case AnyBit:

@@ -14,10 +14,24 @@
 // paths and a program swapping a path component between check and use thus
 // all meet the same check.
 //
-// exec is the exception: it cannot be performed on the program's behalf, so
-// its path is checked and the kernel then resolves it again. A program
-// racing a symlink swap against its own execve can run (not read) a denied
-// executable; this is documented as a limitation.
+// Three exceptions, where the kernel resolves the path again after the
+// check:
+//
+//   - exec cannot be performed on the program's behalf. A program racing a
+//     symlink swap against its own execve can run (not read) a denied
+//     executable; this is documented as a limitation.
+//   - O_PATH opens: the kernel refuses to inject O_PATH descriptors. A
+//     program racing a swap can get an O_PATH descriptor of a denied file,
+//     which reads nothing: every use of it that opens, execs or links goes
+//     through these handlers again.
+//   - absolute paths lexically inside /proc (no ".."), where everything the
+//     kernel walks is procfs, which the program cannot change: the kernel
+//     then opens the program's own /proc/self, with the program's rights.
+//
+// The helper threads' own /proc/self is the supervisor's: a walk that lands
+// in the supervisor's /proc entries through a symlink is mapped to the
+// program's entries, and naming the supervisor's pid is refused (the
+// helpers, in its thread group, could read its environment and memory).
 package fsdeny
 
 import (
@@ -64,12 +78,9 @@ func New(cfg Config) (*Denier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		canon, err := filepath.EvalSymlinks(abs)
+		canon, err := canonical(abs)
 		if err != nil {
-			if !errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("%s: %w", p, err)
-			}
-			canon = abs
+			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		d.trees = append(d.trees, canon)
 		if err := d.collectIDs(canon); err != nil {
@@ -77,6 +88,42 @@ func New(cfg Config) (*Denier, error) {
 		}
 	}
 	return d, nil
+}
+
+// canonical returns the path the kernel would reach for abs: symlinks
+// resolved, also for a path that does not exist yet (its existing ancestor
+// is resolved and the missing names appended; a dangling symlink leads to
+// where it points), since the checks compare canonical paths.
+func canonical(abs string) (string, error) {
+	for hops := 0; ; hops++ {
+		canon, err := filepath.EvalSymlinks(abs)
+		if err == nil {
+			return canon, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		if hops == 40 {
+			return "", unix.ELOOP
+		}
+		dir, name := filepath.Split(abs)
+		if name == "" {
+			return abs, nil
+		}
+		if target, err := os.Readlink(abs); err == nil {
+			// A dangling symlink: follow it.
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(dir, target)
+			}
+			abs = filepath.Clean(target)
+			continue
+		}
+		cdir, err := canonical(filepath.Clean(dir))
+		if err != nil {
+			return "", err
+		}
+		return filepath.Join(cdir, name), nil
+	}
 }
 
 // collectIDs records the identity of a denied file, and of every file in a

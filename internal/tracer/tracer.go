@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -52,45 +53,69 @@ type Tracer struct {
 	procs int          // tasks that are thread-group leaders
 	dying bool         // every task is being killed
 
-	seized   chan struct{} // closed once the root is traced (or tracing failed)
-	seizeErr error
-	rootExit chan Exit // receives the root's status once
-	done     chan struct{}
+	requests   chan int      // the root to seize
+	seized     chan struct{} // closed once the root is traced (or tracing failed)
+	seizeErr   error
+	rootExit   chan Exit // receives the root's status once
+	rootReaped chan struct{}
+	done       chan struct{}
 	// onExit is called (on the tracer's thread) when a process exits.
 	onProcExit func(pid int)
 }
 
-// Config for Start.
+// Config for New.
 type Config struct {
 	// OnProcessExit, if set, is called when a traced process (not thread)
 	// has exited. It must not block.
 	OnProcessExit func(pid int)
 }
 
-// Start seizes root, a child of the calling process, on a dedicated locked
-// OS thread that then follows every task until none is left. It returns
-// once root is traced: after that, no process of the sandbox can escape the
-// tracer. If root exits before it could be seized, Start still succeeds and
-// the exit is reported as usual.
-func Start(root int, cfg Config) (*Tracer, error) {
+// New starts a tracer on a dedicated locked OS thread. It traces nothing
+// until Seize names the sandbox's root; Abandon ends it if there is none.
+func New(cfg Config) *Tracer {
 	t := &Tracer{
-		root:       root,
 		tasks:      make(map[int]task),
 		seized:     make(chan struct{}),
 		rootExit:   make(chan Exit, 1),
+		rootReaped: make(chan struct{}),
 		done:       make(chan struct{}),
 		onProcExit: cfg.OnProcessExit,
+		requests:   make(chan int),
 	}
 	go t.run()
-	<-t.seized
-	if t.seizeErr != nil {
-		return nil, t.seizeErr
-	}
-	return t, nil
+	return t
 }
 
-// Seized is closed once the root is traced.
-func (t *Tracer) Seized() <-chan struct{} { return t.seized }
+// Seize starts tracing root, a child of this process, and returns once it is
+// traced (or could not be). Every descendant root creates afterwards is
+// traced too. Call it while root is stopped, e.g. held in a seccomp
+// notification, so that it cannot create a process before it is traced.
+func (t *Tracer) Seize(root int) error {
+	t.requests <- root
+	<-t.seized
+	return t.seizeErr
+}
+
+// RootReaped tells the tracer that the thread whose child the root is has
+// reaped it (after RootExit delivered its status), so tracing can go on
+// with whatever else is left.
+func (t *Tracer) RootReaped() { close(t.rootReaped) }
+
+// Abandon ends a tracer whose root never appeared.
+func (t *Tracer) Abandon() {
+	close(t.requests)
+	<-t.done
+}
+
+// Seized reports whether the root is traced.
+func (t *Tracer) Seized() bool {
+	select {
+	case <-t.seized:
+		return t.seizeErr == nil
+	default:
+		return false
+	}
+}
 
 // RootExit delivers the root's exit status once.
 func (t *Tracer) RootExit() <-chan Exit { return t.rootExit }
@@ -133,24 +158,41 @@ func (t *Tracer) run() {
 	// only accepted from the tracing thread, and PTRACE_O_EXITKILL fires when
 	// that thread exits.
 	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	defer close(t.done)
 
-	if err := seize(t.root); err != nil {
-		t.seizeFailed(err)
+	root, ok := <-t.requests
+	if !ok {
 		return
 	}
-	t.add(t.root, t.root)
+	t.root = root
+	if err := seize(root); err != nil {
+		t.seizeErr = fmt.Errorf("tracing the sandbox with ptrace: %w (is ptrace restricted on this system, e.g. kernel.yama.ptrace_scope=3?)", err)
+		close(t.seized)
+		return
+	}
+	t.add(root, root)
 	close(t.seized)
 
 	for {
-		var ws unix.WaitStatus
-		tid, err := unix.Wait4(-1, &ws, unix.WALL|wNoThread, nil)
+		// Peek first: the root is the child of another thread of this
+		// process (the forker), which may be waiting for it itself, so its
+		// exit is left for that thread to reap (see RootReaped).
+		tid, ws, err := peek()
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			// ECHILD: no tracee left.
-			break
+			return // ECHILD: no tracee left
+		}
+		if tid == t.root && (ws.Exited() || ws.Signaled()) {
+			t.exited(tid, ws)
+			t.rootExit <- Exit{Status: ws}
+			<-t.rootReaped
+			continue
+		}
+		if _, err := unix.Wait4(tid, &ws, unix.WALL|wNoThread, nil); err != nil {
+			continue
 		}
 		switch {
 		case ws.Exited() || ws.Signaled():
@@ -159,8 +201,39 @@ func (t *Tracer) run() {
 			t.stopped(tid, ws)
 		}
 	}
-	runtime.UnlockOSThread()
 }
+
+// peek returns the next event of a tracee without consuming it.
+func peek() (int, unix.WaitStatus, error) {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WSTOPPED|unix.WNOWAIT|unix.WALL|wNoThread, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	// struct siginfo for SIGCHLD: si_pid at 16, si_status at 24.
+	raw := (*[128]byte)(unsafe.Pointer(&info))
+	pid := int(*(*int32)(unsafe.Pointer(&raw[16])))
+	status := int(*(*int32)(unsafe.Pointer(&raw[24])))
+	var ws unix.WaitStatus
+	switch info.Code {
+	case cldExited:
+		ws = unix.WaitStatus(status << 8)
+	case cldKilled:
+		ws = unix.WaitStatus(status)
+	case cldDumped:
+		ws = unix.WaitStatus(status | 0x80)
+	default:
+		ws = unix.WaitStatus(status<<8 | 0x7f) // stopped; details come from wait4
+	}
+	return pid, ws, nil
+}
+
+// si_code values of SIGCHLD.
+const (
+	cldExited = 1
+	cldKilled = 2
+	cldDumped = 3
+)
 
 func seize(pid int) error {
 	_, _, errno := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(pid), 0, options, 0, 0)
@@ -168,27 +241,6 @@ func seize(pid int) error {
 		return errno
 	}
 	return nil
-}
-
-// seizeFailed handles a root that could not be traced. If it had simply
-// exited already, that is a normal (if quick) run; otherwise tracing is not
-// permitted here, and the root must not run untraced.
-func (t *Tracer) seizeFailed(err error) {
-	unix.Kill(t.root, unix.SIGKILL)
-	var ws unix.WaitStatus
-	for {
-		_, werr := unix.Wait4(t.root, &ws, unix.WALL, nil)
-		if werr == unix.EINTR {
-			continue
-		}
-		break
-	}
-	if ws.Signaled() && ws.Signal() == unix.SIGKILL {
-		t.seizeErr = fmt.Errorf("tracing the sandbox with ptrace: %w (is ptrace restricted on this system, e.g. kernel.yama.ptrace_scope=3?)", err)
-	} else {
-		t.rootExit <- Exit{Status: ws}
-	}
-	close(t.seized)
 }
 
 func (t *Tracer) add(tid, tgid int) {
@@ -220,7 +272,6 @@ func (t *Tracer) exited(tid int, ws unix.WaitStatus) {
 		t.onProcExit(tid)
 	}
 	if tid == t.root {
-		t.rootExit <- Exit{Status: ws}
 		// Whatever the root leaves behind goes with it.
 		t.KillAll()
 	}

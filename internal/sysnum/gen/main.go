@@ -20,6 +20,9 @@ import (
 
 var archs = []string{"amd64", "arm64"}
 
+// notSyscalls are SYS_ constants that mark ranges rather than name syscalls.
+var notSyscalls = map[string]bool{"arch_specific_syscall": true}
+
 var constLine = regexp.MustCompile(`^\s*SYS_([A-Z0-9_]+)\s*=\s*(\d+)\s*$`)
 
 func main() {
@@ -74,7 +77,11 @@ func parse(path string) ([]entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		entries = append(entries, entry{strings.ToLower(m[1]), nr})
+		name := strings.ToLower(m[1])
+		if notSyscalls[name] {
+			continue
+		}
+		entries = append(entries, entry{name, nr})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
