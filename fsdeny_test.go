@@ -30,6 +30,7 @@ import (
 //	root/sld                symlink to secret
 type fsTree struct {
 	root, pub, secret string
+	deepLinks         uint64 // links of secret/sub/d.txt the test made itself
 }
 
 func newFSTree(t *testing.T) fsTree {
@@ -94,7 +95,7 @@ func (f fsTree) intact(t *testing.T) {
 	hostFile(t, filepath.Join(f.secret, "s.txt"), "SECRET")
 	hostFile(t, filepath.Join(f.secret, "sub/d.txt"), "DEEP")
 	hostFile(t, filepath.Join(f.root, "hl"), "SECRET")
-	for name, want := range map[string]uint64{"s.txt": 2, "sub/d.txt": 1} {
+	for name, want := range map[string]uint64{"s.txt": 2, "sub/d.txt": 1 + f.deepLinks} {
 		var st unix.Stat_t
 		if err := unix.Stat(filepath.Join(f.secret, name), &st); err != nil || st.Nlink != want {
 			t.Errorf("secret/%s: nlink %d (%v), want %d (a new hard link to it was made)", name, st.Nlink, err, want)
@@ -173,7 +174,7 @@ func fsRun(t *testing.T, sb *sandlock.Sandbox, cmd ...string) *sandlock.Result {
 	proc, err := sb.Popen(sandlock.Stdio{Stdin: sandlock.StdioInherit, Stdout: sandlock.StdioPiped, Stderr: sandlock.StdioPiped}, cmd...)
 	debug.SetGCPercent(gc)
 	if err != nil {
-		t.Fatalf("Popen(%q): %v", cmd, err)
+		t.Fatalf("starting %s: %v", cmd[0], err)
 	}
 	kill := time.AfterFunc(60*time.Second, func() { proc.Kill() })
 	defer kill.Stop()
@@ -186,7 +187,7 @@ func fsRun(t *testing.T, sb *sandlock.Sandbox, cmd ...string) *sandlock.Result {
 	res, err := proc.Wait()
 	proc.Close()
 	if err != nil {
-		t.Fatalf("Wait(%q): %v", cmd, err)
+		t.Fatalf("waiting for %s: %v", cmd[0], err)
 	}
 	res.Stdout, res.Stderr = stdout, stderr
 	return res
@@ -660,6 +661,7 @@ func TestFSDenyHardlinkMadeBeforeRun(t *testing.T) {
 	for _, denyFile := range []bool{false, true} {
 		f := newFSTree(t)
 		must(t, os.Link(filepath.Join(f.secret, "sub/d.txt"), filepath.Join(f.pub, "deep-link")))
+		f.deepLinks = 1
 		deny := f.secret
 		if denyFile {
 			deny = filepath.Join(f.secret, "sub/d.txt")
@@ -1252,14 +1254,21 @@ def loop(name, link, fn, allowed, n=2000):
     ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        i = 0
-        tmp = P("pub", ".tmp-" + link)
-        while True:
-            os.symlink(LINKS[link][i % 2], tmp)
-            os.rename(tmp, P("pub", link))
-            i += 1
-            if i == 2:
-                os.write(ready_w, b"x")
+        try:
+            i = 0
+            tmp = P("pub", ".tmp-" + link)
+            while True:
+                try:
+                    os.unlink(tmp)  # left by a flipper killed mid-flip
+                except FileNotFoundError:
+                    pass
+                os.symlink(LINKS[link][i % 2], tmp)
+                os.rename(tmp, P("pub", link))
+                i += 1
+                if i == 2:
+                    os.write(ready_w, b"x")
+        finally:
+            os._exit(1)
     os.read(ready_r, 1)  # the flipper is running
     seen = {}
     for _ in range(n):

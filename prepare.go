@@ -1,8 +1,6 @@
 package sandlock
 
 import (
-	"crypto/rand"
-	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -290,13 +288,7 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (*prepared, e
 		p.session.Table.AddUser(int(h.Syscall), h.Handler)
 	}
 
-	var secret [8]byte
-	if _, err := rand.Read(secret[:]); err != nil {
-		p.release()
-		return nil, fmt.Errorf("sandlock: %w", err)
-	}
-	forkSecret := binary.LittleEndian.Uint64(secret[:]) | 1
-	fs := &policy.FilterSpec{Arch: arch, Deny: deny, Notify: p.session.Table.Syscalls(), ForkSecret: forkSecret}
+	fs := &policy.FilterSpec{Arch: arch, Deny: deny, Notify: p.session.Table.Syscalls()}
 	if s.NoSupervisor {
 		fs.Notify = nil
 	}
@@ -324,7 +316,6 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (*prepared, e
 		Filter:     prog,
 		KeepCaps:   s.KeepCaps,
 		Supervised: !s.NoSupervisor,
-		ForkSecret: uintptr(forkSecret),
 	}
 	return p, nil
 }
@@ -337,16 +328,8 @@ func (p *prepared) execHint(err error) error {
 		return err
 	}
 	need := []string{p.spec.Path}
-	if f, ferr := elf.Open(p.spec.Path); ferr == nil {
-		for _, prog := range f.Progs {
-			if prog.Type == elf.PT_INTERP {
-				b := make([]byte, prog.Filesz)
-				if _, rerr := prog.ReadAt(b, 0); rerr == nil {
-					need = append(need, strings.TrimRight(string(b), "\x00"))
-				}
-			}
-		}
-		f.Close()
+	if interp := elfInterp(p.spec.Path); interp != "" {
+		need = append(need, interp)
 	}
 	for _, n := range need {
 		if !underAny(n, p.grants) {
@@ -354,6 +337,46 @@ func (p *prepared) execHint(err error) error {
 		}
 	}
 	return err
+}
+
+// elfInterp returns the program interpreter (PT_INTERP) of a 64-bit
+// little-endian ELF file, or "" if it has none or is not one. (debug/elf
+// would do, at the price of start-up time for every run.)
+func elfInterp(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var hdr [64]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil || string(hdr[:4]) != "\x7fELF" || hdr[4] != 2 || hdr[5] != 1 {
+		return ""
+	}
+	le := binary.LittleEndian
+	phoff, phentsize, phnum := le.Uint64(hdr[32:]), int64(le.Uint16(hdr[54:])), int64(le.Uint16(hdr[56:]))
+	if phentsize < 56 {
+		return ""
+	}
+	ph := make([]byte, 56)
+	for i := int64(0); i < min(phnum, 64); i++ {
+		if _, err := f.ReadAt(ph, int64(phoff)+i*phentsize); err != nil {
+			return ""
+		}
+		const ptInterp = 3
+		if le.Uint32(ph) != ptInterp {
+			continue
+		}
+		off, size := le.Uint64(ph[8:]), le.Uint64(ph[32:])
+		if size == 0 || size > unix.PathMax {
+			return ""
+		}
+		b := make([]byte, size)
+		if _, err := f.ReadAt(b, int64(off)); err != nil {
+			return ""
+		}
+		return strings.TrimRight(string(b), "\x00")
+	}
+	return ""
 }
 
 // underAny reports whether path is one of roots or below one, following

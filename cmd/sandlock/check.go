@@ -5,23 +5,24 @@ import (
 	"io"
 	"runtime"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sandlock-go/sandlock"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/seccomp"
 )
 
-func checkCommand(stdout io.Writer) *cobra.Command {
-	return &cobra.Command{
-		Use:   "check",
-		Short: "Report what this kernel supports",
-		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, args []string) error {
-			check(stdout)
-			return nil
-		},
+// checkMain is `sandlock check`.
+func checkMain(args []string, stdout, stderr io.Writer) error {
+	fl := pflag.NewFlagSet("sandlock check", pflag.ContinueOnError)
+	if err := parseFlags(fl, args, stderr); err != nil {
+		return err
 	}
+	if fl.NArg() > 0 {
+		return usageError{fmt.Errorf("check takes no arguments")}
+	}
+	check(stdout)
+	return nil
 }
 
 func check(w io.Writer) {

@@ -22,7 +22,7 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/policy"
@@ -61,20 +61,38 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
+// command is one subcommand of the CLI.
+type command struct {
+	name, summary string
+	run           func(args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"run", "run a command in a sandbox", runMain},
+		{"check", "report what this kernel supports", checkMain},
+	}
+}
+
 // Main runs the CLI and returns its exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	root := &cobra.Command{
-		Use:           "sandlock",
-		Short:         "Run programs confined by Landlock, seccomp and a syscall supervisor",
-		SilenceUsage:  true,
-		SilenceErrors: true,
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
 	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(runCommand(stderr), checkCommand(stdout))
-	root.SetArgs(args)
-	err := root.Execute()
+	var err error
+	switch name := args[0]; name {
+	case "-h", "--help", "help":
+		usage(stdout)
+		return 0
+	default:
+		err = usageError{fmt.Errorf("unknown command %q (run sandlock --help for the list)", name)}
+		for _, c := range commands() {
+			if c.name == name {
+				err = c.run(args[1:], stdout, stderr)
+			}
+		}
+	}
 	if err == nil {
 		return 0
 	}
@@ -82,15 +100,39 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
 	fmt.Fprintln(stderr, message(err))
 	var ue usageError
 	switch {
-	case errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "accepts "):
+	case errors.As(err, &ue):
 		return exitUsage
 	case isStepError(err):
 		return exitSetup
 	}
 	return exitPolicy
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "sandlock runs programs confined by Landlock, seccomp and a syscall supervisor.")
+	fmt.Fprintln(w, "\nUsage: sandlock COMMAND [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'sandlock COMMAND --help' for a command's flags.")
+}
+
+// parseFlags parses a subcommand's flags; errors are usage errors.
+func parseFlags(fs *pflag.FlagSet, args []string, out io.Writer) error {
+	fs.SetOutput(out)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	return nil
 }
 
 func isStepError(err error) bool {

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock"
@@ -32,17 +32,14 @@ type runFlags struct {
 	noSupervisor, keepCaps bool
 }
 
-func runCommand(stderr io.Writer) *cobra.Command {
+// runMain is `sandlock run`.
+func runMain(args []string, stdout, stderr io.Writer) error {
 	var f runFlags
-	cmd := &cobra.Command{
-		Use:   "run [flags] -- COMMAND [ARGS...]",
-		Short: "Run a command in a sandbox",
-		Args:  cobra.ArbitraryArgs,
-		RunE: func(c *cobra.Command, args []string) error {
-			return f.run(c, args, stderr)
-		},
+	fl := pflag.NewFlagSet("sandlock run", pflag.ContinueOnError)
+	fl.Usage = func() {
+		fmt.Fprintln(fl.Output(), "Usage: sandlock run [flags] -- COMMAND [ARGS...]\n\nFlags:")
+		fl.PrintDefaults()
 	}
-	fl := cmd.Flags()
 	fl.SetInterspersed(false)
 	fl.StringArrayVarP(&f.read, "fs-read", "r", nil, "grant read and execute beneath `PATH` (repeatable)")
 	fl.StringArrayVarP(&f.write, "fs-write", "w", nil, "grant read and write beneath `PATH` (repeatable)")
@@ -60,7 +57,10 @@ func runCommand(stderr io.Writer) *cobra.Command {
 	fl.StringArrayVar(&f.disable, "disable", nil, "never enforce protection `PROT` (repeatable)")
 	fl.BoolVar(&f.noSupervisor, "no-supervisor", false, "Landlock and a deny-only filter, no supervisor (to run sandlock inside)")
 	fl.BoolVar(&f.keepCaps, "keep-caps", false, "keep the caller's capabilities in the command")
-	return cmd
+	if err := parseFlags(fl, args, stderr); err != nil {
+		return err
+	}
+	return f.run(fl.Args(), stderr)
 }
 
 // sandbox builds the library's Sandbox from the flags.
@@ -110,7 +110,7 @@ func (f *runFlags) sandbox() (*sandlock.Sandbox, error) {
 	return sb, nil
 }
 
-func (f *runFlags) run(c *cobra.Command, args []string, stderr io.Writer) error {
+func (f *runFlags) run(args []string, stderr io.Writer) error {
 	if f.execShell != "" {
 		args = []string{"/bin/sh", "-c", f.execShell}
 	}

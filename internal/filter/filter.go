@@ -65,13 +65,12 @@ const (
 	AnyBit
 )
 
-// Test is a test on 32 bits of one syscall argument: the low half unless
-// High. Flag words and ints have all their meaningful bits in the low half,
-// and the kernel truncates int arguments, so a caller cannot dodge a
-// low-half test by setting the high half.
+// Test is a test on the low 32 bits of one syscall argument. Only the low
+// half is read: every argument sandlock tests is an int or a flag word whose
+// meaningful bits all lie there, and the kernel truncates int arguments, so a
+// caller cannot dodge a test by setting the high half.
 type Test struct {
 	Arg   int // 0..5
-	High  bool
 	Op    Op
 	Mask  uint32
 	Value uint32
@@ -169,11 +168,7 @@ func (p *Policy) Compile() ([]unix.SockFilter, error) {
 		for _, c := range r.Conds {
 			nextCond := a.newLabel()
 			for _, t := range c.Tests {
-				off := offArgs + 8*uint32(t.Arg)
-				if t.High {
-					off += 4
-				}
-				a.load(off)
+				a.load(offArgs + 8*uint32(t.Arg))
 				pass := a.newLabel()
 				switch t.Op {
 				case AnyBit:

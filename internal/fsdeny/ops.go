@@ -344,11 +344,6 @@ func (d *Denier) linkHandler(oldDirF, oldF, newDirF, newF, flagsF argFn) notify.
 		if err := d.checkFD(src); err != nil {
 			return errAction(err)
 		}
-		if true { // OLD BEHAVIOUR: re-resolve by name
-			return d.twoPaths(hc, oldDirF, oldF, newDirF, newF, true, func(p1 int, n1 string, p2 int, n2 string) error {
-				return unix.Linkat(p1, n1, p2, n2, flags&^unix.AT_EMPTY_PATH)
-			})
-		}
 		newPath, err := notify.ReadPath(hc, newF(hc))
 		if err != nil {
 			return errAction(err)

@@ -264,3 +264,7 @@ func Exists(path string) error {
 	unix.Close(fd)
 	return nil
 }
+
+// FD returns the ruleset's descriptor, for a forked child to restrict itself
+// with (landlock_restrict_self).
+func (rs *Ruleset) FD() int { return rs.fd }

@@ -175,15 +175,6 @@ type FilterSpec struct {
 	Notify []int
 	// AllowUDP lets inet datagram sockets (UDP, ICMP ping) be created.
 	AllowUDP bool
-	// ForkSecret, if non-zero, marks the one fork that creates the
-	// program: the supervisor's forker thread passes it in clone's
-	// parent-tid argument, which the kernel ignores without
-	// CLONE_PARENT_SETTID/CLONE_PIDFD, and such a clone is allowed without
-	// notification. The forker holds its P while in a raw clone, so
-	// waiting there for the supervisor could starve the runtime. The
-	// secret is random per sandbox and leaves no trace in the program (its
-	// memory is replaced at exec), so the program cannot present it.
-	ForkSecret uint64
 }
 
 // cloneUntraced is CLONE_UNTRACED: a child created with it is not attached
@@ -247,15 +238,6 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			Tests:  []filter.Test{{Arg: 0, Op: filter.AnyBit, Value: cloneNamespaceFlags | cloneUntraced}},
 			Action: eperm,
 		})
-		if s.ForkSecret != 0 && r.Action == filter.Notify {
-			r.Conds = append(r.Conds, filter.Cond{
-				Tests: []filter.Test{
-					{Arg: 2, Value: uint32(s.ForkSecret)},
-					{Arg: 2, High: true, Value: uint32(s.ForkSecret >> 32)},
-				},
-				Action: filter.Allow,
-			})
-		}
 	}
 	if nr, ok := arch.Nr("clone3"); ok && !denied[nr] {
 		if notify[nr] {

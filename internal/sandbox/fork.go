@@ -3,6 +3,8 @@ package sandbox
 import (
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // The runtime's fork hooks, as package syscall uses them (the runtime keeps
@@ -16,6 +18,25 @@ func runtime_AfterFork()
 
 //go:linkname runtime_AfterForkInChild syscall.runtime_AfterForkInChild
 func runtime_AfterForkInChild()
+
+// Steps of the child stage, as reported on the report pipe.
+const (
+	stepReady uint32 = iota // not a failure: the value is the listener fd
+	stepSetpgid
+	stepTTY
+	stepPdeathsig
+	stepCloseRange
+	stepNoNewPrivs
+	stepCapabilities
+	stepLandlock
+	stepSeccomp
+	stepFDs
+	stepChdir
+	stepExec
+)
+
+var stepNames = [...]string{"ready", "setpgid", "tcsetpgrp", "pdeathsig", "close_range",
+	"no_new_privs", "capabilities", "landlock", "seccomp", "fds", "chdir", "exec"}
 
 // childStage is everything the forked child needs, prepared before the fork
 // so that the child allocates nothing and calls nothing but raw syscalls.
@@ -33,23 +54,32 @@ type childStage struct {
 	// ppid is the forking process, to detect its death before PDEATHSIG
 	// was armed.
 	ppid uintptr
+
+	dropCaps   bool
+	boundingOK bool // the parent has CAP_SETPCAP: the bounding set can be emptied
+	lastCap    int
+	capHdr     *unix.CapUserHeader
+	capData    *[2]unix.CapUserData // zeros
+
+	ruleset int // Landlock ruleset fd, or -1
+	filter  *unix.SockFprog
+	listen  bool
+
+	// report carries 8-byte records {step, value} to the parent: first
+	// {stepReady, listener fd}, then a failure {step, errno} if any. It is
+	// close-on-exec, so EOF after the first record means the exec
+	// succeeded.
+	report int
 	// gate is read once before exec: the parent writes a byte when the
 	// child may go on (after the tracer has seized it); EOF means abort.
 	gate int
-	// report receives errno as 4 bytes if anything fails; it is
-	// close-on-exec, so EOF means the exec succeeded.
-	report int
-	// secret goes in clone's ignored parent-tid argument; the filter lets
-	// a clone carrying it through without notifying (see policy).
-	secret uintptr
 }
 
-// forkChild forks the calling thread. The child runs the child stage and
-// never returns; the parent gets the pid.
+// forkChild forks the calling thread. The child confines itself and execs
+// the program; the parent gets the pid.
 //
 // It does not use vfork, unlike syscall.ForkExec: the child waits before its
-// exec for the tracer to seize it, and a vfork parent would hold its P for
-// all that time, which can starve the supervisor of Ps.
+// exec for the tracer, which is the forking thread, to seize it.
 //
 // Nothing the child runs after the fork may grow the stack, allocate or
 // touch the runtime: it calls only raw syscalls (assembly, no stack check)
@@ -61,14 +91,18 @@ type childStage struct {
 //go:nocheckptr
 func forkChild(c *childStage) (pid int, err syscall.Errno) {
 	var (
-		r1    uintptr
-		errno syscall.Errno
-		i     int
-		buf   [4]byte
-		pgrp  int32
+		r1       uintptr
+		errno    syscall.Errno
+		i        int
+		step     uint32
+		value    uint32
+		rec      [8]byte
+		pgrp     int32
+		listener uintptr
+		flags    uintptr
 	)
 	runtime_BeforeFork()
-	r1, _, errno = syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, c.secret, 0, 0, 0)
+	r1, _, errno = syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
 	if errno != 0 || r1 != 0 {
 		runtime_AfterFork()
 		return int(r1), errno
@@ -76,10 +110,12 @@ func forkChild(c *childStage) (pid int, err syscall.Errno) {
 
 	// In the child. Signals stay blocked until the terminal is ours:
 	// TIOCSPGRP from a background group would raise SIGTTOU.
+	step = stepSetpgid
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_SETPGID, 0, 0, 0); errno != 0 {
 		goto fail
 	}
 	if c.tty >= 0 {
+		step = stepTTY
 		r1, _, _ = syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
 		pgrp = int32(r1)
 		if _, _, errno = syscall.RawSyscall(syscall.SYS_IOCTL, uintptr(c.tty), uintptr(syscall.TIOCSPGRP), uintptr(unsafe.Pointer(&pgrp))); errno != 0 {
@@ -87,6 +123,8 @@ func forkChild(c *childStage) (pid int, err syscall.Errno) {
 		}
 	}
 	runtime_AfterForkInChild()
+
+	step = stepPdeathsig
 	if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0, 0); errno != 0 {
 		goto fail
 	}
@@ -95,14 +133,83 @@ func forkChild(c *childStage) (pid int, err syscall.Errno) {
 		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
 	}
 
-	// Wait until the tracer has seized this process.
-	if r1, _, errno = syscall.RawSyscall(syscall.SYS_READ, uintptr(c.gate), uintptr(unsafe.Pointer(&buf[0])), 1); errno != 0 || r1 != 1 {
+	// Only the descriptors asked for survive the exec.
+	step = stepCloseRange
+	if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, 3, ^uintptr(0), unix.CLOSE_RANGE_CLOEXEC); errno != 0 {
+		goto fail
+	}
+
+	step = stepNoNewPrivs
+	if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); errno != 0 {
+		goto fail
+	}
+	if c.dropCaps {
+		step = stepCapabilities
+		if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); errno != 0 && errno != syscall.EINVAL {
+			goto fail
+		}
+		if c.boundingOK {
+			for i = 0; i <= c.lastCap; i++ {
+				if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(i), 0, 0, 0, 0); errno != 0 && errno != syscall.EINVAL {
+					goto fail
+				}
+			}
+		}
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(c.capHdr)), uintptr(unsafe.Pointer(&c.capData[0])), 0); errno != 0 {
+			goto fail
+		}
+	}
+	if c.ruleset >= 0 {
+		step = stepLandlock
+		if _, _, errno = syscall.RawSyscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(c.ruleset), 0, 0); errno != 0 {
+			goto fail
+		}
+	}
+
+	// The listener will take the lowest free fd; tell the parent which,
+	// before the filter is in place (once it is, even this write could be
+	// a notified syscall with nobody serving the listener yet).
+	step = stepSeccomp
+	listener = ^uintptr(0)
+	if c.listen {
+		if listener, _, errno = syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(c.report), syscall.F_DUPFD_CLOEXEC, 0); errno != 0 {
+			goto fail
+		}
+		syscall.RawSyscall(syscall.SYS_CLOSE, listener, 0, 0)
+	}
+	step, value = stepReady, uint32(listener)
+	rec[0], rec[1], rec[2], rec[3] = byte(step), byte(step>>8), byte(step>>16), byte(step>>24)
+	rec[4], rec[5], rec[6], rec[7] = byte(value), byte(value>>8), byte(value>>16), byte(value>>24)
+	if r1, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(c.report), uintptr(unsafe.Pointer(&rec[0])), 8); errno != 0 || r1 != 8 {
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
+	}
+	step = stepSeccomp
+	flags = 0
+	if c.listen {
+		flags = unix.SECCOMP_FILTER_FLAG_NEW_LISTENER | unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+	}
+	r1, _, errno = syscall.RawSyscall(unix.SYS_SECCOMP, 1 /* SECCOMP_SET_MODE_FILTER */, flags, uintptr(unsafe.Pointer(c.filter)))
+	if errno == syscall.EINVAL && c.listen {
+		// Before Linux 5.19 there is no WAIT_KILLABLE_RECV.
+		r1, _, errno = syscall.RawSyscall(unix.SYS_SECCOMP, 1, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, uintptr(unsafe.Pointer(c.filter)))
+	}
+	if errno != 0 {
+		goto fail
+	}
+	if c.listen && r1 != listener {
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
+	}
+
+	// Wait until the tracer has seized this process and the supervisor
+	// holds the listener.
+	if r1, _, errno = syscall.RawSyscall(syscall.SYS_READ, uintptr(c.gate), uintptr(unsafe.Pointer(&rec[0])), 1); errno != 0 || r1 != 1 {
 		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
 	}
 
 	// Move the descriptors into place: first above every fd involved (so
 	// that no source is overwritten), then down to 0, 1, 2, … without
-	// close-on-exec. Every other fd is close-on-exec already.
+	// close-on-exec.
+	step = stepFDs
 	for i = 0; i < len(c.fds); i++ {
 		if c.fds[i] < 0 {
 			continue
@@ -121,19 +228,28 @@ func forkChild(c *childStage) (pid int, err syscall.Errno) {
 		}
 	}
 	if c.dir != nil {
+		step = stepChdir
 		if _, _, errno = syscall.RawSyscall(syscall.SYS_CHDIR, uintptr(unsafe.Pointer(c.dir)), 0, 0); errno != 0 {
 			goto fail
 		}
 	}
+	step = stepExec
 	_, _, errno = syscall.RawSyscall(syscall.SYS_EXECVE,
 		uintptr(unsafe.Pointer(c.path)),
 		uintptr(unsafe.Pointer(&c.argv[0])),
 		uintptr(unsafe.Pointer(&c.envv[0])))
 
 fail:
-	buf[0], buf[1], buf[2], buf[3] = byte(errno), byte(errno>>8), byte(errno>>16), byte(errno>>24)
-	syscall.RawSyscall(syscall.SYS_WRITE, uintptr(c.report), uintptr(unsafe.Pointer(&buf[0])), 4)
+	value = uint32(errno)
+	rec[0], rec[1], rec[2], rec[3] = byte(step), byte(step>>8), byte(step>>16), byte(step>>24)
+	rec[4], rec[5], rec[6], rec[7] = byte(value), byte(value>>8), byte(value>>16), byte(value>>24)
+	syscall.RawSyscall(syscall.SYS_WRITE, uintptr(c.report), uintptr(unsafe.Pointer(&rec[0])), 8)
 	for {
 		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
 	}
 }
+
+// ChildStageSyscalls are the syscalls the child stage makes after its
+// seccomp filter is in place and before exec. Denying one of them would keep
+// every program from starting.
+var ChildStageSyscalls = []string{"read", "write", "dup3", "close", "chdir", "execve", "exit_group"}

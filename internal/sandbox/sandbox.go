@@ -1,22 +1,22 @@
-// Package sandbox starts one confined program and follows it to its end: the
-// child stage (a locked, confined OS thread that forks the program), the
-// seccomp supervisor and the ptrace tracer.
+// Package sandbox starts one confined program and follows it to its end:
+// the child stage, the seccomp supervisor and the ptrace tracer.
 //
-// The child stage. Go offers no hook between fork and exec, and its runtime
-// is multi-threaded, so confinement cannot be applied in a forked child. It
-// is applied instead to one OS thread of the supervisor process, the
-// "forker": a goroutine locked to a fresh thread sets NO_NEW_PRIVS, drops its
-// capabilities, restricts itself with Landlock and installs the seccomp
-// filter with a listener (all four are per-thread), unshares its fd table
-// and marks every fd close-on-exec, then forks and execs the program with
-// syscall.ForkExec. The child inherits all of it. The listener is in the
-// supervisor's fd table from the start, so nothing has to be handed over,
-// and no second Go runtime is started. The forker thread then stays alive
-// (PR_SET_PDEATHSIG fires when the forking thread exits) and is discarded
-// when the sandbox ends.
+// The child stage. Go offers no hook between fork and exec, so sandlock
+// forks with its own raw clone (through the runtime's fork hooks) on a
+// dedicated, locked OS thread, the tracer's. The forked child, a copy of
+// that one thread, runs nothing but raw syscalls: it takes a new process
+// group, arms PR_SET_PDEATHSIG, marks every fd close-on-exec, sets
+// NO_NEW_PRIVS, empties its capability sets, restricts itself with Landlock
+// and installs the seccomp filter with a listener. It then waits on a pipe
+// while the parent takes a copy of the listener (pidfd_getfd), starts the
+// supervisor and seizes the child with ptrace; only then does it move its
+// standard fds into place and exec. No thread of sandlock's own process is
+// ever confined, no second Go runtime starts, and nothing of the program
+// runs untraced or unsupervised.
 package sandbox
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,13 +24,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
-	"github.com/sandlock-go/sandlock/internal/seccomp"
 	"github.com/sandlock-go/sandlock/internal/tracer"
 )
 
@@ -57,20 +56,13 @@ type Spec struct {
 	Foreground    bool
 	ForegroundTTY int
 
-	Ruleset  *landlock.Ruleset // applied to the forker thread; may be nil
+	Ruleset  *landlock.Ruleset // may be nil
 	Filter   []unix.SockFilter
 	KeepCaps bool
 	// Supervised installs the filter with a listener, serves it with the
 	// session's handler table and traces every task. Without it, the filter
 	// only denies and the program is followed by its process group alone.
 	Supervised bool
-	// ForkSecret is passed in the fork that creates the program, in an
-	// argument the kernel ignores, so that the filter can tell that fork
-	// from the program's (see policy.FilterSpec.ForkSecret).
-	ForkSecret uintptr
-	// Prepare runs on the forker thread after NO_NEW_PRIVS and before the
-	// capability drop and Landlock (for process knobs such as personality).
-	Prepare func() error
 }
 
 // Session is one sandbox run. Build its handler table, then Start it.
@@ -78,7 +70,6 @@ type Session struct {
 	Table *notify.Table
 	Log   *slog.Logger
 
-	pid    int
 	tr     *tracer.Tracer
 	sup    *notify.Supervisor
 	exit   chan unix.WaitStatus
@@ -93,77 +84,81 @@ func NewSession(log *slog.Logger) *Session {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Session{
+	return &Session{
 		Table: notify.NewTable(),
 		Log:   log,
 		exit:  make(chan unix.WaitStatus, 1),
 		ended: make(chan struct{}),
 	}
-	return s
 }
 
-type forkResult struct {
-	pid int
-	err error
-}
-
-// Start runs the child stage and returns once the program runs (or failed to
-// start). The program's pid is Pid.
+// Start runs the child stage and returns once the program has exec'd, or
+// with the error that kept it from doing so (then nothing of it ran).
 func (s *Session) Start(spec *Spec) error {
-	if spec.Supervised {
-		s.tr = tracer.New(tracer.Config{})
+	stage, err := newChildStage(spec)
+	if err != nil {
+		return &StepError{Step: "exec " + spec.Path, Err: err}
 	}
-	res := make(chan forkResult, 1)
-	confine.OnFreshThread(func() { s.forker(spec, res) })
-	r := <-res
-	if r.err != nil {
+	tr, err := tracer.Start(tracer.Config{Trace: spec.Supervised}, func() (int, func() error, error) {
+		return s.launch(spec, stage)
+	})
+	if err != nil {
 		if s.sup != nil {
+			s.sup.Stop()
 			<-s.sup.Done()
 		}
-		return r.err
+		return err
 	}
-	s.pid = r.pid
-	if spec.Supervised {
-		go s.follow()
-	}
+	s.tr = tr
+	go s.follow()
 	return nil
 }
 
-// forker is the child stage; it runs on its own locked OS thread, which it
-// confines, and never returns that thread to the Go runtime.
-func (s *Session) forker(spec *Spec, res chan<- forkResult) {
-	fail := func(step string, err error) {
-		res <- forkResult{err: &StepError{Step: step, Err: err}}
+// launch forks the child and, once it has confined itself, takes its
+// listener and starts the supervisor. It runs on the tracer's thread.
+func (s *Session) launch(spec *Spec, c *childStage) (int, func() error, error) {
+	var gate, report [2]int
+	if err := unix.Pipe2(gate[:], unix.O_CLOEXEC); err != nil {
+		return 0, nil, &StepError{Step: "pipe", Err: err}
 	}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		fail("no_new_privs", err)
-		return
+	if err := unix.Pipe2(report[:], unix.O_CLOEXEC); err != nil {
+		unix.Close(gate[0])
+		unix.Close(gate[1])
+		return 0, nil, &StepError{Step: "pipe", Err: err}
 	}
-	if spec.Prepare != nil {
-		if err := spec.Prepare(); err != nil {
-			fail("prepare", err)
-			return
-		}
+	c.gate, c.report = gate[0], report[1]
+	c.high = max(c.high, gate[1], report[0], report[1]) + 1
+	c.ppid = uintptr(unix.Getpid())
+
+	pid, errno := forkChild(c)
+	unix.Close(gate[0])
+	unix.Close(report[1])
+	if errno != 0 {
+		unix.Close(gate[1])
+		unix.Close(report[0])
+		return 0, nil, &StepError{Step: "fork", Err: errno}
 	}
-	if !spec.KeepCaps {
-		if err := confine.DropCapabilities(); err != nil {
-			fail("capabilities", err)
-			return
-		}
+	abort := func(err error) (int, func() error, error) {
+		unix.Close(gate[1]) // the child exits on EOF, if it still waits
+		unix.Close(report[0])
+		unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, unix.WALL, nil)
+		return 0, nil, err
 	}
-	if spec.Ruleset != nil {
-		if err := spec.Ruleset.RestrictThread(); err != nil {
-			fail("landlock", err)
-			return
-		}
+
+	step, value, ok := readRecord(report[0])
+	if !ok {
+		return abort(&StepError{Step: "child stage", Err: errors.New("the child died before it confined itself")})
 	}
-	listener, err := seccomp.Install(spec.Filter, spec.Supervised)
-	if err != nil {
-		fail("seccomp", err)
-		return
+	if step != stepReady {
+		return abort(childError(spec, step, value))
 	}
 	if spec.Supervised {
-		// Serve before forking: the fork itself is a notified syscall.
+		listener, err := takeListener(pid, int(value), report[0])
+		if err != nil {
+			return abort(err)
+		}
 		s.sup = notify.Start(notify.Config{
 			Listener: listener,
 			Table:    s.Table,
@@ -171,111 +166,82 @@ func (s *Session) forker(spec *Spec, res chan<- forkResult) {
 			KillAll:  func(sig syscall.Signal) { s.signalAll(sig) },
 		})
 	}
-	// A private fd table in which everything is close-on-exec: the program
-	// gets exactly spec.Files, whatever else this process has open.
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_UNSHARE|unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		s.abortSupervisor()
-		fail("close_range", err)
-		return
+	release := func() error {
+		unix.Write(gate[1], []byte{1})
+		unix.Close(gate[1])
+		defer unix.Close(report[0])
+		if step, value, ok := readRecord(report[0]); ok {
+			return childError(spec, step, value)
+		}
+		return nil // EOF: the exec closed the pipe
 	}
-	stage, err := s.childStage(spec)
+	return pid, release, nil
+}
+
+// takeListener copies the child's seccomp listener, which it announced as
+// fd number fd just before installing its filter, into this process. The
+// child cannot say when the filter is in place: once it is, any syscall it
+// makes may be a notified one that nobody serves yet. So the parent retries
+// until the fd exists, watching the report pipe for a failure meanwhile.
+func takeListener(pid, fd, report int) (int, error) {
+	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		s.abortSupervisor()
-		fail("exec "+spec.Path, err)
-		return
+		return -1, &StepError{Step: "seccomp listener", Err: fmt.Errorf("pidfd_open: %w", err)}
 	}
-	var gate, report [2]int
-	if err := unix.Pipe2(gate[:], unix.O_CLOEXEC); err != nil {
-		s.abortSupervisor()
-		fail("pipe", err)
-		return
-	}
-	if err := unix.Pipe2(report[:], unix.O_CLOEXEC); err != nil {
-		s.abortSupervisor()
-		fail("pipe", err)
-		return
-	}
-	stage.gate, stage.report = gate[0], report[1]
-	stage.high = max(report[1], gate[1], stage.high) + 1
-
-	syscall.ForkLock.Lock()
-	pid, errno := forkChild(stage)
-	syscall.ForkLock.Unlock()
-	if errno != 0 {
-		s.abortSupervisor()
-		fail("fork", errno)
-		return
-	}
-	unix.Close(gate[0])
-	unix.Close(report[1])
-
-	// Trace the child before it may exec: from then on the kernel reports
-	// every process and thread it creates to the tracer, and kills them all
-	// if the supervisor dies. If tracing is impossible, nothing has run.
-	if spec.Supervised {
-		if err := s.tr.Seize(pid); err != nil {
-			unix.Kill(pid, unix.SIGKILL)
-			var ws unix.WaitStatus
-			unix.Wait4(pid, &ws, 0, nil)
-			s.abortSupervisor()
-			fail("ptrace", err)
-			return
+	defer unix.Close(pidfd)
+	for wait := time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
+		out, err := unix.PidfdGetfd(pidfd, fd, 0)
+		if err == nil {
+			return out, nil
 		}
-	}
-	unix.Write(gate[1], []byte{1})
-	unix.Close(gate[1])
-	var buf [4]byte
-	n, _ := readFull(report[0], buf[:])
-	unix.Close(report[0])
-	// The child has exec'd (or failed to): this thread's copy of the fd
-	// table, which holds every fd the process had when it was unshared,
-	// other sandboxes' pipe ends included, is no longer needed. Drop it
-	// now, or their readers would wait for EOF until this thread ends.
-	unix.CloseRange(0, ^uint(0), 0)
-
-	if n == 4 {
-		errno := syscall.Errno(uint32(buf[0]) | uint32(buf[1])<<8 | uint32(buf[2])<<16 | uint32(buf[3])<<24)
-		s.reap(pid, spec.Supervised)
-		if spec.Supervised {
-			<-s.tr.Done()
+		if err != unix.EBADF {
+			return -1, &StepError{Step: "seccomp listener", Err: fmt.Errorf("pidfd_getfd: %w", err)}
 		}
-		s.abortSupervisor()
-		fail("exec "+spec.Path, errno)
-		return
-	}
-	res <- forkResult{pid: pid}
-
-	// Stay alive while the program runs: PR_SET_PDEATHSIG fires when this
-	// thread exits.
-	s.exit <- s.reap(pid, spec.Supervised)
-	if !spec.Supervised {
-		// No tracer: the process group is all that can be followed.
-		unix.Kill(-pid, unix.SIGKILL)
-		close(s.ended)
+		// Not there yet, or never will be: the child reports why.
+		pfd := []unix.PollFd{{Fd: int32(report), Events: unix.POLLIN}}
+		if n, _ := unix.Poll(pfd, int(wait.Milliseconds())); n > 0 {
+			if step, value, ok := readRecord(report); ok {
+				return -1, &StepError{Step: stepNames[min(int(step), len(stepNames)-1)], Err: syscall.Errno(value)}
+			}
+			return -1, &StepError{Step: "seccomp listener", Err: errors.New("the child died before it installed its filter")}
+		}
+		if wait < time.Millisecond {
+			time.Sleep(wait)
+		}
 	}
 }
 
-// reap waits for the root, this thread's child. With a tracer, the tracer
-// sees the exit first and leaves the reaping to this thread.
-func (s *Session) reap(pid int, traced bool) unix.WaitStatus {
-	var ws unix.WaitStatus
-	if traced {
-		ws = (<-s.tr.RootExit()).Status
-	}
-	for {
-		_, err := unix.Wait4(pid, &ws, unix.WALL|wNoThread, nil)
-		if err != unix.EINTR {
-			break
+// readRecord reads one {step, value} record of the report pipe; ok is false
+// at EOF.
+func readRecord(fd int) (step, value uint32, ok bool) {
+	var rec [8]byte
+	n := 0
+	for n < len(rec) {
+		m, err := unix.Read(fd, rec[n:])
+		if err == unix.EINTR {
+			continue
 		}
+		if err != nil || m == 0 {
+			return 0, 0, false
+		}
+		n += m
 	}
-	if traced {
-		s.tr.RootReaped()
-	}
-	return ws
+	return binary.NativeEndian.Uint32(rec[:4]), binary.NativeEndian.Uint32(rec[4:]), true
 }
 
-// childStage prepares what the forked child needs.
-func (s *Session) childStage(spec *Spec) (*childStage, error) {
+func childError(spec *Spec, step, value uint32) error {
+	name := "child stage"
+	if int(step) < len(stepNames) {
+		name = stepNames[step]
+	}
+	if step == stepExec {
+		name = "exec " + spec.Path
+	}
+	return &StepError{Step: name, Err: syscall.Errno(value)}
+}
+
+// newChildStage prepares what the forked child needs.
+func newChildStage(spec *Spec) (*childStage, error) {
 	path, err := syscall.BytePtrFromString(spec.Path)
 	if err != nil {
 		return nil, err
@@ -288,7 +254,7 @@ func (s *Session) childStage(spec *Spec) (*childStage, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &childStage{path: path, argv: argv, envv: envv, tty: -1, secret: spec.ForkSecret}
+	c := &childStage{path: path, argv: argv, envv: envv, tty: -1, ruleset: -1, listen: spec.Supervised}
 	if spec.Dir != "" {
 		if c.dir, err = syscall.BytePtrFromString(spec.Dir); err != nil {
 			return nil, err
@@ -306,48 +272,58 @@ func (s *Session) childStage(spec *Spec) (*childStage, error) {
 			c.high = max(c.high, c.fds[i])
 		}
 	}
-	c.ppid = uintptr(unix.Getpid())
+	if spec.Ruleset != nil {
+		c.ruleset = spec.Ruleset.FD()
+	}
+	if len(spec.Filter) == 0 {
+		return nil, errors.New("no seccomp filter")
+	}
+	c.filter = &unix.SockFprog{Len: uint16(len(spec.Filter)), Filter: &spec.Filter[0]}
+	if !spec.KeepCaps {
+		c.dropCaps = true
+		c.capHdr = &unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		c.capData = new([2]unix.CapUserData)
+		var now [2]unix.CapUserData
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		if err := unix.Capget(&hdr, &now[0]); err != nil {
+			return nil, err
+		}
+		c.boundingOK = now[0].Effective&(1<<capSetPCap) != 0
+		c.lastCap = lastCap()
+	}
 	return c, nil
 }
 
-// readFull reads len(b) bytes unless EOF comes first.
-func readFull(fd int, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := unix.Read(fd, b[n:])
-		if err == unix.EINTR {
-			continue
+// capSetPCap is CAP_SETPCAP, needed to shrink the bounding set.
+const capSetPCap = 8
+
+// lastCap returns the highest capability the kernel knows.
+func lastCap() int {
+	last := 40 // CAP_CHECKPOINT_RESTORE, Linux 5.9
+	for c := last + 1; c < 64; c++ {
+		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err != nil {
+			break
 		}
-		if err != nil || m == 0 {
-			return n, err
-		}
-		n += m
+		last = c
 	}
-	return n, nil
+	return last
 }
 
-// wNoThread is __WNOTHREAD: wait for this thread's children only.
-const wNoThread = 0x20000000
-
-// abortSupervisor stops a supervisor whose program never started. The
-// listener hangs up when the forker thread, its only filter user, exits.
-func (s *Session) abortSupervisor() {
+// follow records the root's exit, waits for every other task, then for the
+// supervisor, and marks the end.
+func (s *Session) follow() {
+	ex := <-s.tr.RootExit()
+	s.exit <- ex.Status
+	<-s.tr.Done()
 	if s.sup != nil {
 		s.sup.Stop()
+		<-s.sup.Done()
 	}
-}
-
-// follow waits for every task of the sandbox, then for the supervisor, and
-// records the end. (The forker thread reports the root's exit.)
-func (s *Session) follow() {
-	<-s.tr.Done()
-	s.sup.Stop()
-	<-s.sup.Done()
 	close(s.ended)
 }
 
 // Pid is the program's pid, the leader of its process group.
-func (s *Session) Pid() int { return s.pid }
+func (s *Session) Pid() int { return s.tr.Root() }
 
 // Wait blocks until the program has exited and nothing of the sandbox is
 // left: every task gone and every answer sent.
@@ -363,10 +339,7 @@ func (s *Session) Ended() <-chan struct{} { return s.ended }
 // Kill SIGKILLs every process of the sandbox.
 func (s *Session) Kill() {
 	s.killed.Store(true)
-	if s.tr != nil {
-		s.tr.KillAll()
-	}
-	unix.Kill(-s.pid, unix.SIGKILL)
+	s.tr.KillAll()
 }
 
 // Killed reports whether Kill was called.
@@ -386,19 +359,7 @@ func (s *Session) Signal(sig syscall.Signal) error {
 func (s *Session) signalAll(sig syscall.Signal) {
 	if s.tr != nil {
 		s.tr.Signal(sig)
-		return
 	}
-	unix.Kill(-s.pid, sig)
-}
-
-// ChildStageSyscalls are the syscalls the child stage makes between fork
-// and exec, under the program's filter (syscall.ForkExec with the
-// attributes Start uses, and the Go runtime's after-fork code). Denying one
-// of them would keep every program from starting.
-var ChildStageSyscalls = []string{
-	"clone", "setpgid", "getpid", "getppid", "ioctl", "chdir", "prctl", "kill",
-	"dup2", "dup3", "close", "fcntl", "prlimit64", "execve", "write", "read",
-	"exit", "exit_group", "rt_sigaction", "rt_sigprocmask",
 }
 
 // ErrEnded is returned for operations on a sandbox that has ended.

@@ -16,7 +16,8 @@ type entry struct {
 	nr   int
 }
 
-// Table is one architecture's syscall table.
+// Table is one architecture's syscall table. The tables are static data:
+// looking a syscall up costs no start-up work.
 type Table struct {
 	// Arch is the GOARCH name ("amd64", "arm64").
 	Arch string
@@ -26,51 +27,45 @@ type Table struct {
 	// numbers carry bit 30 (__X32_SYSCALL_BIT) and must be refused.
 	X32 bool
 
-	byName map[string]int
-	byNr   map[int]string
-}
-
-func newTable(arch string, audit uint32, x32 bool, entries []entry) *Table {
-	t := &Table{Arch: arch, AuditArch: audit, X32: x32,
-		byName: make(map[string]int, len(entries)), byNr: make(map[int]string, len(entries))}
-	for _, e := range entries {
-		t.byName[e.name] = e.nr
-		t.byNr[e.nr] = e.name
-	}
-	return t
+	byNr   []string // indexed by number; "" where there is none
+	byName []entry  // sorted by name
 }
 
 // The tables of the supported architectures.
 var (
-	AMD64 = newTable("amd64", unix.AUDIT_ARCH_X86_64, true, amd64Entries)
-	ARM64 = newTable("arm64", unix.AUDIT_ARCH_AARCH64, false, arm64Entries)
+	AMD64 = &Table{Arch: "amd64", AuditArch: unix.AUDIT_ARCH_X86_64, X32: true, byNr: amd64ByNr[:], byName: amd64ByName[:]}
+	ARM64 = &Table{Arch: "arm64", AuditArch: unix.AUDIT_ARCH_AARCH64, byNr: arm64ByNr[:], byName: arm64ByName[:]}
 )
 
 // Nr returns the number of the named syscall.
 func (t *Table) Nr(name string) (int, bool) {
-	nr, ok := t.byName[name]
-	return nr, ok
+	i := sort.Search(len(t.byName), func(i int) bool { return t.byName[i].name >= name })
+	if i < len(t.byName) && t.byName[i].name == name {
+		return t.byName[i].nr, true
+	}
+	return 0, false
 }
 
 // Name returns the name of syscall nr.
 func (t *Table) Name(nr int) (string, bool) {
-	name, ok := t.byNr[nr]
-	return name, ok
+	if nr < 0 || nr >= len(t.byNr) || t.byNr[nr] == "" {
+		return "", false
+	}
+	return t.byNr[nr], true
 }
 
 // Names returns every syscall name of the table, sorted.
 func (t *Table) Names() []string {
-	names := make([]string, 0, len(t.byName))
-	for n := range t.byName {
-		names = append(names, n)
+	names := make([]string, len(t.byName))
+	for i, e := range t.byName {
+		names[i] = e.name
 	}
-	sort.Strings(names)
 	return names
 }
 
 // MustNr is Nr for names the caller knows exist on this architecture.
 func (t *Table) MustNr(name string) int {
-	nr, ok := t.byName[name]
+	nr, ok := t.Nr(name)
 	if !ok {
 		panic("sysnum: no syscall " + name + " on " + t.Arch)
 	}

@@ -119,10 +119,7 @@ func TestTablesRoundTrip(t *testing.T) {
 		}
 		// Names() lists each entry once: the generated table has neither
 		// duplicate names nor duplicate numbers.
-		entries := amd64Entries
-		if tab == ARM64 {
-			entries = arm64Entries
-		}
+		entries := tab.byName
 		if len(entries) != len(names) || len(seenNr) != len(names) {
 			t.Errorf("%s: %d entries, %d names, %d numbers", tab.Arch, len(entries), len(names), len(seenNr))
 		}

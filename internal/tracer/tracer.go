@@ -24,7 +24,6 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,78 +43,68 @@ type task struct {
 	tgid int
 }
 
-// Tracer traces one sandbox.
+// Tracer follows one sandbox from a dedicated OS thread, which also forks
+// its root: the root's parent, its tracer and the thread whose exit fires
+// the root's PR_SET_PDEATHSIG are one and the same, so the root's events
+// and exit are this thread's alone to wait for.
 type Tracer struct {
-	root int
+	root  int
+	trace bool
 
 	mu    sync.Mutex
 	tasks map[int]task // tid → task
 	procs int          // tasks that are thread-group leaders
 	dying bool         // every task is being killed
 
-	requests   chan int      // the root to seize
-	seized     chan struct{} // closed once the root is traced (or tracing failed)
-	seizeErr   error
-	rootExit   chan Exit // receives the root's status once
-	rootReaped chan struct{}
-	done       chan struct{}
+	started  chan error // the launch's outcome
+	rootExit chan Exit  // receives the root's status once
+	done     chan struct{}
 	// onExit is called (on the tracer's thread) when a process exits.
 	onProcExit func(pid int)
 }
 
-// Config for New.
+// Config for Start.
 type Config struct {
+	// Trace makes the tracer ptrace the root and everything it creates. If
+	// false, the tracer only forks and reaps the root, and kills its
+	// process group when it exits.
+	Trace bool
 	// OnProcessExit, if set, is called when a traced process (not thread)
 	// has exited. It must not block.
 	OnProcessExit func(pid int)
 }
 
-// New starts a tracer on a dedicated locked OS thread. It traces nothing
-// until Seize names the sandbox's root; Abandon ends it if there is none.
-func New(cfg Config) *Tracer {
+// Launch forks the sandbox's root on the tracer's thread and prepares it,
+// without letting it exec: it returns the root's pid and a release function
+// that lets the root go on and reports whether its exec succeeded. When
+// Launch fails, it has reaped whatever it forked.
+type Launch func() (root int, release func() error, err error)
+
+// Start runs launch on a new, dedicated OS thread, seizes the root before it
+// is released (so the kernel reports every process and thread it will ever
+// create, and kills them all if the supervisor dies), releases it, and then
+// follows the sandbox until no task is left. It returns once the root has
+// exec'd, or with the error that kept it from doing so, in which case
+// nothing of the program ran.
+func Start(cfg Config, launch Launch) (*Tracer, error) {
 	t := &Tracer{
+		trace:      cfg.Trace,
 		tasks:      make(map[int]task),
-		seized:     make(chan struct{}),
+		started:    make(chan error, 1),
 		rootExit:   make(chan Exit, 1),
-		rootReaped: make(chan struct{}),
 		done:       make(chan struct{}),
 		onProcExit: cfg.OnProcessExit,
-		requests:   make(chan int),
 	}
-	go t.run()
-	return t
-}
-
-// Seize starts tracing root, a child of this process, and returns once it is
-// traced (or could not be). Every descendant root creates afterwards is
-// traced too. Call it while root is stopped, e.g. held in a seccomp
-// notification, so that it cannot create a process before it is traced.
-func (t *Tracer) Seize(root int) error {
-	t.requests <- root
-	<-t.seized
-	return t.seizeErr
-}
-
-// RootReaped tells the tracer that the thread whose child the root is has
-// reaped it (after RootExit delivered its status), so tracing can go on
-// with whatever else is left.
-func (t *Tracer) RootReaped() { close(t.rootReaped) }
-
-// Abandon ends a tracer whose root never appeared.
-func (t *Tracer) Abandon() {
-	close(t.requests)
-	<-t.done
-}
-
-// Seized reports whether the root is traced.
-func (t *Tracer) Seized() bool {
-	select {
-	case <-t.seized:
-		return t.seizeErr == nil
-	default:
-		return false
+	go t.run(launch)
+	if err := <-t.started; err != nil {
+		<-t.done
+		return nil, err
 	}
+	return t, nil
 }
+
+// Root is the root's pid.
+func (t *Tracer) Root() int { return t.root }
 
 // RootExit delivers the root's exit status once.
 func (t *Tracer) RootExit() <-chan Exit { return t.rootExit }
@@ -138,6 +127,12 @@ func (t *Tracer) Signal(sig syscall.Signal) {
 }
 
 func (t *Tracer) signalLocked(sig syscall.Signal) {
+	if !t.trace {
+		if t.root > 0 {
+			unix.Kill(-t.root, sig)
+		}
+		return
+	}
 	for tid, tk := range t.tasks {
 		if tid == tk.tgid {
 			unix.Kill(tid, sig)
@@ -153,46 +148,69 @@ func (t *Tracer) KillAll() {
 	t.signalLocked(unix.SIGKILL)
 }
 
-func (t *Tracer) run() {
-	// The tracer must be one thread for the whole run: ptrace requests are
-	// only accepted from the tracing thread, and PTRACE_O_EXITKILL fires when
-	// that thread exits.
+func (t *Tracer) run(launch Launch) {
+	// One thread for the whole run: ptrace requests are only accepted from
+	// the tracing thread, PTRACE_O_EXITKILL fires when it exits, and so
+	// does the root's PR_SET_PDEATHSIG.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(t.done)
 
-	root, ok := <-t.requests
-	if !ok {
+	root, release, err := launch()
+	if err != nil {
+		t.started <- err
 		return
 	}
+	t.mu.Lock()
 	t.root = root
-	if err := seize(root); err != nil {
-		t.seizeErr = fmt.Errorf("tracing the sandbox with ptrace: %w (is ptrace restricted on this system, e.g. kernel.yama.ptrace_scope=3?)", err)
-		close(t.seized)
+	t.mu.Unlock()
+	if t.trace {
+		if err := seize(root); err != nil {
+			unix.Kill(root, unix.SIGKILL)
+			t.reapRoot()
+			t.started <- fmt.Errorf("tracing the sandbox with ptrace: %w (is ptrace restricted on this system, e.g. kernel.yama.ptrace_scope=3?)", err)
+			return
+		}
+		t.add(root, root)
+	}
+	if err := release(); err != nil {
+		// The root failed to exec and exits.
+		t.KillAll()
+		t.follow()
+		t.started <- err
 		return
 	}
-	t.add(root, root)
-	close(t.seized)
+	t.started <- nil
+	t.follow()
+}
 
+// reapRoot waits for the root when it is not traced.
+func (t *Tracer) reapRoot() unix.WaitStatus {
+	var ws unix.WaitStatus
 	for {
-		// Peek first: the root is the child of another thread of this
-		// process (the forker), which may be waiting for it itself, so its
-		// exit is left for that thread to reap (see RootReaped).
-		tid, ws, err := peek()
+		_, err := unix.Wait4(t.root, &ws, unix.WALL, nil)
+		if err != unix.EINTR {
+			return ws
+		}
+	}
+}
+
+// follow serves the sandbox's tasks until none is left.
+func (t *Tracer) follow() {
+	if !t.trace {
+		ws := t.reapRoot()
+		t.rootExit <- Exit{Status: ws}
+		unix.Kill(-t.root, unix.SIGKILL)
+		return
+	}
+	for {
+		var ws unix.WaitStatus
+		tid, err := unix.Wait4(-1, &ws, unix.WALL|wNoThread, nil)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return // ECHILD: no tracee left
-		}
-		if tid == t.root && (ws.Exited() || ws.Signaled()) {
-			t.exited(tid, ws)
-			t.rootExit <- Exit{Status: ws}
-			<-t.rootReaped
-			continue
-		}
-		if _, err := unix.Wait4(tid, &ws, unix.WALL|wNoThread, nil); err != nil {
-			continue
 		}
 		switch {
 		case ws.Exited() || ws.Signaled():
@@ -202,38 +220,6 @@ func (t *Tracer) run() {
 		}
 	}
 }
-
-// peek returns the next event of a tracee without consuming it.
-func peek() (int, unix.WaitStatus, error) {
-	var info unix.Siginfo
-	err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WSTOPPED|unix.WNOWAIT|unix.WALL|wNoThread, nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	// struct siginfo for SIGCHLD: si_pid at 16, si_status at 24.
-	raw := (*[128]byte)(unsafe.Pointer(&info))
-	pid := int(*(*int32)(unsafe.Pointer(&raw[16])))
-	status := int(*(*int32)(unsafe.Pointer(&raw[24])))
-	var ws unix.WaitStatus
-	switch info.Code {
-	case cldExited:
-		ws = unix.WaitStatus(status << 8)
-	case cldKilled:
-		ws = unix.WaitStatus(status)
-	case cldDumped:
-		ws = unix.WaitStatus(status | 0x80)
-	default:
-		ws = unix.WaitStatus(status<<8 | 0x7f) // stopped; details come from wait4
-	}
-	return pid, ws, nil
-}
-
-// si_code values of SIGCHLD.
-const (
-	cldExited = 1
-	cldKilled = 2
-	cldDumped = 3
-)
 
 func seize(pid int) error {
 	_, _, errno := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(pid), 0, options, 0, 0)
@@ -272,6 +258,10 @@ func (t *Tracer) exited(tid int, ws unix.WaitStatus) {
 		t.onProcExit(tid)
 	}
 	if tid == t.root {
+		select {
+		case t.rootExit <- Exit{Status: ws}:
+		default:
+		}
 		// Whatever the root leaves behind goes with it.
 		t.KillAll()
 	}

@@ -40,7 +40,15 @@ func main() {
 		if err != nil {
 			fail("%s: %v", arch, err)
 		}
-		fmt.Fprintf(&out, "var %sEntries = []entry{\n", arch)
+		// By number: an array indexed by the syscall number.
+		fmt.Fprintf(&out, "var %sByNr = [...]string{\n", arch)
+		for _, e := range entries {
+			fmt.Fprintf(&out, "\t%d: %q,\n", e.nr, e.name)
+		}
+		out.WriteString("}\n\n")
+		// By name: sorted, for binary search.
+		sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+		fmt.Fprintf(&out, "var %sByName = [...]entry{\n", arch)
 		for _, e := range entries {
 			fmt.Fprintf(&out, "\t{%q, %d},\n", e.name, e.nr)
 		}
