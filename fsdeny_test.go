@@ -2,15 +2,12 @@ package sandlock_test
 
 import (
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -155,52 +152,10 @@ def wr(path, data, flags=os.O_WRONLY, dir_fd=None):
         os.close(fd)
 `
 
-// fsRun is run with the garbage collector off while the sandbox starts.
-//
-// WORKAROUND for a deadlock outside fsdeny (internal/sandbox): the forker
-// starts the program with syscall.ForkExec, whose vfork-style clone keeps
-// its thread in a raw, unpreemptible syscall until the child's execve
-// returns; that execve is a notified syscall, answered by supervisor
-// goroutines of this very process. A stop-the-world (a GC) begun in that
-// window can never stop the forker's thread, so it never completes: the
-// supervisor is stopped, the child waits for its answer, the forker waits
-// for the child, and the whole process hangs (even -timeout cannot fire).
-// The fs-deny exec handler allocates in that window, which made about one
-// in ten runs of these tests hang. Remove this once the child stage no
-// longer needs the supervisor while the forker is in vfork.
-func fsRun(t *testing.T, sb *sandlock.Sandbox, cmd ...string) *sandlock.Result {
-	t.Helper()
-	gc := debug.SetGCPercent(-1)
-	proc, err := sb.Popen(sandlock.Stdio{Stdin: sandlock.StdioInherit, Stdout: sandlock.StdioPiped, Stderr: sandlock.StdioPiped}, cmd...)
-	debug.SetGCPercent(gc)
-	if err != nil {
-		t.Fatalf("starting %s: %v", cmd[0], err)
-	}
-	kill := time.AfterFunc(60*time.Second, func() { proc.Kill() })
-	defer kill.Stop()
-	var stdout, stderr []byte
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); stdout, _ = io.ReadAll(proc.Stdout) }()
-	go func() { defer wg.Done(); stderr, _ = io.ReadAll(proc.Stderr) }()
-	wg.Wait()
-	res, err := proc.Wait()
-	proc.Close()
-	if err != nil {
-		t.Fatalf("waiting for %s: %v", cmd[0], err)
-	}
-	res.Stdout, res.Stderr = stdout, stderr
-	return res
-}
-
 // pyProbe runs code after probePrelude and returns R.
 func pyProbe(t *testing.T, sb *sandlock.Sandbox, code string) map[string]string {
 	t.Helper()
-	res := fsRun(t, sb, python, "-c", probePrelude+code+"\nprint(json.dumps(R))")
-	if res.ExitCode != 0 {
-		t.Fatalf("python exited %d (reason %v)\nstdout: %s\nstderr: %s", res.ExitCode, res.Reason, res.Stdout, res.Stderr)
-	}
-	out := strings.TrimSpace(string(res.Stdout))
+	out := py(t, sb, probePrelude+code+"\nprint(json.dumps(R))")
 	lines := strings.Split(out, "\n")
 	var r map[string]string
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
@@ -446,6 +401,21 @@ def tmpfile_excl_link():
     finally:
         os.close(fd)
 probe("tmpfile excl link", tmpfile_excl_link)
+def tmpfile_flink():
+    fd = os.open(P("pub"), os.O_TMPFILE | os.O_WRONLY, 0o600)
+    try:
+        os.write(fd, b"flinked")
+        if libc.linkat(fd, b"", -100, P("pub/flinked.txt").encode(), 0x1000) < 0:  # AT_EMPTY_PATH
+            raise OSError(ctypes.get_errno(), "linkat")
+    finally:
+        os.close(fd)
+probe("tmpfile linkat empty path", tmpfile_flink)
+def linkat_bad_flags():
+    if libc.linkat(-100, P("pub/a.txt").encode(), -100, P("pub/bad-flags").encode(), 0x8) < 0:
+        raise OSError(ctypes.get_errno(), "linkat")
+probe("linkat bad flags", linkat_bad_flags)
+probe("opath creat missing", lambda: op(P("pub/opath-new"), os.O_PATH | os.O_CREAT, 0o600))
+probe("tmpfile creat", lambda: op(P("pub"), os.O_TMPFILE | os.O_CREAT | os.O_RDWR, 0o600))
 probe("tmpfile secret", lambda: op(P("secret"), os.O_TMPFILE | os.O_RDWR, 0o600))
 probe("tmpfile secret via symlink", lambda: op(P("sld"), os.O_TMPFILE | os.O_RDWR, 0o600))
 `)
@@ -484,6 +454,10 @@ probe("tmpfile secret via symlink", lambda: op(P("sld"), os.O_TMPFILE | os.O_RDW
 		"tmpfile":                      "nlink=0 mode=640",
 		"tmpfile link":                 "OK",
 		"tmpfile excl link":            "ENOENT",
+		"tmpfile linkat empty path":    "OK",
+		"linkat bad flags":             "EINVAL",
+		"opath creat missing":          "ENOENT",
+		"tmpfile creat":                "EINVAL",
 		"tmpfile secret":               "EACCES",
 		"tmpfile secret via symlink":   "EACCES",
 	})
@@ -494,6 +468,9 @@ probe("tmpfile secret via symlink", lambda: op(P("sld"), os.O_TMPFILE | os.O_RDW
 	hostFile(t, filepath.Join(f.pub, "creat.txt"), "via creat")
 	hostFile(t, filepath.Join(f.pub, "tmplinked.txt"), "linked tmpfile")
 	hostAbsent(t, filepath.Join(f.pub, "tmpexcl.txt"))
+	hostFile(t, filepath.Join(f.pub, "flinked.txt"), "flinked")
+	hostAbsent(t, filepath.Join(f.pub, "opath-new"))
+	hostAbsent(t, filepath.Join(f.pub, "bad-flags"))
 	hostAbsent(t, filepath.Join(f.pub, "newdir"))
 	hostAbsent(t, filepath.Join(f.pub, "nowhere"))
 	hostAbsent(t, filepath.Join(f.secret, "c.txt"))
@@ -1038,7 +1015,7 @@ probe("main after thread", lambda: creat(P("pub/i666"), 0o666))
 print(json.dumps(R))
 `
 	sb := f.sandbox(f.secret)
-	res := fsRun(t, sb, "/bin/sh", "-c", `umask 077 && echo shell > "$D/pub/shell" && exec "$0" -c "$1"`, python, code)
+	res := run(t, sb, "/bin/sh", "-c", `umask 077 && echo shell > "$D/pub/shell" && exec "$0" -c "$1"`, python, code)
 	if res.ExitCode != 0 {
 		t.Fatalf("exit %d: %s %s", res.ExitCode, res.Stdout, res.Stderr)
 	}
@@ -1072,6 +1049,7 @@ func TestFSDenyProcSelfAndDevFD(t *testing.T) {
 	sb := f.sandbox(f.secret)
 	sb.FSReadable = append(sb.FSReadable, "/proc")
 	sb.Env["SANDLOCK_MARK"] = "marked"
+	sb.Env["SUP_PID"] = strconv.Itoa(os.Getpid())
 	got := pyProbe(t, sb, `
 import threading
 pid = os.getpid()
@@ -1104,6 +1082,7 @@ probe("proc self cwd", lambda: rd("/proc/self/cwd/a.txt"))
 probe("proc self cwd secret", lambda: rd("/proc/self/cwd/../secret/s.txt"))
 probe("proc self root", lambda: rd("/proc/self/root" + P("pub/sub/s.txt")))
 probe("proc self root secret", lambda: rd("/proc/self/root" + P("secret/s.txt")))
+probe("proc self root proc self", lambda: "Pid:\t%d\n" % pid in open("/proc/self/root/proc/self/status").read())
 def exe_magic():
     fd = os.open("/proc/self/exe", os.O_RDONLY)
     try:
@@ -1134,8 +1113,33 @@ th = threading.Thread(target=in_thread)
 th.start(); th.join()
 os.chdir("/proc")
 probe("relative self status", lambda: status_pid("self/status") == pid)
+probe("relative self cmdline", lambda: open("self/cmdline", "rb").read().split(b"\0")[0].decode())
 os.symlink("/proc/self/status", P("pub/status-link"))
 probe("symlink to proc self status", lambda: status_pid(P("pub/status-link")) == pid)
+os.symlink("/proc/self/cmdline", P("pub/cmdline-link"))
+probe("symlink to proc self cmdline", lambda: open(P("pub/cmdline-link"), "rb").read().split(b"\0")[0].decode())
+os.symlink("/proc/self/environ", P("pub/environ-link"))
+probe("symlink to proc self environ", lambda: b"SANDLOCK_MARK=marked" in open(P("pub/environ-link"), "rb").read().split(b"\0"))
+def thread_self_link():
+    tid = threading.get_native_id()
+    os.symlink("/proc/thread-self/status", P("pub/ts-link"))
+    probe("symlink to thread-self status", lambda: status_pid(P("pub/ts-link")) == tid)
+th = threading.Thread(target=thread_self_link)
+th.start(); th.join()
+own_mounts = open("/proc/self/mounts").read()
+probe("proc mounts", lambda: open("/proc/mounts").read() == own_mounts and len(own_mounts) > 0)
+probe("proc net dir", lambda: "tcp" in os.listdir("/proc/net"))
+probe("etc mtab", lambda: not os.path.exists("/etc/mtab") or open("/etc/mtab").read() == own_mounts)
+probe("proc task fd", lambda: rd("/proc/self/task/%d/fd/%d" % (pid, pubfd)))
+probe("proc task fd dir", lambda: rd("/proc/%d/task/%d/fd/%d/sub/s.txt" % (pid, pid, dirfd)))
+# The supervisor's own entries, named by its pid: the helpers that open on
+# the program's behalf are its threads, and must not read them for it.
+SUP = os.environ["SUP_PID"]
+probe("supervisor status", lambda: rd("/proc/%s/status" % SUP))
+probe("supervisor environ", lambda: rd("/proc/%s/environ" % SUP))
+probe("supervisor cmdline", lambda: rd("/proc/%s/cmdline" % SUP))
+probe("supervisor cmdline relative", lambda: rd("%s/cmdline" % SUP))
+probe("supervisor fd dir", lambda: op("/proc/%s/fd" % SUP, os.O_RDONLY | os.O_DIRECTORY))
 `)
 	expect(t, got, map[string]string{
 		"dev fd pipe":                    "piped",
@@ -1158,6 +1162,7 @@ probe("symlink to proc self status", lambda: status_pid(P("pub/status-link")) ==
 		"proc self cwd secret":           "EACCES",
 		"proc self root":                 "decoy",
 		"proc self root secret":          "EACCES",
+		"proc self root proc self":       "True",
 		"proc self exe":                  "ELF",
 		"proc self status":               "True",
 		"proc pid status":                "True",
@@ -1172,7 +1177,25 @@ probe("symlink to proc self status", lambda: status_pid(P("pub/status-link")) ==
 		"thread proc thread-self status": "True",
 		"thread proc self fd":            "PUBlic",
 		"relative self status":           "True",
+		"relative self cmdline":          python,
 		"symlink to proc self status":    "True",
+		"symlink to proc self cmdline":   python,
+		// Through a symlink, the path is not stable, so the task's entry is
+		// opened by a helper thread, which Landlock's ptrace scoping keeps
+		// from ptrace-protected entries: refused, never the supervisor's
+		// (the direct /proc/self/environ above works).
+		"symlink to proc self environ":  "EACCES",
+		"etc mtab":                      "True",
+		"symlink to thread-self status": "True",
+		"proc mounts":                   "True",
+		"proc net dir":                  "True",
+		"proc task fd":                  "PUBlic",
+		"proc task fd dir":              "decoy",
+		"supervisor status":             "EACCES",
+		"supervisor environ":            "EACCES",
+		"supervisor cmdline":            "EACCES",
+		"supervisor cmdline relative":   "EACCES",
+		"supervisor fd dir":             "EACCES",
 	})
 	hostFile(t, filepath.Join(f.pub, "a.txt"), "PUBlic")
 	f.intact(t)
@@ -1229,47 +1252,65 @@ R["left"] = ",".join(sorted(x for x in os.listdir(P("pub")) if x.startswith("t")
 	f.intact(t)
 }
 
-// A process flips symlinks between an allowed target and a denied one while
-// the program opens through them: the supervisor must judge and open the
-// same file, so the secret is never read, written or truncated.
-func TestFSDenySymlinkSwapRace(t *testing.T) {
+// swapLinks are the symlinks the swap-race tests flip, in pub: name →
+// allowed target, denied target.
+var swapLinks = map[string][2]string{
+	"flip":  {"a.txt", "../secret/s.txt"},
+	"dflip": {"sub", "../secret"},
+	"tflip": {"t.txt", "../secret/s.txt"},
+	"hflip": {"a.txt", "../hl"},
+	"lflip": {"a.txt", "../secret/sub/d.txt"}, // a single link: known by path only
+}
+
+// swapRace runs, in a sandbox, loops of operations through symlinks that
+// are flipped between an allowed and a denied target while they run, by
+// flipper (see the tests); only the allowed outcomes may ever be seen.
+func swapRace(t *testing.T, flipInSandbox bool, hostFlipper func(f fsTree) func()) {
 	f := newFSTree(t)
 	must(t, os.WriteFile(filepath.Join(f.pub, "t.txt"), []byte("t"), 0o644))
+	links, _ := json.Marshal(swapLinks)
+	for name, targets := range swapLinks {
+		must(t, os.Symlink(targets[0], filepath.Join(f.pub, name)))
+	}
+	if hostFlipper != nil {
+		defer hostFlipper(f)()
+	}
+	inSandbox := "False"
+	if flipInSandbox {
+		inSandbox = "True"
+	}
 	got := pyProbe(t, f.sandbox(f.secret), `
 import signal
-LINKS = {  # name: (allowed target, denied target)
-    "flip": ("a.txt", "../secret/s.txt"),
-    "dflip": ("sub", "../secret"),
-    "tflip": ("t.txt", "../secret/s.txt"),
-    "hflip": ("a.txt", "../hl"),
-    "lflip": ("a.txt", "../secret/sub/d.txt"),  # a single link: known by path only
-}
-for name, (good, _) in LINKS.items():
-    os.symlink(good, P("pub", name))
+LINKS = json.loads('`+string(links)+`')
+FLIP_IN_SANDBOX = `+inSandbox+`
+
+def flipper(link, ready_w):
+    # Atomically replace link, alternating its targets, until killed.
+    i = 0
+    tmp = P("pub", ".tmp-" + link)
+    while True:
+        try:
+            os.unlink(tmp)  # left by a flipper killed mid-flip
+        except FileNotFoundError:
+            pass
+        os.symlink(LINKS[link][i % 2], tmp)
+        os.rename(tmp, P("pub", link))
+        i += 1
+        if i == 2:
+            os.write(ready_w, b"x")
 
 def loop(name, link, fn, allowed, n=2000):
-    # A process flips link (atomically replaced) between its targets while
-    # fn runs n times. Only the allowed outcomes may be seen (which of them
-    # is up to the scheduler); the counts are logged.
-    ready_r, ready_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            i = 0
-            tmp = P("pub", ".tmp-" + link)
-            while True:
-                try:
-                    os.unlink(tmp)  # left by a flipper killed mid-flip
-                except FileNotFoundError:
-                    pass
-                os.symlink(LINKS[link][i % 2], tmp)
-                os.rename(tmp, P("pub", link))
-                i += 1
-                if i == 2:
-                    os.write(ready_w, b"x")
-        finally:
-            os._exit(1)
-    os.read(ready_r, 1)  # the flipper is running
+    # Only the allowed outcomes may be seen (which of them is up to the
+    # scheduler); the counts are logged.
+    if FLIP_IN_SANDBOX:
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                flipper(link, ready_w)
+            finally:
+                os._exit(1)
+        os.read(ready_r, 1)  # the flipper is running
     seen = {}
     for _ in range(n):
         try:
@@ -1278,10 +1319,11 @@ def loop(name, link, fn, allowed, n=2000):
         except OSError as x:
             v = en(x)
         seen[v] = seen.get(v, 0) + 1
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    os.close(ready_r)
-    os.close(ready_w)
+    if FLIP_IN_SANDBOX:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(ready_r)
+        os.close(ready_w)
     bad = sorted(set(seen) - set(allowed))
     R[name] = "ok" if not bad else "unexpected: " + ",".join(bad)
     R[name + " seen"] = json.dumps(seen, sort_keys=True)
@@ -1293,6 +1335,14 @@ def rdwr_creat(path):
         return os.read(fd, 100).decode()
     finally:
         os.close(fd)
+# linkat(AT_SYMLINK_FOLLOW) links what the symlink points at: a link to the
+# denied file, made outside the denied tree, would read it.
+def link_follow():
+    os.link("lflip", "linked", src_dir_fd=pubfd, dst_dir_fd=pubfd, follow_symlinks=True)
+    try:
+        return rd("linked", dir_fd=pubfd)
+    finally:
+        os.unlink("linked", dir_fd=pubfd)
 loop("read file", "flip", lambda: rd(P("pub/flip")), ["public", "EACCES"])
 loop("read through dir", "dflip", lambda: rd(P("pub/dflip/s.txt")), ["decoy", "EACCES"])
 loop("read through dir dirfd", "dflip", lambda: rd("dflip/s.txt", dir_fd=pubfd), ["decoy", "EACCES"])
@@ -1302,18 +1352,25 @@ loop("creat rdwr", "flip", lambda: rdwr_creat(P("pub/flip")), ["public", "EACCES
 loop("trunc", "tflip", lambda: op(P("pub/tflip"), os.O_WRONLY | os.O_TRUNC), ["OK", "EACCES"])
 loop("append", "tflip", lambda: wr(P("pub/tflip"), "t", os.O_WRONLY | os.O_APPEND), ["OK", "EACCES"])
 loop("truncate", "tflip", lambda: os.truncate(P("pub/tflip"), 0), ["OK", "EACCES"])
-# linkat(AT_SYMLINK_FOLLOW) links what the symlink points at: a link to the
-# denied file, made outside the denied tree, would read it.
-def link_follow():
-    os.link("lflip", "linked", src_dir_fd=pubfd, dst_dir_fd=pubfd, follow_symlinks=True)
-    try:
-        return rd("linked", dir_fd=pubfd)
-    finally:
-        os.unlink("linked", dir_fd=pubfd)
 loop("link follow", "lflip", link_follow, ["public", "EACCES"])
+# Creating through a flipped directory: the entry must land in pub/sub or
+# nowhere.
+def create_in(make, remove):
+    def fn():
+        try:
+            make()
+        finally:
+            try:
+                remove()
+            except FileNotFoundError:
+                pass
+    return fn
+loop("creat excl through dir", "dflip", create_in(lambda: op(P("pub/dflip/n"), os.O_WRONLY | os.O_CREAT | os.O_EXCL), lambda: os.unlink(P("pub/sub/n"))), ["OK", "EACCES"], 1000)
+loop("mkdir through dir", "dflip", create_in(lambda: os.mkdir(P("pub/dflip/nd")), lambda: os.rmdir(P("pub/sub/nd"))), ["OK", "EACCES"], 1000)
+loop("symlink through dir", "dflip", create_in(lambda: os.symlink("x", P("pub/dflip/ns")), lambda: os.unlink(P("pub/sub/ns"))), ["OK", "EACCES"], 1000)
 `)
 	want := map[string]string{}
-	for _, name := range []string{"read file", "read through dir", "read through dir dirfd", "read hardlink", "creat rdwr", "trunc", "append", "truncate", "link follow", "read single link"} {
+	for _, name := range []string{"read file", "read through dir", "read through dir dirfd", "read hardlink", "read single link", "creat rdwr", "trunc", "append", "truncate", "link follow", "creat excl through dir", "mkdir through dir", "symlink through dir"} {
 		want[name] = "ok"
 		t.Logf("%s: %s", name, got[name+" seen"])
 		delete(got, name+" seen")
@@ -1321,10 +1378,44 @@ loop("link follow", "lflip", link_follow, ["public", "EACCES"])
 	expect(t, got, want)
 	f.intact(t)
 	hostFile(t, filepath.Join(f.pub, "a.txt"), "public")
+	hostAbsent(t, filepath.Join(f.pub, "linked"))
+}
+
+// A process in the sandbox flips symlinks between an allowed target and a
+// denied one while the program opens through them: the supervisor must
+// judge and open the same file, so the secret is never read, written,
+// truncated or linked.
+func TestFSDenySymlinkSwapRace(t *testing.T) {
+	swapRace(t, true, nil)
+}
+
+// The same race, flipped from outside the sandbox: the flips are not
+// mediated, so they land at any point of a handler's work.
+func TestFSDenySymlinkSwapRaceFromHost(t *testing.T) {
+	swapRace(t, false, func(f fsTree) func() {
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				for name, targets := range swapLinks {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					tmp := filepath.Join(f.pub, ".host-"+name)
+					os.Remove(tmp)
+					os.Symlink(targets[i%2], tmp)
+					os.Rename(tmp, filepath.Join(f.pub, name))
+				}
+			}
+		}()
+		return func() { close(stop); <-done }
+	})
 }
 
 func TestFSDenyCLI(t *testing.T) {
-	t.Setenv("GOGC", "off") // the CLI is short-lived; see fsRun for why
 	f := newFSTree(t)
 	cmd := func(extra ...string) []string {
 		args := append([]string{"run"}, readArgs()...)

@@ -123,9 +123,9 @@ func (f *runFlags) run(args []string, stderr io.Writer) error {
 	}
 
 	// Take the signals before the sandbox exists, so that none is lost.
+	// (The CLI exits right after the run; there is no signal.Stop.)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-	defer signal.Stop(sigs)
 
 	proc, err := sb.Spawn(args...)
 	if err != nil {

@@ -3,7 +3,6 @@ package filter
 import (
 	"fmt"
 
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,7 +22,7 @@ const (
 type insn struct {
 	kind   insnKind
 	k      uint32
-	cond   bpf.JumpTest
+	cond   jumpTest
 	jt, jf label
 	// far is set when a conditional jump's targets do not fit its 8-bit
 	// offsets; it is then emitted as JEQ 0,1; JA jt; JA jf.
@@ -51,7 +50,7 @@ func (a *asm) bind(l label) {
 func (a *asm) load(off uint32) { a.insns = append(a.insns, insn{kind: kLoad, k: off}) }
 func (a *asm) and(mask uint32) { a.insns = append(a.insns, insn{kind: kAnd, k: mask}) }
 func (a *asm) ret(act Action)  { a.insns = append(a.insns, insn{kind: kRet, k: uint32(act)}) }
-func (a *asm) jump(c bpf.JumpTest, k uint32, jt, jf label) {
+func (a *asm) jump(c jumpTest, k uint32, jt, jf label) {
 	a.insns = append(a.insns, insn{kind: kJumpIf, cond: c, k: k, jt: jt, jf: jf})
 }
 
@@ -104,7 +103,7 @@ func (a *asm) positions() []int {
 }
 
 func (a *asm) encode(pos []int) ([]unix.SockFilter, error) {
-	var prog []bpf.Instruction
+	prog := make([]unix.SockFilter, 0, pos[len(a.insns)])
 	for i, in := range a.insns {
 		from := pos[i] + 1
 		target := func(l label) (int, error) {
@@ -116,28 +115,15 @@ func (a *asm) encode(pos []int) ([]unix.SockFilter, error) {
 		}
 		switch in.kind {
 		case kLoad:
-			prog = append(prog, bpf.LoadAbsolute{Off: in.k, Size: 4})
+			prog = append(prog, unix.SockFilter{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: in.k})
 		case kAnd:
-			prog = append(prog, bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: in.k})
+			prog = append(prog, unix.SockFilter{Code: unix.BPF_ALU | unix.BPF_AND | unix.BPF_K, K: in.k})
 		case kRet:
-			prog = append(prog, bpf.RetConstant{Val: in.k})
+			prog = append(prog, unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: in.k})
 		case kJumpIf:
-			if in.far {
-				t, err := target(in.jt)
-				if err != nil {
-					return nil, err
-				}
-				f, err := target(in.jf)
-				if err != nil {
-					return nil, err
-				}
-				// JEQ k ? next : next+1 ; JA jt ; JA jf — each JA sits one
-				// and two instructions further on than the conditional.
-				prog = append(prog,
-					bpf.JumpIf{Cond: in.cond, Val: in.k, SkipTrue: 0, SkipFalse: 1},
-					bpf.Jump{Skip: uint32(t - 1)},
-					bpf.Jump{Skip: uint32(f - 2)})
-				continue
+			op, err := jumpOp(in.cond)
+			if err != nil {
+				return nil, err
 			}
 			t, err := target(in.jt)
 			if err != nil {
@@ -147,16 +133,39 @@ func (a *asm) encode(pos []int) ([]unix.SockFilter, error) {
 			if err != nil {
 				return nil, err
 			}
-			prog = append(prog, bpf.JumpIf{Cond: in.cond, Val: in.k, SkipTrue: uint8(t), SkipFalse: uint8(f)})
+			if in.far {
+				// Jcc k ? next : next+1 ; JA jt ; JA jf — the two JAs sit
+				// one and two instructions further on than the conditional.
+				prog = append(prog,
+					unix.SockFilter{Code: op, Jt: 0, Jf: 1, K: in.k},
+					unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JA, K: uint32(t - 1)},
+					unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JA, K: uint32(f - 2)})
+				continue
+			}
+			prog = append(prog, unix.SockFilter{Code: op, Jt: uint8(t), Jf: uint8(f), K: in.k})
 		}
 	}
-	raw, err := bpf.Assemble(prog)
-	if err != nil {
-		return nil, fmt.Errorf("filter: %w", err)
+	return prog, nil
+}
+
+// jumpTest is a conditional jump's test; cBPF has these three natively.
+type jumpTest uint8
+
+const (
+	jumpEqual jumpTest = iota
+	jumpGreaterOrEqual
+	jumpBitsSet
+)
+
+// jumpOp encodes a conditional jump.
+func jumpOp(c jumpTest) (uint16, error) {
+	switch c {
+	case jumpEqual:
+		return unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, nil
+	case jumpGreaterOrEqual:
+		return unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K, nil
+	case jumpBitsSet:
+		return unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K, nil
 	}
-	out := make([]unix.SockFilter, len(raw))
-	for i, r := range raw {
-		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
-	return out, nil
+	return 0, fmt.Errorf("filter: unsupported jump test %v", c)
 }

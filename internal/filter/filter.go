@@ -20,7 +20,6 @@ import (
 	"math"
 	"sort"
 
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/sysnum"
@@ -145,7 +144,7 @@ func (p *Policy) Compile() ([]unix.SockFilter, error) {
 	a.load(offArch)
 	kill := a.newLabel()
 	afterArch := a.newLabel()
-	a.jump(bpf.JumpEqual, p.Arch.AuditArch, afterArch, kill)
+	a.jump(jumpEqual, p.Arch.AuditArch, afterArch, kill)
 	a.bind(kill)
 	a.ret(KillProcess)
 	a.bind(afterArch)
@@ -156,14 +155,14 @@ func (p *Policy) Compile() ([]unix.SockFilter, error) {
 			x32 = Errno(unix.EPERM)
 		}
 		deny, next := a.newLabel(), a.newLabel()
-		a.jump(bpf.JumpGreaterOrEqual, x32SyscallBit, deny, next)
+		a.jump(jumpGreaterOrEqual, x32SyscallBit, deny, next)
 		a.bind(deny)
 		a.ret(x32)
 		a.bind(next)
 	}
 	for _, r := range rules {
 		body, next := a.newLabel(), a.newLabel()
-		a.jump(bpf.JumpEqual, uint32(r.Nr), body, next)
+		a.jump(jumpEqual, uint32(r.Nr), body, next)
 		a.bind(body)
 		for _, c := range r.Conds {
 			nextCond := a.newLabel()
@@ -172,12 +171,12 @@ func (p *Policy) Compile() ([]unix.SockFilter, error) {
 				pass := a.newLabel()
 				switch t.Op {
 				case AnyBit:
-					a.jump(bpf.JumpBitsSet, t.Value, pass, nextCond)
+					a.jump(jumpBitsSet, t.Value, pass, nextCond)
 				default:
 					if t.Mask != 0 && t.Mask != ^uint32(0) {
 						a.and(t.Mask)
 					}
-					a.jump(bpf.JumpEqual, t.Value, pass, nextCond)
+					a.jump(jumpEqual, t.Value, pass, nextCond)
 				}
 				a.bind(pass)
 			}

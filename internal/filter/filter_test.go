@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/sysnum"
@@ -608,7 +607,7 @@ func TestAssembler(t *testing.T) {
 		var a asm
 		l := a.newLabel()
 		a.load(offNr)
-		a.jump(bpf.JumpEqual, 1, l, l)
+		a.jump(jumpEqual, 1, l, l)
 		a.ret(Allow)
 		if _, err := a.assemble(); err == nil || !strings.Contains(err.Error(), "never bound") {
 			t.Errorf("assemble = %v, want a never-bound error", err)
@@ -619,7 +618,7 @@ func TestAssembler(t *testing.T) {
 		l, end := a.newLabel(), a.newLabel()
 		a.bind(l)
 		a.load(offNr)
-		a.jump(bpf.JumpEqual, 1, l, end)
+		a.jump(jumpEqual, 1, l, end)
 		a.bind(end)
 		a.ret(Allow)
 		if _, err := a.assemble(); err == nil || !strings.Contains(err.Error(), "backward jump") {
@@ -643,7 +642,7 @@ func TestAssembler(t *testing.T) {
 		var a asm
 		a.load(offNr)
 		near, far := a.newLabel(), a.newLabel()
-		a.jump(bpf.JumpEqual, 7, near, far)
+		a.jump(jumpEqual, 7, near, far)
 		a.bind(near)
 		for i := 0; i < 300; i++ {
 			a.load(offArch)
@@ -679,9 +678,9 @@ func TestJumpReachBoundary(t *testing.T) {
 			near, far := a.newLabel(), a.newLabel()
 			nearNr, farNr := uint32(7), uint32(8)
 			if farTrue {
-				a.jump(bpf.JumpEqual, 8, far, near)
+				a.jump(jumpEqual, 8, far, near)
 			} else {
-				a.jump(bpf.JumpEqual, 7, near, far)
+				a.jump(jumpEqual, 7, near, far)
 			}
 			a.bind(near)
 			for i := 0; i < gap-1; i++ {

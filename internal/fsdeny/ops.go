@@ -64,6 +64,9 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 	defer s.close()
 
 	fl := int(flags)
+	if fl&unix.O_TMPFILE == unix.O_TMPFILE && fl&unix.O_CREAT != 0 {
+		return notify.Errno(unix.EINVAL)
+	}
 	if fl&unix.O_PATH != 0 {
 		// The kernel ignores every other flag with O_PATH (O_CREAT too).
 		fl &= unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC

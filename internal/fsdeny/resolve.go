@@ -81,7 +81,8 @@ func locate(hc *notify.HandlerCtx, dirfd uint64, path string) (start, error) {
 	if strings.HasPrefix(path, "/") {
 		if p, rest, ok := magic(tid, path); ok {
 			if p == "/" {
-				return start{fd: -1, rel: "/" + rest, tid: tid}, nil
+				rel, proc := procSelf(tid, "/"+rest)
+				return start{fd: -1, rel: rel, tid: tid, proc: proc}, nil
 			}
 			fd, err := openProc(hc, p)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -89,7 +90,8 @@ func Start(cfg Config) *Supervisor {
 	// Since Linux 6.6 (the release that added SYNC_WAKE_UP) a blocked RECV
 	// returns once every task using the filter is gone; before it, RECV would
 	// block forever then, so poll for POLLHUP first.
-	s.pollFirst = !seccomp.SetSyncWakeUp(s.fd)
+	// SANDLOCK_SYNC_WAKEUP=0 leaves the flag off, to measure what it buys.
+	s.pollFirst = os.Getenv("SANDLOCK_SYNC_WAKEUP") == "0" || !seccomp.SetSyncWakeUp(s.fd)
 	for _, name := range []string{"execve", "execveat", "clone", "clone3", "fork", "vfork"} {
 		if nr, ok := sysnum.Native().Nr(name); ok {
 			s.noDefer[int32(nr)] = true
@@ -118,7 +120,13 @@ func (s *Supervisor) receive() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
-	watchdog := time.AfterFunc(time.Hour, s.unstall)
+	// fired tells that a watchdog's unstall has finished. A receiver whose
+	// watchdog fired waits for it before going on: while it runs, this
+	// receiver still counts in wg, so unstall's wg.Add can never come after
+	// the last receiver has gone and the listener fd was closed (and maybe
+	// reused by another sandbox's listener).
+	fired := make(chan struct{}, 1)
+	watchdog := time.AfterFunc(time.Hour, func() { s.unstall(); fired <- struct{}{} })
 	watchdog.Stop()
 	defer watchdog.Stop()
 
@@ -139,8 +147,8 @@ func (s *Supervisor) receive() {
 			watchdog.Reset(s.slowAfter)
 		}
 		a := s.table.dispatch(s.ctx, hc, s.log)
-		if !quick {
-			watchdog.Stop()
+		if !quick && !watchdog.Stop() {
+			<-fired
 		}
 		s.answer(hc, a)
 		if s.idle.Load() > 0 {
@@ -257,8 +265,26 @@ func (s *Supervisor) injectSend(id uint64, f *os.File, flags uint32, onInject fu
 		s.injectFailed(id, err)
 		return
 	}
-	onInject(childFD)
+	if !s.reportInjected(id, onInject, childFD) {
+		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EPERM)})
+		return
+	}
 	s.send(&seccomp.Resp{ID: id, Val: int64(childFD)})
+}
+
+// reportInjected runs an InjectFDSendTracked callback, which is user code:
+// a panic in it is recovered and logged like a handler's, and the syscall
+// then fails with EPERM (the fd stays installed in the task, unnamed).
+func (s *Supervisor) reportInjected(id uint64, onInject func(int), childFD int) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("sandlock: InjectFDSendTracked callback panicked; failing the syscall with EPERM",
+				"id", id, "fd", childFD, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			ok = false
+		}
+	}()
+	onInject(childFD)
+	return true
 }
 
 // injectFailed fails the syscall whose fd could not be installed: an

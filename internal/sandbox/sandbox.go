@@ -189,7 +189,8 @@ func takeListener(pid, fd, report int) (int, error) {
 		return -1, &StepError{Step: "seccomp listener", Err: fmt.Errorf("pidfd_open: %w", err)}
 	}
 	defer unix.Close(pidfd)
-	for wait := time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
+	deadline := time.Now().Add(10 * time.Second)
+	for spins := 0; ; spins++ {
 		out, err := unix.PidfdGetfd(pidfd, fd, 0)
 		if err == nil {
 			return out, nil
@@ -197,17 +198,24 @@ func takeListener(pid, fd, report int) (int, error) {
 		if err != unix.EBADF {
 			return -1, &StepError{Step: "seccomp listener", Err: fmt.Errorf("pidfd_getfd: %w", err)}
 		}
-		// Not there yet, or never will be: the child reports why.
+		// Not there yet, or never will be: the child reports why. It needs
+		// microseconds to install a filter, so yield the CPU to it at
+		// first, and only later sleep.
+		timeout := 0
+		if spins > 100 {
+			timeout = 1
+		}
 		pfd := []unix.PollFd{{Fd: int32(report), Events: unix.POLLIN}}
-		if n, _ := unix.Poll(pfd, int(wait.Milliseconds())); n > 0 {
+		if n, _ := unix.Poll(pfd, timeout); n > 0 {
 			if step, value, ok := readRecord(report); ok {
 				return -1, &StepError{Step: stepNames[min(int(step), len(stepNames)-1)], Err: syscall.Errno(value)}
 			}
 			return -1, &StepError{Step: "seccomp listener", Err: errors.New("the child died before it installed its filter")}
 		}
-		if wait < time.Millisecond {
-			time.Sleep(wait)
+		if time.Now().After(deadline) {
+			return -1, &StepError{Step: "seccomp listener", Err: errors.New("the child did not install its filter")}
 		}
+		syscall.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 	}
 }
 
