@@ -45,9 +45,10 @@ func Errno(e syscall.Errno) Action { return notify.Errno(e) }
 // ReturnValue makes the syscall return v without running it.
 func ReturnValue(v int64) Action { return notify.ReturnValue(v) }
 
-// InjectFD installs a duplicate of src in the task at fd targetFD, then lets
-// the kernel run the syscall. The supervisor closes src afterwards. If the
-// fd cannot be installed, the syscall fails.
+// InjectFD installs a duplicate of src in the task at fd targetFD at once,
+// then goes on like Continue (the next handler decides; after the last, the
+// kernel runs the syscall). The supervisor closes src afterwards. If the fd
+// cannot be installed, the syscall fails.
 func InjectFD(src *os.File, targetFD int) Action { return notify.InjectFD(src, targetFD) }
 
 // InjectFDSend installs a duplicate of src in the task and makes its number

@@ -203,17 +203,17 @@ print(json.dumps(R))
 		want := map[string]string{
 			"secret":      "EACCES", // the builtin's answer, not the user's 1000
 			"secret_path": "EACCES",
-			"pub":         "public", // opened and injected by the builtin
-			"pub_path":    "1001",   // the builtin said Continue: the user handler answered
+			"pub":         "public", // the user said Continue; the builtin opened it on the program's behalf
+			"pub_path":    "1001",   // the builtin's check said Continue: the user handler answered
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("results %v, want %v", got, want)
 		}
-		// The FSDenied builtin answers every plain open itself (it opens on
-		// the program's behalf and injects the fd), so the user handler sees
-		// only the O_PATH open of pub, where the builtin says Continue.
-		if s := seen.get(); !reflect.DeepEqual(s, []string{"pub.txt O_PATH=true"}) {
-			t.Errorf("user handler saw %q, want only the O_PATH open of pub.txt", s)
+		// The FSDenied check runs before the user handler, which never sees
+		// the denied opens; allowed ones reach it, and the builtin acts on
+		// them only after it said Continue.
+		if s := seen.get(); !reflect.DeepEqual(s, []string{"pub.txt O_PATH=false", "pub.txt O_PATH=true"}) {
+			t.Errorf("user handler saw %q, want the two opens of pub.txt only", s)
 		}
 	})
 }

@@ -67,6 +67,8 @@ type Denier struct {
 	trees []string        // canonical absolute paths
 	ids   map[fileID]bool // denied files, and hard-linked files in denied trees
 	op    *opener
+	// checkOnly makes every handler stop after its checks with Continue.
+	checkOnly bool
 }
 
 // New resolves the denied paths. A path that does not exist is denied by
@@ -156,12 +158,23 @@ func (d *Denier) collectIDs(root string) error {
 // Close stops the helper threads.
 func (d *Denier) Close() { d.op.close() }
 
-// Register adds the handlers to the table.
+// Register adds the handlers to the table, twice: as builtins that only
+// check (so that a denied call never reaches a user handler), and as final
+// handlers that resolve and check again, then do the call on the task's
+// behalf once every user handler said Continue (so that no answer lets the
+// kernel resolve the path again).
 func (d *Denier) Register(t *notify.Table) {
+	check := *d
+	check.checkOnly = true
+	check.register(t.AddBuiltin, true)
+	d.register(t.AddFinal, false)
+}
+
+func (d *Denier) register(addTo func(nr int, name string, quick bool, h notify.Handler), withExec bool) {
 	arch := sysnum.Native()
 	add := func(name string, h func(context.Context, *notify.HandlerCtx) notify.Action) {
 		if nr, ok := arch.Nr(name); ok {
-			t.AddBuiltin(nr, "fs deny: "+name, false, notify.HandlerFunc(h))
+			addTo(nr, "fs deny: "+name, false, notify.HandlerFunc(h))
 		}
 	}
 	a := func(i int) func(hc *notify.HandlerCtx) uint64 {
@@ -180,12 +193,15 @@ func (d *Denier) Register(t *notify.Table) {
 		return d.open(hc, a(0)(hc), a(1)(hc), a(2)(hc), a(3)(hc), 0)
 	})
 	add("openat2", d.openat2)
-	add("execve", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-		return d.exec(hc, atFDCWD, a(0)(hc), 0)
-	})
-	add("execveat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-		return d.exec(hc, a(0)(hc), a(1)(hc), a(4)(hc))
-	})
+	if withExec {
+		// exec is only checked: the kernel runs it.
+		add("execve", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+			return d.exec(hc, atFDCWD, a(0)(hc), 0)
+		})
+		add("execveat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+			return d.exec(hc, a(0)(hc), a(1)(hc), a(4)(hc))
+		})
+	}
 	add("truncate", d.truncate)
 	add("unlink", d.removeHandler(cwd, a(0), zero))
 	add("rmdir", d.removeHandler(cwd, a(0), func(*notify.HandlerCtx) uint64 { return unix.AT_REMOVEDIR }))

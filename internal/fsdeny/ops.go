@@ -85,6 +85,9 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 	if fl&unix.O_CREAT != 0 && fl&unix.O_EXCL != 0 {
 		return notify.Errno(unix.EEXIST)
 	}
+	if d.checkOnly {
+		return notify.Continue()
+	}
 	if fl&unix.O_PATH != 0 {
 		// The kernel cannot inject an O_PATH descriptor (SECCOMP_ADDFD
 		// refuses them): it opens this one itself, resolving the path again
@@ -144,6 +147,9 @@ func (d *Denier) create(hc *notify.HandlerCtx, dirfd uint64, path string, flags 
 	defer unix.Close(pfd)
 	if err := d.checkEntry(pfd, name, false); err != nil {
 		return errAction(err)
+	}
+	if d.checkOnly {
+		return notify.Continue()
 	}
 	cflags := flags &^ unix.O_TRUNC
 	if flags&unix.O_EXCL == 0 {
@@ -247,6 +253,9 @@ func (d *Denier) truncate(ctx context.Context, hc *notify.HandlerCtx) notify.Act
 	if err := d.checkFD(pfd); err != nil {
 		return errAction(err)
 	}
+	if d.checkOnly {
+		return notify.Continue()
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(pfd, &st); err != nil {
 		return errAction(err)
@@ -290,6 +299,9 @@ func (d *Denier) removeHandler(dirfdF, pathF, flagsF argFn) notify.HandlerFunc {
 		defer unix.Close(pfd)
 		if err := d.checkEntry(pfd, strings.TrimSuffix(name, "/"), false); err != nil {
 			return errAction(err)
+		}
+		if d.checkOnly {
+			return notify.Continue()
 		}
 		flags := int(flagsF(hc))
 		if derr := d.op.do(func() { err = unix.Unlinkat(pfd, name, flags) }); derr != nil {
@@ -359,6 +371,9 @@ func (d *Denier) linkHandler(oldDirF, oldF, newDirF, newF, flagsF argFn) notify.
 		if err := d.checkEntry(p2, strings.TrimSuffix(n2, "/"), true); err != nil {
 			return errAction(err)
 		}
+		if d.checkOnly {
+			return notify.Continue()
+		}
 		if derr := d.op.do(func() {
 			// Through the helper's own descriptor: the kernel links the
 			// inode it refers to (or refuses, as for the task: ENOENT for a
@@ -398,6 +413,9 @@ func (d *Denier) twoPaths(hc *notify.HandlerCtx, oldDirF, oldF, newDirF, newF ar
 	if err := d.checkEntry(p2, strings.TrimSuffix(n2, "/"), moving); err != nil {
 		return errAction(err)
 	}
+	if d.checkOnly {
+		return notify.Continue()
+	}
 	if derr := d.op.do(func() { err = op(p1, n1, p2, n2) }); derr != nil {
 		return errAction(derr)
 	}
@@ -436,6 +454,9 @@ func (d *Denier) createHandler(dirfdF, pathF argFn, create createFn) notify.Hand
 		if err := d.checkEntry(pfd, strings.TrimSuffix(name, "/"), false); err != nil {
 			return errAction(err)
 		}
+		if d.checkOnly {
+			return notify.Continue()
+		}
 		umask := umaskOf(hc.Notif.PID)
 		if derr := d.op.do(func() { err = create(hc, pfd, name, umask) }); derr != nil {
 			return errAction(derr)
@@ -462,6 +483,9 @@ func (d *Denier) symlinkHandler(targetF, dirfdF, pathF argFn) notify.HandlerFunc
 		defer unix.Close(pfd)
 		if err := d.checkEntry(pfd, strings.TrimSuffix(name, "/"), false); err != nil {
 			return errAction(err)
+		}
+		if d.checkOnly {
+			return notify.Continue()
 		}
 		if derr := d.op.do(func() { err = unix.Symlinkat(target, pfd, name) }); derr != nil {
 			return errAction(derr)

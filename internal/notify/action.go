@@ -52,8 +52,10 @@ func Errno(e syscall.Errno) Action {
 func ReturnValue(v int64) Action { return Action{kind: actReturn, val: v} }
 
 // InjectFD installs a duplicate of src in the task at fd number targetFD
-// (replacing whatever was there), then lets the kernel run the syscall. The
-// supervisor closes src once the notification is answered.
+// (replacing whatever was there) at once, then goes on like Continue: the
+// next handler decides, and after the last one the kernel runs the syscall.
+// If the fd cannot be installed, the syscall fails. The supervisor closes
+// src once it is installed.
 func InjectFD(src *os.File, targetFD int) Action {
 	return Action{kind: actInjectFD, file: src, targetFD: targetFD}
 }

@@ -146,7 +146,7 @@ func (s *Supervisor) receive() {
 		if !quick {
 			watchdog.Reset(s.slowAfter)
 		}
-		a := s.table.dispatch(s.ctx, hc, s.log)
+		a := s.table.dispatch(s.ctx, hc, s.log, func(a Action) unix.Errno { return s.installFD(hc.Notif.ID, a) })
 		if !quick && !watchdog.Stop() {
 			<-fired
 		}
@@ -217,13 +217,12 @@ func (s *Supervisor) answer(hc *HandlerCtx, a Action) {
 		}
 		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EPERM)})
 	case actInjectFD:
-		defer a.release()
-		src, err := fileFD(a.file)
-		if err == nil {
-			_, err = seccomp.AddFD(s.fd, id, src, a.targetFD, 0, false)
-		}
-		if err != nil {
-			s.injectFailed(id, err)
+		// Only a deferred function's answer gets here; in a chain, dispatch
+		// installs the fd and goes on.
+		if errno := s.installFD(id, a); errno != 0 {
+			if errno != unix.ENOENT {
+				s.send(&seccomp.Resp{ID: id, Error: -int32(errno)})
+			}
 			return
 		}
 		s.send(&seccomp.Resp{ID: id, Flags: seccomp.FlagContinue})
@@ -244,6 +243,20 @@ func (s *Supervisor) answer(hc *HandlerCtx, a Action) {
 	default:
 		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EPERM)})
 	}
+}
+
+// installFD does InjectFD's installation and returns 0, or the errno to fail
+// the syscall with (ENOENT: the task is gone).
+func (s *Supervisor) installFD(id uint64, a Action) unix.Errno {
+	defer a.release()
+	src, err := fileFD(a.file)
+	if err == nil {
+		_, err = seccomp.AddFD(s.fd, id, src, a.targetFD, 0, false)
+	}
+	if err == nil {
+		return 0
+	}
+	return injectErrno(err)
 }
 
 func (s *Supervisor) injectSend(id uint64, f *os.File, flags uint32, onInject func(int)) {
@@ -290,15 +303,20 @@ func (s *Supervisor) reportInjected(id uint64, onInject func(int), childFD int) 
 // injectFailed fails the syscall whose fd could not be installed: an
 // injection that did not happen must never turn into a Continue.
 func (s *Supervisor) injectFailed(id uint64, err error) {
-	if errors.Is(err, unix.ENOENT) {
-		return // the task is gone
+	if errno := injectErrno(err); errno != unix.ENOENT {
+		s.send(&seccomp.Resp{ID: id, Error: -int32(errno)})
 	}
-	errno := unix.EIO
+}
+
+// injectErrno is the errno a failed injection fails the syscall with:
+// ENOENT when the task is gone (nothing to answer), the task's own EMFILE or
+// EBADF, else EIO.
+func injectErrno(err error) unix.Errno {
 	var e unix.Errno
-	if errors.As(err, &e) && (e == unix.EMFILE || e == unix.EBADF) {
-		errno = e
+	if errors.As(err, &e) && (e == unix.ENOENT || e == unix.EMFILE || e == unix.EBADF) {
+		return e
 	}
-	s.send(&seccomp.Resp{ID: id, Error: -int32(errno)})
+	return unix.EIO
 }
 
 func (s *Supervisor) send(r *seccomp.Resp) {

@@ -51,7 +51,7 @@ func TestDispatchOrder(t *testing.T) {
 	tab.AddUser(5, r.h("u2", Continue()))
 	tab.AddUser(5, r.h("u3", Continue()))
 
-	a := tab.dispatch(context.Background(), notif(5), discard())
+	a := tab.dispatch(context.Background(), notif(5), discard(), noInject)
 	if !a.IsContinue() {
 		t.Errorf("all handlers said Continue, dispatch answered %v", a)
 	}
@@ -61,7 +61,7 @@ func TestDispatchOrder(t *testing.T) {
 
 	// Another syscall's chain is untouched; a syscall with none answers
 	// Continue without calling anything.
-	if a := tab.dispatch(context.Background(), notif(6), discard()); !a.IsContinue() {
+	if a := tab.dispatch(context.Background(), notif(6), discard(), noInject); !a.IsContinue() {
 		t.Errorf("empty chain answered %v", a)
 	}
 	if got := r.take(); len(got) != 0 {
@@ -100,7 +100,7 @@ func TestDispatchShortCircuit(t *testing.T) {
 						tab.AddUser(7, r.h(n, a))
 					}
 				}
-				got := tab.dispatch(context.Background(), notif(7), discard())
+				got := tab.dispatch(context.Background(), notif(7), discard(), noInject)
 				if got.String() != c.want || got.kind != c.a.kind {
 					t.Errorf("answer from %s: dispatch answered %v, want %v", names[pos], got, c.want)
 				}
@@ -134,7 +134,7 @@ func TestDispatchBuiltinWins(t *testing.T) {
 	for arg := uint64(0); arg < 4; arg++ {
 		hc := notif(257)
 		hc.Notif.Data.Args[0] = arg
-		a := tab.dispatch(context.Background(), hc, discard())
+		a := tab.dispatch(context.Background(), hc, discard(), noInject)
 		calls := r.take()
 		if arg%2 == 1 {
 			if a.ErrnoOf() != syscall.EACCES || !reflect.DeepEqual(calls, []string{"builtin"}) {
@@ -163,7 +163,7 @@ func TestDispatchArguments(t *testing.T) {
 	})
 	tab.AddBuiltin(9, "b", true, check)
 	tab.AddUser(9, check)
-	tab.dispatch(ctx, hc, discard())
+	tab.dispatch(ctx, hc, discard(), noInject)
 	if n != 2 {
 		t.Errorf("%d handlers called, want 2", n)
 	}
@@ -266,7 +266,7 @@ func TestDispatchPanic(t *testing.T) {
 				}
 				tab.AddUser(11, r.h("after", ReturnValue(1)))
 
-				a := tab.dispatch(context.Background(), notif(11), log)
+				a := tab.dispatch(context.Background(), notif(11), log, noInject)
 				if a.ErrnoOf() != syscall.EPERM {
 					t.Errorf("user=%v: a panicking handler answered %v, want EPERM", user, a)
 				}
@@ -329,5 +329,46 @@ func TestActions(t *testing.T) {
 	}
 	if s := fmt.Sprint(Errno(syscall.ENOENT)); !strings.Contains(s, "no such file") {
 		t.Errorf("Errno(ENOENT) prints %q", s)
+	}
+}
+
+// noInject stands in for the supervisor's fd installation.
+func noInject(Action) syscall.Errno { return 0 }
+
+// TestFinalsRunAfterUsers: a final builtin runs after every user handler,
+// whatever the order of registration, and only if all of them continued;
+// InjectFD installs its fd and goes on with the chain.
+func TestFinalsRunAfterUsers(t *testing.T) {
+	var r recorder
+	tab := NewTable()
+	tab.AddFinal(9, "final", true, r.h("final", ReturnValue(7)))
+	tab.AddUser(9, r.h("user", Continue()))
+	tab.AddBuiltin(9, "check", true, r.h("check", Continue()))
+	var injected []int
+	inject := func(a Action) syscall.Errno { injected = append(injected, a.targetFD); return 0 }
+	got := tab.dispatch(context.Background(), notif(9), discard(), inject)
+	if got.kind != actReturn || got.val != 7 {
+		t.Errorf("answer %v, want the final's ReturnValue(7)", got)
+	}
+	if calls := r.take(); !reflect.DeepEqual(calls, []string{"check", "user", "final"}) {
+		t.Errorf("called %v, want check, user, final", calls)
+	}
+
+	tab = NewTable()
+	tab.AddUser(10, r.h("user", InjectFD(nil, 42)))
+	tab.AddFinal(10, "final", true, r.h("final", Continue()))
+	if got := tab.dispatch(context.Background(), notif(10), discard(), inject); !got.IsContinue() {
+		t.Errorf("InjectFD then Continue answered %v", got)
+	}
+	if calls := r.take(); !reflect.DeepEqual(calls, []string{"user", "final"}) || !reflect.DeepEqual(injected, []int{42}) {
+		t.Errorf("called %v, injected %v: InjectFD must install, then go on", calls, injected)
+	}
+	// A failed installation fails the syscall and ends the chain.
+	failing := func(Action) syscall.Errno { return syscall.EMFILE }
+	if got := tab.dispatch(context.Background(), notif(10), discard(), failing); got.ErrnoOf() != syscall.EMFILE {
+		t.Errorf("failed InjectFD answered %v, want EMFILE", got)
+	}
+	if calls := r.take(); !reflect.DeepEqual(calls, []string{"user"}) {
+		t.Errorf("called %v after a failed InjectFD", calls)
 	}
 }
