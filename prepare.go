@@ -28,6 +28,12 @@ type prepared struct {
 	grants  []string // readable and writable paths, for error hints
 }
 
+// abandon frees a run that will not start.
+func (p *prepared) abandon() {
+	p.release()
+	p.session.Abandon()
+}
+
 // release frees what prepare acquired.
 func (p *prepared) release() {
 	if p.denier != nil {
@@ -193,7 +199,7 @@ func (s *Sandbox) environ() []string {
 
 // prepare validates the sandbox and the command and builds everything the
 // run needs. Nothing has started when it returns an error.
-func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (*prepared, error) {
+func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared, err error) {
 	if len(cmd) == 0 {
 		return nil, errors.New("sandlock: empty command")
 	}
@@ -203,6 +209,14 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (*prepared, e
 	if err := s.unsupported(); err != nil {
 		return nil, err
 	}
+	// The session starts the tracer's thread, which then comes up while the
+	// rest is validated and built.
+	p := &prepared{session: sandbox.NewSession(slog.Default())}
+	defer func() {
+		if err != nil {
+			p.abandon()
+		}
+	}()
 	if s.NoSupervisor {
 		if len(s.FSDenied) > 0 {
 			return nil, field("FSDenied", "", errors.New("needs the supervisor, which NoSupervisor turns off"))
@@ -265,7 +279,7 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (*prepared, e
 		return nil, &sandbox.StepError{Step: "exec " + cmd[0], Err: err}
 	}
 
-	p := &prepared{grants: append(append([]string(nil), s.FSReadable...), s.FSWritable...)}
+	p.grants = append(append([]string(nil), s.FSReadable...), s.FSWritable...)
 	p.ruleset, err = llcfg.Build()
 	if err != nil {
 		var pe *landlock.PathError
@@ -275,11 +289,9 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (*prepared, e
 		return nil, fmt.Errorf("sandlock: %w", err)
 	}
 
-	p.session = sandbox.NewSession(slog.Default())
 	if len(s.FSDenied) > 0 {
 		p.denier, err = fsdeny.New(fsdeny.Config{Paths: s.FSDenied, Ruleset: p.ruleset, KeepCaps: s.KeepCaps})
 		if err != nil {
-			p.release()
 			return nil, field("FSDenied", "", err)
 		}
 		p.denier.Register(p.session.Table)
@@ -294,12 +306,10 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (*prepared, e
 	}
 	fp, err := fs.Filter()
 	if err != nil {
-		p.release()
 		return nil, fmt.Errorf("sandlock: %w", err)
 	}
 	prog, err := fp.Compile()
 	if err != nil {
-		p.release()
 		return nil, fmt.Errorf("sandlock: %w", err)
 	}
 

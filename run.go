@@ -160,7 +160,7 @@ func (s *Sandbox) start(cmd []string, handlers []SyscallHandler, stdio Stdio, fo
 			f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 			if err != nil {
 				proc.closeStreams()
-				p.release()
+				p.abandon()
 				return nil, fmt.Errorf("sandlock: %w", err)
 			}
 			childEnds = append(childEnds, f)
@@ -169,7 +169,7 @@ func (s *Sandbox) start(cmd []string, handlers []SyscallHandler, stdio Stdio, fo
 			r, w, err := os.Pipe()
 			if err != nil {
 				proc.closeStreams()
-				p.release()
+				p.abandon()
 				return nil, fmt.Errorf("sandlock: %w", err)
 			}
 			if i == 0 {

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -28,12 +27,6 @@ import (
 	"github.com/sandlock-go/sandlock/internal/policy"
 	"github.com/sandlock-go/sandlock/internal/sandbox"
 )
-
-func init() {
-	// Keep the main goroutine on the main thread: sandlock confines and
-	// discards other threads, and the main thread can never be discarded.
-	runtime.LockOSThread()
-}
 
 func main() {
 	// Orphans of the sandbox are re-parented to sandlock rather than to

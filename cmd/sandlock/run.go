@@ -122,15 +122,18 @@ func (f *runFlags) run(args []string, stderr io.Writer) error {
 		return err
 	}
 
-	// Take the signals before the sandbox exists, so that none is lost.
-	// (The CLI exits right after the run; there is no signal.Stop.)
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-
 	proc, err := sb.Spawn(args...)
 	if err != nil {
 		return err
 	}
+	// Forward signals once the program runs. signal.Notify waits for the
+	// runtime to start a thread, which would cost more than the rest of
+	// the start-up; here it overlaps with the program's own. A signal that
+	// comes before it kills sandlock, and the tracer's thread with it, so
+	// the kernel kills the sandbox too. (The CLI exits right after the
+	// run; there is no signal.Stop.)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	done := make(chan *sandlock.Result, 1)
 	go func() {
 		res, _ := proc.Wait()

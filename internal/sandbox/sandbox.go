@@ -59,9 +59,11 @@ type Spec struct {
 	Ruleset  *landlock.Ruleset // may be nil
 	Filter   []unix.SockFilter
 	KeepCaps bool
-	// Supervised installs the filter with a listener, serves it with the
-	// session's handler table and traces every task. Without it, the filter
-	// only denies and the program is followed by its process group alone.
+	// Supervised traces every task and, when the session's handler table
+	// has any chain, installs the filter with a listener and serves it with
+	// the table (a filter that notifies nothing needs neither). Without it,
+	// the filter only denies and the program is followed by its process
+	// group alone.
 	Supervised bool
 }
 
@@ -79,7 +81,9 @@ type Session struct {
 	status unix.WaitStatus
 }
 
-// NewSession returns a session with an empty handler table.
+// NewSession returns a session with an empty handler table. It starts the
+// tracer's thread at once, so that the thread is ready when Start needs it;
+// a session that is not started must be Abandoned.
 func NewSession(log *slog.Logger) *Session {
 	if log == nil {
 		log = slog.Default()
@@ -87,19 +91,24 @@ func NewSession(log *slog.Logger) *Session {
 	return &Session{
 		Table: notify.NewTable(),
 		Log:   log,
+		tr:    tracer.New(),
 		exit:  make(chan unix.WaitStatus, 1),
 		ended: make(chan struct{}),
 	}
 }
 
+// Abandon releases a session that will not be started.
+func (s *Session) Abandon() { s.tr.Abandon() }
+
 // Start runs the child stage and returns once the program has exec'd, or
 // with the error that kept it from doing so (then nothing of it ran).
 func (s *Session) Start(spec *Spec) error {
-	stage, err := newChildStage(spec)
+	stage, err := newChildStage(spec, spec.Supervised && len(s.Table.Syscalls()) > 0)
 	if err != nil {
+		s.tr.Abandon()
 		return &StepError{Step: "exec " + spec.Path, Err: err}
 	}
-	tr, err := tracer.Start(tracer.Config{Trace: spec.Supervised}, func() (int, func() error, error) {
+	err = s.tr.Launch(tracer.Config{Trace: spec.Supervised}, func() (*tracer.Launched, error) {
 		return s.launch(spec, stage)
 	})
 	if err != nil {
@@ -109,22 +118,21 @@ func (s *Session) Start(spec *Spec) error {
 		}
 		return err
 	}
-	s.tr = tr
 	go s.follow()
 	return nil
 }
 
 // launch forks the child and, once it has confined itself, takes its
 // listener and starts the supervisor. It runs on the tracer's thread.
-func (s *Session) launch(spec *Spec, c *childStage) (int, func() error, error) {
+func (s *Session) launch(spec *Spec, c *childStage) (*tracer.Launched, error) {
 	var gate, report [2]int
 	if err := unix.Pipe2(gate[:], unix.O_CLOEXEC); err != nil {
-		return 0, nil, &StepError{Step: "pipe", Err: err}
+		return nil, &StepError{Step: "pipe", Err: err}
 	}
 	if err := unix.Pipe2(report[:], unix.O_CLOEXEC); err != nil {
 		unix.Close(gate[0])
 		unix.Close(gate[1])
-		return 0, nil, &StepError{Step: "pipe", Err: err}
+		return nil, &StepError{Step: "pipe", Err: err}
 	}
 	c.gate, c.report = gate[0], report[1]
 	c.high = max(c.high, gate[1], report[0], report[1]) + 1
@@ -136,46 +144,62 @@ func (s *Session) launch(spec *Spec, c *childStage) (int, func() error, error) {
 	if errno != 0 {
 		unix.Close(gate[1])
 		unix.Close(report[0])
-		return 0, nil, &StepError{Step: "fork", Err: errno}
+		return nil, &StepError{Step: "fork", Err: errno}
 	}
-	abort := func(err error) (int, func() error, error) {
+	closePipes := func() {
 		unix.Close(gate[1]) // the child exits on EOF, if it still waits
 		unix.Close(report[0])
+	}
+	// abort ends a child that could not be traced; if it failed on its own
+	// first, that failure is the better error.
+	abort := func(err error) error {
+		pfd := []unix.PollFd{{Fd: int32(report[0]), Events: unix.POLLIN}}
+		if n, _ := unix.Poll(pfd, 0); n > 0 {
+			if step, value, ok := readRecord(report[0]); ok && step != stepReady {
+				err = childError(spec, step, value)
+			}
+		}
+		closePipes()
 		unix.Kill(pid, unix.SIGKILL)
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, unix.WALL, nil)
-		return 0, nil, err
+		return err
 	}
-
-	step, value, ok := readRecord(report[0])
-	if !ok {
-		return abort(&StepError{Step: "child stage", Err: errors.New("the child died before it confined itself")})
-	}
-	if step != stepReady {
-		return abort(childError(spec, step, value))
-	}
-	if spec.Supervised {
-		listener, err := takeListener(pid, int(value), report[0])
-		if err != nil {
-			return abort(err)
-		}
-		s.sup = notify.Start(notify.Config{
-			Listener: listener,
-			Table:    s.Table,
-			Log:      s.Log,
-			KillAll:  func(sig syscall.Signal) { s.signalAll(sig) },
-		})
-	}
+	// release lets the traced child go on: once it has confined itself and
+	// the supervisor holds its listener (if it has one), it may exec.
 	release := func() error {
-		unix.Write(gate[1], []byte{1})
-		unix.Close(gate[1])
-		defer unix.Close(report[0])
+		defer closePipes()
+		if !c.listen {
+			// Nothing to wait for: the child reads the gate after its filter
+			// is in place.
+			unix.Write(gate[1], []byte{1})
+		}
+		step, value, ok := readRecord(report[0])
+		if !ok {
+			return &StepError{Step: "child stage", Err: errors.New("the child died before it confined itself")}
+		}
+		if step != stepReady {
+			return childError(spec, step, value)
+		}
+		if c.listen {
+			listener, err := takeListener(pid, int(value), report[0])
+			if err != nil {
+				return err
+			}
+			s.sup = notify.Start(notify.Config{
+				Listener: listener,
+				Table:    s.Table,
+				Log:      s.Log,
+				KillAll:  func(sig syscall.Signal) { s.signalAll(sig) },
+			})
+			unix.Write(gate[1], []byte{1})
+		}
 		if step, value, ok := readRecord(report[0]); ok {
 			return childError(spec, step, value)
 		}
 		return nil // EOF: the exec closed the pipe
 	}
-	return pid, release, nil
+	return &tracer.Launched{Root: pid, Release: release, Abort: abort}, nil
 }
 
 // takeListener copies the child's seccomp listener, which it announced as
@@ -189,8 +213,8 @@ func takeListener(pid, fd, report int) (int, error) {
 		return -1, &StepError{Step: "seccomp listener", Err: fmt.Errorf("pidfd_open: %w", err)}
 	}
 	defer unix.Close(pidfd)
-	deadline := time.Now().Add(10 * time.Second)
-	for spins := 0; ; spins++ {
+	start := time.Now()
+	for {
 		out, err := unix.PidfdGetfd(pidfd, fd, 0)
 		if err == nil {
 			return out, nil
@@ -198,11 +222,12 @@ func takeListener(pid, fd, report int) (int, error) {
 		if err != unix.EBADF {
 			return -1, &StepError{Step: "seccomp listener", Err: fmt.Errorf("pidfd_getfd: %w", err)}
 		}
-		// Not there yet, or never will be: the child reports why. It needs
-		// microseconds to install a filter, so yield the CPU to it at
-		// first, and only later sleep.
+		// Not there yet, or never will be: the child reports why. Installing
+		// a filter takes the child tens of microseconds, so yield the CPU to
+		// it for a few milliseconds before sleeping between tries.
 		timeout := 0
-		if spins > 100 {
+		waited := time.Since(start)
+		if waited > 5*time.Millisecond {
 			timeout = 1
 		}
 		pfd := []unix.PollFd{{Fd: int32(report), Events: unix.POLLIN}}
@@ -212,7 +237,7 @@ func takeListener(pid, fd, report int) (int, error) {
 			}
 			return -1, &StepError{Step: "seccomp listener", Err: errors.New("the child died before it installed its filter")}
 		}
-		if time.Now().After(deadline) {
+		if waited > 10*time.Second {
 			return -1, &StepError{Step: "seccomp listener", Err: errors.New("the child did not install its filter")}
 		}
 		syscall.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
@@ -249,7 +274,7 @@ func childError(spec *Spec, step, value uint32) error {
 }
 
 // newChildStage prepares what the forked child needs.
-func newChildStage(spec *Spec) (*childStage, error) {
+func newChildStage(spec *Spec, listen bool) (*childStage, error) {
 	path, err := syscall.BytePtrFromString(spec.Path)
 	if err != nil {
 		return nil, err
@@ -262,7 +287,7 @@ func newChildStage(spec *Spec) (*childStage, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &childStage{path: path, argv: argv, envv: envv, tty: -1, ruleset: -1, listen: spec.Supervised}
+	c := &childStage{path: path, argv: argv, envv: envv, tty: -1, ruleset: -1, listen: listen}
 	if spec.Dir != "" {
 		if c.dir, err = syscall.BytePtrFromString(spec.Dir); err != nil {
 			return nil, err

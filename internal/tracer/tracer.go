@@ -56,6 +56,7 @@ type Tracer struct {
 	procs int          // tasks that are thread-group leaders
 	dying bool         // every task is being killed
 
+	launches chan launchReq
 	started  chan error // the launch's outcome
 	rootExit chan Exit  // receives the root's status once
 	done     chan struct{}
@@ -63,7 +64,7 @@ type Tracer struct {
 	onProcExit func(pid int)
 }
 
-// Config for Start.
+// Config for Launch.
 type Config struct {
 	// Trace makes the tracer ptrace the root and everything it creates. If
 	// false, the tracer only forks and reaps the root, and kills its
@@ -74,33 +75,60 @@ type Config struct {
 	OnProcessExit func(pid int)
 }
 
-// Launch forks the sandbox's root on the tracer's thread and prepares it,
-// without letting it exec: it returns the root's pid and a release function
-// that lets the root go on and reports whether its exec succeeded. When
-// Launch fails, it has reaped whatever it forked.
-type Launch func() (root int, release func() error, err error)
+// Launch forks the sandbox's root on the tracer's thread, without letting it
+// exec. When Launch fails, it has reaped whatever it forked.
+type Launch func() (*Launched, error)
 
-// Start runs launch on a new, dedicated OS thread, seizes the root before it
-// is released (so the kernel reports every process and thread it will ever
+// Launched is a root that waits to be released.
+type Launched struct {
+	Root int
+	// Release lets the root go on and reports whether it exec'd. If not,
+	// the root exits (the tracer then reaps it).
+	Release func() error
+	// Abort ends a root that could not be traced and reaps it; it returns
+	// the error to report.
+	Abort func(err error) error
+}
+
+// New starts a tracer's dedicated OS thread, which waits for Launch (or
+// Abandon). Starting a thread takes a while; starting it early takes it off
+// the critical path of a sandbox's start.
+func New() *Tracer {
+	t := &Tracer{
+		tasks:    make(map[int]task),
+		launches: make(chan launchReq, 1),
+		started:  make(chan error, 1),
+		rootExit: make(chan Exit, 1),
+		done:     make(chan struct{}),
+	}
+	go t.run()
+	return t
+}
+
+type launchReq struct {
+	cfg    Config
+	launch Launch
+}
+
+// Launch runs launch on the tracer's thread, seizes the root before it is
+// released (so the kernel reports every process and thread it will ever
 // create, and kills them all if the supervisor dies), releases it, and then
 // follows the sandbox until no task is left. It returns once the root has
 // exec'd, or with the error that kept it from doing so, in which case
-// nothing of the program ran.
-func Start(cfg Config, launch Launch) (*Tracer, error) {
-	t := &Tracer{
-		trace:      cfg.Trace,
-		tasks:      make(map[int]task),
-		started:    make(chan error, 1),
-		rootExit:   make(chan Exit, 1),
-		done:       make(chan struct{}),
-		onProcExit: cfg.OnProcessExit,
-	}
-	go t.run(launch)
+// nothing of the program ran and the tracer has ended.
+func (t *Tracer) Launch(cfg Config, launch Launch) error {
+	t.launches <- launchReq{cfg, launch}
 	if err := <-t.started; err != nil {
 		<-t.done
-		return nil, err
+		return err
 	}
-	return t, nil
+	return nil
+}
+
+// Abandon ends a tracer that will never launch anything.
+func (t *Tracer) Abandon() {
+	close(t.launches)
+	<-t.done
 }
 
 // Root is the root's pid.
@@ -148,7 +176,7 @@ func (t *Tracer) KillAll() {
 	t.signalLocked(unix.SIGKILL)
 }
 
-func (t *Tracer) run(launch Launch) {
+func (t *Tracer) run() {
 	// One thread for the whole run: ptrace requests are only accepted from
 	// the tracing thread, PTRACE_O_EXITKILL fires when it exits, and so
 	// does the root's PR_SET_PDEATHSIG.
@@ -156,24 +184,28 @@ func (t *Tracer) run(launch Launch) {
 	defer runtime.UnlockOSThread()
 	defer close(t.done)
 
-	root, release, err := launch()
+	req, ok := <-t.launches
+	if !ok {
+		return
+	}
+	t.trace, t.onProcExit = req.cfg.Trace, req.cfg.OnProcessExit
+	l, err := req.launch()
 	if err != nil {
 		t.started <- err
 		return
 	}
 	t.mu.Lock()
-	t.root = root
+	t.root = l.Root
 	t.mu.Unlock()
 	if t.trace {
-		if err := seize(root); err != nil {
-			unix.Kill(root, unix.SIGKILL)
-			t.reapRoot()
-			t.started <- fmt.Errorf("tracing the sandbox with ptrace: %w (is ptrace restricted on this system, e.g. kernel.yama.ptrace_scope=3?)", err)
+		// Seized at once, before the child does anything of its own.
+		if err := seize(l.Root); err != nil {
+			t.started <- l.Abort(fmt.Errorf("tracing the sandbox with ptrace: %w (is ptrace restricted on this system, e.g. kernel.yama.ptrace_scope=3?)", err))
 			return
 		}
-		t.add(root, root)
+		t.add(l.Root, l.Root)
 	}
-	if err := release(); err != nil {
+	if err := l.Release(); err != nil {
 		// The root failed to exec and exits.
 		t.KillAll()
 		t.follow()
