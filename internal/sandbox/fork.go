@@ -65,10 +65,9 @@ type childStage struct {
 	filter  *unix.SockFprog
 	listen  bool
 
-	// report carries 8-byte records {step, value} to the parent: first
-	// {stepReady, listener fd}, then a failure {step, errno} if any. It is
-	// close-on-exec, so EOF after the first record means the exec
-	// succeeded.
+	// report carries 8-byte records {step, value} to the parent: with a
+	// listener, first {stepReady, listener fd}; then a failure {step,
+	// errno} if any. It is close-on-exec, so EOF means the exec succeeded.
 	report int
 	// gate is read once before exec: the parent writes a byte when the
 	// child may go on (after the tracer has seized it); EOF means abort.
@@ -168,20 +167,20 @@ func forkChild(c *childStage) (pid int, err syscall.Errno) {
 
 	// The listener will take the lowest free fd; tell the parent which,
 	// before the filter is in place (once it is, even this write could be
-	// a notified syscall with nobody serving the listener yet).
-	step = stepSeccomp
-	listener = ^uintptr(0)
+	// a notified syscall with nobody serving the listener yet). Without a
+	// listener the parent waits for nothing but the exec.
 	if c.listen {
+		step = stepSeccomp
 		if listener, _, errno = syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(c.report), syscall.F_DUPFD_CLOEXEC, 0); errno != 0 {
 			goto fail
 		}
 		syscall.RawSyscall(syscall.SYS_CLOSE, listener, 0, 0)
-	}
-	step, value = stepReady, uint32(listener)
-	rec[0], rec[1], rec[2], rec[3] = byte(step), byte(step>>8), byte(step>>16), byte(step>>24)
-	rec[4], rec[5], rec[6], rec[7] = byte(value), byte(value>>8), byte(value>>16), byte(value>>24)
-	if r1, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(c.report), uintptr(unsafe.Pointer(&rec[0])), 8); errno != 0 || r1 != 8 {
-		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
+		step, value = stepReady, uint32(listener)
+		rec[0], rec[1], rec[2], rec[3] = byte(step), byte(step>>8), byte(step>>16), byte(step>>24)
+		rec[4], rec[5], rec[6], rec[7] = byte(value), byte(value>>8), byte(value>>16), byte(value>>24)
+		if r1, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(c.report), uintptr(unsafe.Pointer(&rec[0])), 8); errno != 0 || r1 != 8 {
+			syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
+		}
 	}
 	step = stepSeccomp
 	flags = 0

@@ -169,19 +169,14 @@ func (s *Session) launch(spec *Spec, c *childStage) (*tracer.Launched, error) {
 	// the supervisor holds its listener (if it has one), it may exec.
 	release := func() error {
 		defer closePipes()
-		if !c.listen {
-			// Nothing to wait for: the child reads the gate after its filter
-			// is in place.
-			unix.Write(gate[1], []byte{1})
-		}
-		step, value, ok := readRecord(report[0])
-		if !ok {
-			return &StepError{Step: "child stage", Err: errors.New("the child died before it confined itself")}
-		}
-		if step != stepReady {
-			return childError(spec, step, value)
-		}
 		if c.listen {
+			step, value, ok := readRecord(report[0])
+			if !ok {
+				return &StepError{Step: "child stage", Err: errors.New("the child died before it confined itself")}
+			}
+			if step != stepReady {
+				return childError(spec, step, value)
+			}
 			listener, err := takeListener(pid, int(value), report[0])
 			if err != nil {
 				return err
@@ -192,8 +187,8 @@ func (s *Session) launch(spec *Spec, c *childStage) (*tracer.Launched, error) {
 				Log:      s.Log,
 				KillAll:  func(sig syscall.Signal) { s.signalAll(sig) },
 			})
-			unix.Write(gate[1], []byte{1})
 		}
+		unix.Write(gate[1], []byte{1})
 		if step, value, ok := readRecord(report[0]); ok {
 			return childError(spec, step, value)
 		}
