@@ -94,7 +94,7 @@ func (f fsTree) intact(t *testing.T) {
 	hostFile(t, filepath.Join(f.root, "hl"), "SECRET")
 	for name, want := range map[string]uint64{"s.txt": 2, "sub/d.txt": 1 + f.deepLinks} {
 		var st unix.Stat_t
-		if err := unix.Stat(filepath.Join(f.secret, name), &st); err != nil || st.Nlink != want {
+		if err := unix.Stat(filepath.Join(f.secret, name), &st); err != nil || uint64(st.Nlink) != want {
 			t.Errorf("secret/%s: nlink %d (%v), want %d (a new hard link to it was made)", name, st.Nlink, err, want)
 		}
 	}

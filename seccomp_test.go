@@ -113,20 +113,7 @@ func TestSocketGate(t *testing.T) {
 }
 
 func TestTCPIsDeniedWithoutRules(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := acceptAll(t, "tcp4", "127.0.0.1:0")
 	port := ln.Addr().(*net.TCPAddr).Port
 	code := fmt.Sprintf(`
 import socket, errno
@@ -234,20 +221,7 @@ except OSError as e:
 
 func TestAbstractUnixSocketScope(t *testing.T) {
 	name := fmt.Sprintf("sandlock-test-%d", os.Getpid())
-	ln, err := net.Listen("unix", "@"+name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	acceptAll(t, "unix", "@"+name)
 	code := fmt.Sprintf(`
 import socket, errno
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -314,4 +288,25 @@ func TestSyscallNr(t *testing.T) {
 	if _, err := sandlock.SyscallNr("nope"); err == nil {
 		t.Fatal("unknown name accepted")
 	}
+}
+
+// acceptAll listens on addr and accepts and closes every connection until
+// the test ends.
+func acceptAll(t *testing.T, network, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln
 }

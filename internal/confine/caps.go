@@ -6,8 +6,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// capSetPCap is CAP_SETPCAP, needed to shrink the bounding set.
-const capSetPCap = 8
+// CapSetPCap is CAP_SETPCAP, needed to shrink the bounding set.
+const CapSetPCap = 8
 
 // DropCapabilities empties every capability set of the calling thread:
 // ambient, bounding (when it can), inheritable, permitted and effective. A
@@ -23,8 +23,8 @@ func DropCapabilities() error {
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("reading capabilities: %w", err)
 	}
-	if data[0].Effective&(1<<capSetPCap) != 0 {
-		for c := 0; c <= lastCap(); c++ {
+	if data[0].Effective&(1<<CapSetPCap) != 0 {
+		for c := 0; c <= LastCap(); c++ {
 			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
 				return fmt.Errorf("dropping capability %d from the bounding set: %w", c, err)
 			}
@@ -37,8 +37,8 @@ func DropCapabilities() error {
 	return nil
 }
 
-// lastCap returns the highest capability the kernel knows.
-func lastCap() int {
+// LastCap returns the highest capability the kernel knows.
+func LastCap() int {
 	last := 40 // CAP_CHECKPOINT_RESTORE, Linux 5.9
 	for c := last + 1; c < 64; c++ {
 		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err != nil {

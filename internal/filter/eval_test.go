@@ -103,12 +103,6 @@ func (m *machine) eval(t testing.TB, c call) Action {
 	return got
 }
 
-// eval runs prog for one syscall and returns the action it answers.
-func eval(t testing.TB, prog []unix.SockFilter, nr, arch uint32, args [6]uint64) Action {
-	t.Helper()
-	return newMachine(t, prog).eval(t, call{nr: nr, arch: arch, args: args})
-}
-
 // trace is the outcome of one run of our interpreter.
 type trace struct {
 	action Action

@@ -28,6 +28,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/tracer"
@@ -316,25 +317,10 @@ func newChildStage(spec *Spec, listen bool) (*childStage, error) {
 		if err := unix.Capget(&hdr, &now[0]); err != nil {
 			return nil, err
 		}
-		c.boundingOK = now[0].Effective&(1<<capSetPCap) != 0
-		c.lastCap = lastCap()
+		c.boundingOK = now[0].Effective&(1<<confine.CapSetPCap) != 0
+		c.lastCap = confine.LastCap()
 	}
 	return c, nil
-}
-
-// capSetPCap is CAP_SETPCAP, needed to shrink the bounding set.
-const capSetPCap = 8
-
-// lastCap returns the highest capability the kernel knows.
-func lastCap() int {
-	last := 40 // CAP_CHECKPOINT_RESTORE, Linux 5.9
-	for c := last + 1; c < 64; c++ {
-		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err != nil {
-			break
-		}
-		last = c
-	}
-	return last
 }
 
 // follow records the root's exit, waits for every other task, then for the
