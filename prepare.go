@@ -68,22 +68,12 @@ func (s *Sandbox) unsupported() error {
 		{"HTTPPorts", len(s.HTTPPorts) > 0},
 		{"HTTPCAFile", s.HTTPCAFile != ""},
 		{"HTTPKeyFile", s.HTTPKeyFile != ""},
-		{"MaxMemory", s.MaxMemory != ""},
 		{"MaxDisk", s.MaxDisk != ""},
-		{"MaxProcesses", s.MaxProcesses != 0},
-		{"MaxCPU", s.MaxCPU != 0},
-		{"MaxOpenFiles", s.MaxOpenFiles != 0},
-		{"CPUCores", len(s.CPUCores) > 0},
-		{"NumCPUs", s.NumCPUs != 0},
-		{"GPUDevices", s.GPUDevices != nil},
 		{"RandomSeed", s.RandomSeed != nil},
 		{"TimeStart", s.TimeStart != ""},
-		{"NoRandomizeMemory", s.NoRandomizeMemory},
-		{"NoHugePages", s.NoHugePages},
 		{"DeterministicDirs", s.DeterministicDirs},
 		{"UID", s.UID != nil},
 		{"GID", s.GID != nil},
-		{"NoCoredump", s.NoCoredump},
 		{"FSStorage", s.FSStorage != ""},
 		{"OnExit", s.OnExit != BranchActionDefault},
 		{"OnError", s.OnError != BranchActionDefault},
@@ -167,8 +157,9 @@ func (s *Sandbox) landlockConfig(abi int) (*landlock.Config, error) {
 	return cfg, nil
 }
 
-// environ builds the program's environment.
-func (s *Sandbox) environ() []string {
+// environ builds the program's environment; extra (from the limits) comes
+// before Env, which wins.
+func (s *Sandbox) environ(extra map[string]string) []string {
 	env := map[string]string{}
 	keep := func(k string) bool {
 		if !s.CleanEnv {
@@ -185,6 +176,9 @@ func (s *Sandbox) environ() []string {
 		if keep(k) {
 			env[k] = v
 		}
+	}
+	for k, v := range extra {
+		env[k] = v
 	}
 	for k, v := range s.Env {
 		env[k] = v
@@ -264,6 +258,10 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		}
 	}
 
+	lim, err := s.limits()
+	if err != nil {
+		return nil, err
+	}
 	abi, err := landlock.ABI()
 	if err != nil {
 		return nil, fmt.Errorf("sandlock: %w", err)
@@ -272,8 +270,9 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	if err != nil {
 		return nil, err
 	}
+	llcfg.Paths = append(llcfg.Paths, lim.grants(llcfg.HandledFS)...)
 
-	env := s.environ()
+	env := s.environ(lim.gpu.Env)
 	path, err := sandbox.LookPath(cmd[0], env)
 	if err != nil {
 		return nil, &sandbox.StepError{Step: "exec " + cmd[0], Err: err}
@@ -300,6 +299,7 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		p.session.Table.AddUser(int(h.Syscall), h.Handler)
 	}
 
+	lim.register(p.session)
 	fs := &policy.FilterSpec{Arch: arch, Deny: deny, Notify: p.session.Table.Syscalls()}
 	if s.NoSupervisor {
 		fs.Notify = nil
@@ -326,6 +326,8 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		Filter:     prog,
 		KeepCaps:   s.KeepCaps,
 		Supervised: !s.NoSupervisor,
+		Knobs:      lim.knobs,
+		CPUPercent: lim.cpuPercent,
 	}
 	return p, nil
 }

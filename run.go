@@ -262,6 +262,9 @@ func (p *Process) collect() *Result {
 			r.Reason = p.reason
 		}
 		p.mu.Unlock()
+		if ws.Signaled() && p.sess.KillReason(p.sess.Pid()) == memoryLimitReason {
+			r.Reason = ReasonMemoryLimit
+		}
 		p.result = r
 	})
 	return p.result

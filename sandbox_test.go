@@ -119,8 +119,8 @@ func TestUnsupportedFieldsAreErrors(t *testing.T) {
 	seed := uint64(1)
 	cases := map[string]func(*sandlock.Sandbox){
 		"NetAllow":     func(s *sandlock.Sandbox) { s.NetAllow = []string{"example.com:443"} },
-		"MaxMemory":    func(s *sandlock.Sandbox) { s.MaxMemory = "1G" },
-		"MaxProcesses": func(s *sandlock.Sandbox) { s.MaxProcesses = 3 },
+		"MaxDisk":      func(s *sandlock.Sandbox) { s.MaxDisk = "1G" },
+		"TimeStart":    func(s *sandlock.Sandbox) { s.TimeStart = "2000-01-01T00:00:00Z" },
 		"Workdir":      func(s *sandlock.Sandbox) { s.Workdir = "/tmp" },
 		"RandomSeed":   func(s *sandlock.Sandbox) { s.RandomSeed = &seed },
 		"PolicyFn": func(s *sandlock.Sandbox) {

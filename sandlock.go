@@ -61,15 +61,15 @@ type Sandbox struct {
 	HTTPCAFile  string
 	HTTPKeyFile string
 
-	// Resource limits (not supported yet).
-	MaxMemory    string
-	MaxDisk      string
-	MaxProcesses uint32
-	MaxCPU       uint8
-	MaxOpenFiles uint32
-	CPUCores     []uint32
-	NumCPUs      uint32
-	GPUDevices   []uint32
+	// Resource limits.
+	MaxMemory    string   // budget on private writable memory, "512M" (K, M, G: 1024-based); "" = none
+	MaxDisk      string   // copy-on-write disk quota (not supported yet)
+	MaxProcesses uint32   // live processes at once, threads excluded; 0 = 64
+	MaxCPU       uint8    // share of one core, 1–100 percent; 0 = no throttle
+	MaxOpenFiles uint32   // RLIMIT_NOFILE in the program, clamped to the caller's; 0 = inherit
+	CPUCores     []uint32 // pin to these CPUs (sched_setaffinity)
+	NumCPUs      uint32   // CPUs sched_getaffinity reports (what nproc prints); 0 = the real ones
+	GPUDevices   []uint32 // GPUs to grant: nil none, empty all, else these indices
 
 	// Syscall filtering on top of the default blocklist. ExtraAllowSyscalls
 	// takes group names ("sysv_ipc") only; ExtraDenySyscalls takes syscall
@@ -77,22 +77,22 @@ type Sandbox struct {
 	ExtraAllowSyscalls []string
 	ExtraDenySyscalls  []string
 
-	// Determinism (not supported yet).
-	RandomSeed        *uint64
-	TimeStart         string
-	NoRandomizeMemory bool
-	NoHugePages       bool
-	DeterministicDirs bool
+	// Determinism.
+	RandomSeed        *uint64 // (not supported yet)
+	TimeStart         string  // (not supported yet)
+	NoRandomizeMemory bool    // turn address-space randomization off (personality)
+	NoHugePages       bool    // no transparent huge pages (PR_SET_THP_DISABLE)
+	DeterministicDirs bool    // (not supported yet)
 
 	// Environment. CleanEnv starts from an empty environment but for PATH,
 	// HOME, USER, TERM and LANG; Env sets or overrides variables.
 	CleanEnv bool
 	Env      map[string]string
 
-	// Identity and process knobs (not supported yet).
-	UID        *int
-	GID        *int
-	NoCoredump bool
+	// Identity and process knobs.
+	UID        *int // (not supported yet)
+	GID        *int // (not supported yet)
+	NoCoredump bool // no core dumps (RLIMIT_CORE = 0)
 
 	// Copy-on-write branch handling (not supported yet).
 	FSStorage string
@@ -152,6 +152,9 @@ const (
 	ReasonSignaled ExitReason = 1 // died of Result.Signal
 	ReasonKilled   ExitReason = 2 // killed by sandlock (Kill, a limit, a cancelled context)
 	ReasonTimeout  ExitReason = 3 // killed when the context's deadline passed
+	// ReasonMemoryLimit: killed for exceeding MaxMemory (ours; upstream
+	// reports it as ReasonSignaled).
+	ReasonMemoryLimit ExitReason = 4
 )
 
 func (r ExitReason) String() string {
@@ -164,6 +167,8 @@ func (r ExitReason) String() string {
 		return "killed"
 	case ReasonTimeout:
 		return "timeout"
+	case ReasonMemoryLimit:
+		return "memory limit"
 	}
 	return "unknown"
 }

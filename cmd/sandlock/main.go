@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -32,6 +33,7 @@ func main() {
 	// Orphans of the sandbox are re-parented to sandlock rather than to
 	// init, so that sandlock reaps them and leaves no zombie behind.
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	slog.SetDefault(slog.New(newLineHandler(os.Stderr, slog.LevelWarn)))
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -144,6 +146,13 @@ var flagOf = map[string]string{
 	"ExtraDenySyscalls":  "--extra-deny-syscall",
 	"AllowDegraded":      "--allow-degraded",
 	"Disable":            "--disable",
+	"MaxMemory":          "--max-memory",
+	"MaxProcesses":       "--max-processes",
+	"MaxCPU":             "--cpu",
+	"MaxOpenFiles":       "--max-open-files",
+	"CPUCores":           "--cpu-cores",
+	"NumCPUs":            "--num-cpus",
+	"GPUDevices":         "--gpu",
 }
 
 // message renders an error as one "sandlock: …" line, naming the flag

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,7 +31,19 @@ type runFlags struct {
 	extraDeny, extraAllow  []string
 	allowDegraded, disable []string
 	noSupervisor, keepCaps bool
+
+	maxMemory                       string
+	maxProcesses, maxOpenFiles      uint32
+	cpu                             uint8
+	cpuCores, gpu                   string
+	numCPUs                         uint32
+	noCoredump, noHugePages, noASLR bool
+
+	flags *pflag.FlagSet
 }
+
+// set reports whether a flag was given.
+func (f *runFlags) set(name string) bool { return f.flags != nil && f.flags.Changed(name) }
 
 // runMain is `sandlock run`.
 func runMain(args []string, stdout, stderr io.Writer) error {
@@ -57,9 +70,20 @@ func runMain(args []string, stdout, stderr io.Writer) error {
 	fl.StringArrayVar(&f.disable, "disable", nil, "never enforce protection `PROT` (repeatable)")
 	fl.BoolVar(&f.noSupervisor, "no-supervisor", false, "Landlock and a deny-only filter, no supervisor (to run sandlock inside)")
 	fl.BoolVar(&f.keepCaps, "keep-caps", false, "keep the caller's capabilities in the command")
+	fl.StringVarP(&f.maxMemory, "max-memory", "m", "", "memory budget, e.g. `SIZE` 512M (K, M, G)")
+	fl.Uint32VarP(&f.maxProcesses, "max-processes", "P", 0, "live processes at most, threads excluded (default 64)")
+	fl.Uint32Var(&f.maxOpenFiles, "max-open-files", 0, "open files at most (RLIMIT_NOFILE)")
+	fl.Uint8VarP(&f.cpu, "cpu", "c", 0, "CPU share of one core, 1-100 `PCT`")
+	fl.StringVar(&f.cpuCores, "cpu-cores", "", "pin to these CPUs, e.g. `LIST` 0,2-3")
+	fl.Uint32Var(&f.numCPUs, "num-cpus", 0, "CPUs the program sees (sched_getaffinity, nproc)")
+	fl.StringVar(&f.gpu, "gpu", "", "GPUs to grant: all or `N,N`")
+	fl.BoolVar(&f.noCoredump, "no-coredump", false, "no core dumps")
+	fl.BoolVar(&f.noHugePages, "no-huge-pages", false, "no transparent huge pages")
+	fl.BoolVar(&f.noASLR, "no-randomize-memory", false, "turn address-space randomization off")
 	if err := parseFlags(fl, args, stderr); err != nil {
 		return err
 	}
+	f.flags = fl
 	return f.run(fl.Args(), stderr)
 }
 
@@ -107,7 +131,77 @@ func (f *runFlags) sandbox() (*sandlock.Sandbox, error) {
 			return nil, fmt.Errorf("--status-fd %d: not an open file descriptor", f.statusFD)
 		}
 	}
+	if err := f.limits(sb); err != nil {
+		return nil, err
+	}
 	return sb, nil
+}
+
+// limits fills the resource-limit fields, checking what only the flags can
+// get wrong (zero where the library reads zero as "unset").
+func (f *runFlags) limits(sb *sandlock.Sandbox) error {
+	sb.MaxMemory = f.maxMemory
+	sb.NoCoredump, sb.NoHugePages, sb.NoRandomizeMemory = f.noCoredump, f.noHugePages, f.noASLR
+	if f.set("max-processes") && f.maxProcesses == 0 {
+		return errors.New("--max-processes 0: must be at least 1")
+	}
+	sb.MaxProcesses = f.maxProcesses
+	if f.set("max-open-files") && f.maxOpenFiles == 0 {
+		return errors.New("--max-open-files 0: must be at least 1 (omit the flag to keep the inherited limit)")
+	}
+	sb.MaxOpenFiles = f.maxOpenFiles
+	if f.set("cpu") && (f.cpu == 0 || f.cpu > 100) {
+		return fmt.Errorf("--cpu %d: must be a percentage of one core, from 1 to 100", f.cpu)
+	}
+	sb.MaxCPU = f.cpu
+	if f.set("num-cpus") && f.numCPUs == 0 {
+		return errors.New("--num-cpus 0: must be at least 1")
+	}
+	sb.NumCPUs = f.numCPUs
+	if f.cpuCores != "" {
+		cores, err := parseList(f.cpuCores, true)
+		if err != nil {
+			return fmt.Errorf("--cpu-cores %q: %v", f.cpuCores, err)
+		}
+		sb.CPUCores = cores
+	}
+	if f.set("gpu") {
+		if f.gpu == "all" {
+			sb.GPUDevices = []uint32{}
+		} else {
+			ids, err := parseList(f.gpu, false)
+			if err != nil {
+				return fmt.Errorf("--gpu %q: %v (want all, or indices such as 0,1)", f.gpu, err)
+			}
+			sb.GPUDevices = ids
+		}
+	}
+	return nil
+}
+
+// parseList parses "0,2,3", and with ranges "0-3,6".
+func parseList(s string, ranges bool) ([]uint32, error) {
+	var out []uint32
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		if isRange && !ranges {
+			return nil, fmt.Errorf("%q: ranges are not allowed here", part)
+		}
+		a, err := strconv.ParseUint(lo, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("%q: not a number", part)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.ParseUint(hi, 10, 16); err != nil || b < a {
+				return nil, fmt.Errorf("%q: not a range low-high", part)
+			}
+		}
+		for i := a; i <= b; i++ {
+			out = append(out, uint32(i))
+		}
+	}
+	return out, nil
 }
 
 func (f *runFlags) run(args []string, stderr io.Writer) error {
@@ -173,6 +267,7 @@ func (f *runFlags) run(args []string, stderr io.Writer) error {
 	if timedOut {
 		code = exitTimeout
 	}
+
 	if f.statusFD >= 0 {
 		status := fmt.Sprintf("{\"exit_code\":%d}\n", res.ExitCode)
 		if res.Signal > 0 && res.ExitCode < 0 {

@@ -10,9 +10,9 @@
 //
 //	LD arch; JEQ AUDIT_ARCH else KILL_PROCESS
 //	LD nr;   [x86_64] JGE 0x40000000 → x32 action
-//	JEQ nr₁ else next₁ ; nr₁'s conditions … RET
-//	JEQ nr₂ else next₂ ; …
-//	RET default
+//	JGE nr_mid → upper half, else lower half   (a binary tree on nr)
+//	  … leaves: JEQ nr₁ else next₁ ; nr₁'s conditions … RET
+//	            JEQ nr₂ else next₂ ; … RET default
 package filter
 
 import (
@@ -111,6 +111,61 @@ const (
 // x32SyscallBit is __X32_SYSCALL_BIT.
 const x32SyscallBit = 0x40000000
 
+// leafRules is how many rules a leaf of the decision tree tests one after
+// the other; above that, the tree splits on the syscall number.
+const leafRules = 4
+
+// tree emits a binary decision tree over rules (sorted by number): each
+// syscall is found in about log2(len(rules)) comparisons, both when the
+// program runs and when the kernel emulates it to build its action cache.
+// A syscall without a rule gets def.
+func (a *asm) tree(rules []Rule, def Action) {
+	if len(rules) <= leafRules {
+		for _, r := range rules {
+			a.rule(r)
+		}
+		a.ret(def)
+		return
+	}
+	mid := len(rules) / 2
+	low, high := a.newLabel(), a.newLabel()
+	a.jump(jumpGreaterOrEqual, uint32(rules[mid].Nr), high, low)
+	a.bind(low)
+	a.tree(rules[:mid], def)
+	a.bind(high)
+	a.tree(rules[mid:], def)
+}
+
+// rule emits "if nr == r.Nr, decide r", falling through otherwise. The
+// accumulator holds the syscall number on entry and, when falling through,
+// on exit; the conditions' argument loads all end in a return.
+func (a *asm) rule(r Rule) {
+	body, next := a.newLabel(), a.newLabel()
+	a.jump(jumpEqual, uint32(r.Nr), body, next)
+	a.bind(body)
+	for _, c := range r.Conds {
+		nextCond := a.newLabel()
+		for _, t := range c.Tests {
+			a.load(offArgs + 8*uint32(t.Arg))
+			pass := a.newLabel()
+			switch t.Op {
+			case AnyBit:
+				a.jump(jumpBitsSet, t.Value, pass, nextCond)
+			default:
+				if t.Mask != 0 && t.Mask != ^uint32(0) {
+					a.and(t.Mask)
+				}
+				a.jump(jumpEqual, t.Value, pass, nextCond)
+			}
+			a.bind(pass)
+		}
+		a.ret(c.Action)
+		a.bind(nextCond)
+	}
+	a.ret(r.Action)
+	a.bind(next)
+}
+
 // maxInsns is BPF_MAXINSNS.
 const maxInsns = 4096
 
@@ -160,33 +215,7 @@ func (p *Policy) Compile() ([]unix.SockFilter, error) {
 		a.ret(x32)
 		a.bind(next)
 	}
-	for _, r := range rules {
-		body, next := a.newLabel(), a.newLabel()
-		a.jump(jumpEqual, uint32(r.Nr), body, next)
-		a.bind(body)
-		for _, c := range r.Conds {
-			nextCond := a.newLabel()
-			for _, t := range c.Tests {
-				a.load(offArgs + 8*uint32(t.Arg))
-				pass := a.newLabel()
-				switch t.Op {
-				case AnyBit:
-					a.jump(jumpBitsSet, t.Value, pass, nextCond)
-				default:
-					if t.Mask != 0 && t.Mask != ^uint32(0) {
-						a.and(t.Mask)
-					}
-					a.jump(jumpEqual, t.Value, pass, nextCond)
-				}
-				a.bind(pass)
-			}
-			a.ret(c.Action)
-			a.bind(nextCond)
-		}
-		a.ret(r.Action)
-		a.bind(next)
-	}
-	a.ret(p.Default)
+	a.tree(rules, p.Default)
 
 	prog, err := a.assemble()
 	if err != nil {

@@ -100,8 +100,21 @@ func sizeBounds(p *Policy) (lo, hi int) {
 			}
 		}
 	}
-	lo++ // RET default
+	nodes, leaves := treeShape(len(p.Rules))
+	lo += nodes + leaves // JGE nodes; RET default at each leaf
+	jumps += nodes
 	return lo, lo + 2*jumps
+}
+
+// treeShape counts the JGE nodes and the leaves of the compiler's decision
+// tree over n rules.
+func treeShape(n int) (nodes, leaves int) {
+	if n <= leafRules {
+		return 0, 1
+	}
+	a, b := treeShape(n / 2)
+	c, d := treeShape(n - n/2)
+	return a + c + 1, b + d
 }
 
 // bytesIn hands out fuzz bytes, then zeros.

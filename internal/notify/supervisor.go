@@ -97,14 +97,46 @@ func Start(cfg Config) *Supervisor {
 			s.noDefer[int32(nr)] = true
 		}
 	}
+	// Until the first notification, the listener is watched by the runtime's
+	// netpoller: a sandbox whose program never makes a notified syscall
+	// costs no thread. The first one starts the receiver.
+	listener := s.watchable()
 	s.wg.Add(1)
-	go s.receive()
+	go s.awaitFirst(listener)
 	go func() {
 		s.wg.Wait()
-		unix.Close(s.fd)
+		if listener != nil {
+			listener.Close()
+		} else {
+			unix.Close(s.fd)
+		}
 		close(s.done)
 	}()
 	return s
+}
+
+// watchable registers the listener with the netpoller, or returns nil if it
+// cannot be (then the receiver starts at once).
+func (s *Supervisor) watchable() *os.File {
+	if err := unix.SetNonblock(s.fd, true); err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(s.fd), "seccomp-listener")
+}
+
+// awaitFirst waits, without a thread of its own, until the listener has a
+// notification or hangs up, then becomes the receiver.
+func (s *Supervisor) awaitFirst(listener *os.File) {
+	if listener != nil {
+		if rc, err := listener.SyscallConn(); err == nil {
+			rc.Read(func(fd uintptr) bool {
+				pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+				n, _ := unix.Poll(pfd, 0)
+				return n > 0
+			})
+		}
+	}
+	s.receive()
 }
 
 // Done is closed once every task using the filter is gone, every answer has

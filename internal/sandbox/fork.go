@@ -26,17 +26,19 @@ const (
 	stepTTY
 	stepPdeathsig
 	stepCloseRange
+	stepKnobs
 	stepNoNewPrivs
 	stepCapabilities
 	stepLandlock
 	stepSeccomp
 	stepFDs
 	stepChdir
+	stepOpenFiles
 	stepExec
 )
 
-var stepNames = [...]string{"ready", "setpgid", "tcsetpgrp", "pdeathsig", "close_range",
-	"no_new_privs", "capabilities", "landlock", "seccomp", "fds", "chdir", "exec"}
+var stepNames = [...]string{"ready", "setpgid", "tcsetpgrp", "pdeathsig", "close_range", "process knobs",
+	"no_new_privs", "capabilities", "landlock", "seccomp", "fds", "chdir", "max open files", "exec"}
 
 // childStage is everything the forked child needs, prepared before the fork
 // so that the child allocates nothing and calls nothing but raw syscalls.
@@ -54,6 +56,13 @@ type childStage struct {
 	// ppid is the forking process, to detect its death before PDEATHSIG
 	// was armed.
 	ppid uintptr
+
+	noRandomize bool         // personality(ADDR_NO_RANDOMIZE)
+	noTHP       bool         // PR_SET_THP_DISABLE
+	noCore      bool         // RLIMIT_CORE = 0
+	cpus        *unix.CPUSet // sched_setaffinity
+	nofile      *unix.Rlimit // RLIMIT_NOFILE, set last
+	zeroRlimit  *unix.Rlimit
 
 	dropCaps   bool
 	boundingOK bool // the parent has CAP_SETPCAP: the bounding set can be emptied
@@ -136,6 +145,30 @@ func forkChild(c *childStage) (pid int, err syscall.Errno) {
 	step = stepCloseRange
 	if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, 3, ^uintptr(0), unix.CLOSE_RANGE_CLOEXEC); errno != 0 {
 		goto fail
+	}
+
+	// Process knobs, before the filter (personality is on its deny list).
+	step = stepKnobs
+	if c.noRandomize {
+		r1, _, _ = syscall.RawSyscall(syscall.SYS_PERSONALITY, 0xffffffff, 0, 0)
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_PERSONALITY, r1|addrNoRandomize, 0, 0); errno != 0 {
+			goto fail
+		}
+	}
+	if c.noTHP {
+		if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_THP_DISABLE, 1, 0, 0, 0, 0); errno != 0 {
+			goto fail
+		}
+	}
+	if c.noCore {
+		if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, unix.RLIMIT_CORE, uintptr(unsafe.Pointer(c.zeroRlimit)), 0, 0, 0); errno != 0 {
+			goto fail
+		}
+	}
+	if c.cpus != nil {
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, 0, unsafe.Sizeof(*c.cpus), uintptr(unsafe.Pointer(c.cpus))); errno != 0 {
+			goto fail
+		}
 	}
 
 	step = stepNoNewPrivs
@@ -226,6 +259,13 @@ func forkChild(c *childStage) (pid int, err syscall.Errno) {
 			goto fail
 		}
 	}
+	if c.nofile != nil {
+		// Last: the steps before needed fds above the limit.
+		step = stepOpenFiles
+		if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(c.nofile)), 0, 0, 0); errno != 0 {
+			goto fail
+		}
+	}
 	if c.dir != nil {
 		step = stepChdir
 		if _, _, errno = syscall.RawSyscall(syscall.SYS_CHDIR, uintptr(unsafe.Pointer(c.dir)), 0, 0); errno != 0 {
@@ -248,7 +288,10 @@ fail:
 	}
 }
 
+// addrNoRandomize is personality's ADDR_NO_RANDOMIZE.
+const addrNoRandomize = 0x0040000
+
 // ChildStageSyscalls are the syscalls the child stage makes after its
 // seccomp filter is in place and before exec. Denying one of them would keep
 // every program from starting.
-var ChildStageSyscalls = []string{"read", "write", "dup3", "close", "chdir", "execve", "exit_group"}
+var ChildStageSyscalls = []string{"read", "write", "dup3", "close", "prlimit64", "chdir", "execve", "exit_group"}

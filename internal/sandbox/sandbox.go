@@ -16,6 +16,7 @@
 package sandbox
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/landlock"
+	"github.com/sandlock-go/sandlock/internal/limits"
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/tracer"
 )
@@ -60,6 +62,11 @@ type Spec struct {
 	Ruleset  *landlock.Ruleset // may be nil
 	Filter   []unix.SockFilter
 	KeepCaps bool
+	// Knobs are process settings applied in the child stage.
+	Knobs Knobs
+	// CPUPercent, from 1 to 99, throttles the sandbox to that share of one
+	// core; 0 and 100 leave it alone.
+	CPUPercent int
 	// Supervised traces every task and, when the session's handler table
 	// has any chain, installs the filter with a listener and serves it with
 	// the table (a filter that notifies nothing needs neither). Without it,
@@ -68,18 +75,34 @@ type Spec struct {
 	Supervised bool
 }
 
+// Knobs are process settings the child applies to itself before exec.
+type Knobs struct {
+	NoRandomizeMemory bool         // personality(ADDR_NO_RANDOMIZE)
+	NoHugePages       bool         // PR_SET_THP_DISABLE
+	NoCoredump        bool         // RLIMIT_CORE = 0
+	CPUs              *unix.CPUSet // sched_setaffinity, if set
+	MaxOpenFiles      uint64       // RLIMIT_NOFILE soft and hard, if non-zero
+}
+
 // Session is one sandbox run. Build its handler table, then Start it.
 type Session struct {
 	Table *notify.Table
 	Log   *slog.Logger
 
-	tr     *tracer.Tracer
-	sup    *notify.Supervisor
-	exit   chan unix.WaitStatus
-	ended  chan struct{}
-	killed atomic.Bool
-	once   sync.Once
-	status unix.WaitStatus
+	tr   *tracer.Tracer
+	sup  *notify.Supervisor
+	stop context.CancelFunc // ends the session's background work
+
+	onFork []func(parent int)
+	onExit []func(pid int)
+
+	reasonsMu sync.Mutex
+	reasons   map[int]string // pid → why sandlock killed it
+	exit      chan unix.WaitStatus
+	ended     chan struct{}
+	killed    atomic.Bool
+	once      sync.Once
+	status    unix.WaitStatus
 }
 
 // NewSession returns a session with an empty handler table. It starts the
@@ -109,7 +132,20 @@ func (s *Session) Start(spec *Spec) error {
 		s.tr.Abandon()
 		return &StepError{Step: "exec " + spec.Path, Err: err}
 	}
-	err = s.tr.Launch(tracer.Config{Trace: spec.Supervised}, func() (*tracer.Launched, error) {
+	cfg := tracer.Config{
+		Trace: spec.Supervised,
+		OnFork: func(parent int) {
+			for _, f := range s.onFork {
+				f(parent)
+			}
+		},
+		OnProcessExit: func(pid int) {
+			for _, f := range s.onExit {
+				f(pid)
+			}
+		},
+	}
+	err = s.tr.Launch(cfg, func() (*tracer.Launched, error) {
 		return s.launch(spec, stage)
 	})
 	if err != nil {
@@ -119,8 +155,48 @@ func (s *Session) Start(spec *Spec) error {
 		}
 		return err
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	if spec.CPUPercent > 0 && spec.CPUPercent < 100 {
+		go limits.Throttle(ctx, spec.CPUPercent, s.tr.Signal)
+	}
 	go s.follow()
 	return nil
+}
+
+// OnFork registers f to be called when a process of the sandbox (thread
+// group parent) has created a process. Call it before Start; f must not
+// block.
+func (s *Session) OnFork(f func(parent int)) { s.onFork = append(s.onFork, f) }
+
+// OnExit registers f to be called when a process of the sandbox has
+// exited. Call it before Start; f must not block.
+func (s *Session) OnExit(f func(pid int)) { s.onExit = append(s.onExit, f) }
+
+// Processes returns the number of live processes of the sandbox.
+func (s *Session) Processes() int { return s.tr.Processes() }
+
+// TGID returns the thread group of a task of the sandbox.
+func (s *Session) TGID(tid int) int { return s.tr.TGID(tid) }
+
+// KillProcess SIGKILLs a process of the sandbox and records why, for the
+// run's result.
+func (s *Session) KillProcess(pid int, reason string) {
+	s.reasonsMu.Lock()
+	if s.reasons == nil {
+		s.reasons = make(map[int]string)
+	}
+	s.reasons[pid] = reason
+	s.reasonsMu.Unlock()
+	unix.Kill(pid, unix.SIGKILL)
+	s.Log.Warn("sandlock: process killed: "+reason+" exceeded", "pid", pid)
+}
+
+// KillReason returns why sandlock killed pid, or "".
+func (s *Session) KillReason(pid int) string {
+	s.reasonsMu.Lock()
+	defer s.reasonsMu.Unlock()
+	return s.reasons[pid]
 }
 
 // launch forks the child and, once it has confined itself, takes its
@@ -171,6 +247,9 @@ func (s *Session) launch(spec *Spec, c *childStage) (*tracer.Launched, error) {
 	release := func() error {
 		defer closePipes()
 		if c.listen {
+			// The child must not exec before the supervisor holds a copy of
+			// its listener: the listener is close-on-exec, and a filter
+			// whose listener is gone answers every notified syscall ENOSYS.
 			step, value, ok := readRecord(report[0])
 			if !ok {
 				return &StepError{Step: "child stage", Err: errors.New("the child died before it confined itself")}
@@ -182,14 +261,18 @@ func (s *Session) launch(spec *Spec, c *childStage) (*tracer.Launched, error) {
 			if err != nil {
 				return err
 			}
+			// Released first, served right after: the child's notified
+			// syscalls wait in the listener's queue meanwhile.
+			unix.Write(gate[1], []byte{1})
 			s.sup = notify.Start(notify.Config{
 				Listener: listener,
 				Table:    s.Table,
 				Log:      s.Log,
 				KillAll:  func(sig syscall.Signal) { s.signalAll(sig) },
 			})
+		} else {
+			unix.Write(gate[1], []byte{1})
 		}
-		unix.Write(gate[1], []byte{1})
 		if step, value, ok := readRecord(report[0]); ok {
 			return childError(spec, step, value)
 		}
@@ -307,6 +390,13 @@ func newChildStage(spec *Spec, listen bool) (*childStage, error) {
 	if len(spec.Filter) == 0 {
 		return nil, errors.New("no seccomp filter")
 	}
+	k := spec.Knobs
+	c.noRandomize, c.noTHP, c.noCore = k.NoRandomizeMemory, k.NoHugePages, k.NoCoredump
+	c.cpus = k.CPUs
+	if k.MaxOpenFiles > 0 {
+		c.nofile = &unix.Rlimit{Cur: k.MaxOpenFiles, Max: k.MaxOpenFiles}
+	}
+	c.zeroRlimit = &unix.Rlimit{}
 	c.filter = &unix.SockFprog{Len: uint16(len(spec.Filter)), Filter: &spec.Filter[0]}
 	if !spec.KeepCaps {
 		c.dropCaps = true
@@ -329,6 +419,7 @@ func (s *Session) follow() {
 	ex := <-s.tr.RootExit()
 	s.exit <- ex.Status
 	<-s.tr.Done()
+	s.stop()
 	if s.sup != nil {
 		s.sup.Stop()
 		<-s.sup.Done()

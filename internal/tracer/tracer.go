@@ -60,8 +60,9 @@ type Tracer struct {
 	started  chan error // the launch's outcome
 	rootExit chan Exit  // receives the root's status once
 	done     chan struct{}
-	// onExit is called (on the tracer's thread) when a process exits.
+	// onProcExit and onFork are called on the tracer's thread.
 	onProcExit func(pid int)
+	onFork     func(parent int)
 }
 
 // Config for Launch.
@@ -73,6 +74,9 @@ type Config struct {
 	// OnProcessExit, if set, is called when a traced process (not thread)
 	// has exited. It must not block.
 	OnProcessExit func(pid int)
+	// OnFork, if set, is called when a process of thread group parent has
+	// created a process (not a thread). It must not block.
+	OnFork func(parent int)
 }
 
 // Launch forks the sandbox's root on the tracer's thread, without letting it
@@ -147,6 +151,17 @@ func (t *Tracer) Processes() int {
 	return t.procs
 }
 
+// TGID returns the thread group of a task of the sandbox.
+func (t *Tracer) TGID(tid int) int {
+	t.mu.Lock()
+	tk, ok := t.tasks[tid]
+	t.mu.Unlock()
+	if ok {
+		return tk.tgid
+	}
+	return tgidOf(tid)
+}
+
 // Signal sends sig to every live process of the sandbox.
 func (t *Tracer) Signal(sig syscall.Signal) {
 	t.mu.Lock()
@@ -188,7 +203,7 @@ func (t *Tracer) run() {
 	if !ok {
 		return
 	}
-	t.trace, t.onProcExit = req.cfg.Trace, req.cfg.OnProcessExit
+	t.trace, t.onProcExit, t.onFork = req.cfg.Trace, req.cfg.OnProcessExit, req.cfg.OnFork
 	l, err := req.launch()
 	if err != nil {
 		t.started <- err
@@ -326,6 +341,9 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 				tgid = tgidOf(child)
 			}
 			t.add(child, tgid)
+			if tgid == child && t.onFork != nil {
+				t.onFork(t.TGID(tid))
+			}
 		}
 		ptrace(unix.PTRACE_CONT, tid, 0)
 	case 0:
