@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -77,7 +78,11 @@ func (s *Sandbox) limits() (*resourceLimits, error) {
 	if len(s.CPUCores) > 0 {
 		mask, err := limits.CPUMask(s.CPUCores)
 		if err != nil {
-			return nil, field("CPUCores", fmt.Sprint(s.CPUCores), err)
+			list := make([]string, len(s.CPUCores))
+			for i, c := range s.CPUCores {
+				list[i] = strconv.FormatUint(uint64(c), 10)
+			}
+			return nil, field("CPUCores", strings.Join(list, ","), err)
 		}
 		l.knobs.CPUs = &mask
 	}

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/fsdeny"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/policy"
@@ -25,6 +26,7 @@ type prepared struct {
 	session *sandbox.Session
 	ruleset *landlock.Ruleset
 	denier  *fsdeny.Denier
+	pool    *confine.Pool
 	grants  []string // readable and writable paths, for error hints
 }
 
@@ -34,10 +36,19 @@ func (p *prepared) abandon() {
 	p.session.Abandon()
 }
 
+// helpers returns the run's pool of threads confined like the program, for
+// builtins that act on its behalf, starting it on first use.
+func (p *prepared) helpers(s *Sandbox) *confine.Pool {
+	if p.pool == nil {
+		p.pool = confine.NewPool(p.ruleset, s.KeepCaps)
+	}
+	return p.pool
+}
+
 // release frees what prepare acquired.
 func (p *prepared) release() {
-	if p.denier != nil {
-		p.denier.Close()
+	if p.pool != nil {
+		p.pool.Close()
 	}
 	if p.ruleset != nil {
 		p.ruleset.Close()
@@ -58,10 +69,6 @@ func (s *Sandbox) unsupported() error {
 		{"Workdir", s.Workdir != ""},
 		{"Chroot", s.Chroot != ""},
 		{"FSMount", len(s.FSMount) > 0},
-		{"NetAllow", len(s.NetAllow) > 0},
-		{"NetDeny", len(s.NetDeny) > 0},
-		{"NetAllowBind", len(s.NetAllowBind) > 0},
-		{"NetDenyBind", len(s.NetDenyBind) > 0},
 		{"PortRemap", s.PortRemap},
 		{"HTTPAllow", len(s.HTTPAllow) > 0},
 		{"HTTPDeny", len(s.HTTPDeny) > 0},
@@ -270,6 +277,16 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	if err != nil {
 		return nil, err
 	}
+	network, err := s.network()
+	if err != nil {
+		return nil, err
+	}
+	network.landlock(llcfg)
+	if s.NoSupervisor {
+		if name := network.needsSupervisor(); name != "" {
+			return nil, field(name, "", errors.New("these rules need the supervisor, which NoSupervisor turns off (only port-only TCP rules are enforced by Landlock alone)"))
+		}
+	}
 	llcfg.Paths = append(llcfg.Paths, lim.grants(llcfg.HandledFS)...)
 
 	env := s.environ(lim.gpu.Env)
@@ -289,20 +306,23 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	}
 
 	if len(s.FSDenied) > 0 {
-		p.denier, err = fsdeny.New(fsdeny.Config{Paths: s.FSDenied, Ruleset: p.ruleset, KeepCaps: s.KeepCaps})
+		p.denier, err = fsdeny.New(fsdeny.Config{Paths: s.FSDenied, Pool: p.helpers(s)})
 		if err != nil {
 			return nil, field("FSDenied", "", err)
 		}
 		p.denier.Register(p.session.Table)
 	}
+	userSyscalls := map[int]bool{}
 	for _, h := range handlers {
 		p.session.Table.AddUser(int(h.Syscall), h.Handler)
+		userSyscalls[int(h.Syscall)] = true
 	}
 
 	lim.register(p.session)
-	fs := &policy.FilterSpec{Arch: arch, Deny: deny, Notify: p.session.Table.Syscalls()}
-	if s.NoSupervisor {
-		fs.Notify = nil
+	fs := &policy.FilterSpec{Arch: arch, Deny: deny, UDP: network.udp, ICMP: network.icmp}
+	if !s.NoSupervisor {
+		fs.NotifyExcept = network.register(p.session, p, s, userSyscalls)
+		fs.Notify = p.session.Table.Syscalls()
 	}
 	fp, err := fs.Filter()
 	if err != nil {

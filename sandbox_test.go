@@ -118,11 +118,11 @@ func TestNoGrantMeansNoProgram(t *testing.T) {
 func TestUnsupportedFieldsAreErrors(t *testing.T) {
 	seed := uint64(1)
 	cases := map[string]func(*sandlock.Sandbox){
-		"NetAllow":     func(s *sandlock.Sandbox) { s.NetAllow = []string{"example.com:443"} },
-		"MaxDisk":      func(s *sandlock.Sandbox) { s.MaxDisk = "1G" },
-		"TimeStart":    func(s *sandlock.Sandbox) { s.TimeStart = "2000-01-01T00:00:00Z" },
-		"Workdir":      func(s *sandlock.Sandbox) { s.Workdir = "/tmp" },
-		"RandomSeed":   func(s *sandlock.Sandbox) { s.RandomSeed = &seed },
+		"PortRemap":  func(s *sandlock.Sandbox) { s.PortRemap = true },
+		"MaxDisk":    func(s *sandlock.Sandbox) { s.MaxDisk = "1G" },
+		"TimeStart":  func(s *sandlock.Sandbox) { s.TimeStart = "2000-01-01T00:00:00Z" },
+		"Workdir":    func(s *sandlock.Sandbox) { s.Workdir = "/tmp" },
+		"RandomSeed": func(s *sandlock.Sandbox) { s.RandomSeed = &seed },
 		"PolicyFn": func(s *sandlock.Sandbox) {
 			s.PolicyFn = func(sandlock.SyscallEvent, *sandlock.PolicyContext) sandlock.PolicyDecision { return sandlock.Allow() }
 		},

@@ -153,6 +153,11 @@ var flagOf = map[string]string{
 	"CPUCores":           "--cpu-cores",
 	"NumCPUs":            "--num-cpus",
 	"GPUDevices":         "--gpu",
+	"NetAllow":           "--net-allow",
+	"NetDeny":            "--net-deny",
+	"NetAllowBind":       "--net-allow-bind",
+	"NetDenyBind":        "--net-deny-bind",
+	"PortRemap":          "--port-remap",
 }
 
 // message renders an error as one "sandlock: …" line, naming the flag

@@ -32,6 +32,10 @@ type runFlags struct {
 	allowDegraded, disable []string
 	noSupervisor, keepCaps bool
 
+	netAllow, netDeny         []string
+	netAllowBind, netDenyBind []string
+	portRemap                 bool
+
 	maxMemory                       string
 	maxProcesses, maxOpenFiles      uint32
 	cpu                             uint8
@@ -80,6 +84,11 @@ func runMain(args []string, stdout, stderr io.Writer) error {
 	fl.BoolVar(&f.noCoredump, "no-coredump", false, "no core dumps")
 	fl.BoolVar(&f.noHugePages, "no-huge-pages", false, "no transparent huge pages")
 	fl.BoolVar(&f.noASLR, "no-randomize-memory", false, "turn address-space randomization off")
+	fl.StringArrayVar(&f.netAllow, "net-allow", nil, "allow outbound to `SPEC` [tcp://|udp://|icmp://]host[:ports] (repeatable)")
+	fl.StringArrayVar(&f.netDeny, "net-deny", nil, "deny outbound to `SPEC`, allowing the rest (repeatable)")
+	fl.StringArrayVar(&f.netAllowBind, "net-allow-bind", nil, "allow binding TCP `PORTS` (N, N-M, *; repeatable)")
+	fl.StringArrayVar(&f.netDenyBind, "net-deny-bind", nil, "deny binding TCP `PORTS`, allowing the rest (repeatable)")
+	fl.BoolVar(&f.portRemap, "port-remap", false, "give the sandbox its own view of bound ports")
 	if err := parseFlags(fl, args, stderr); err != nil {
 		return err
 	}
@@ -99,6 +108,11 @@ func (f *runFlags) sandbox() (*sandlock.Sandbox, error) {
 		ExtraAllowSyscalls: f.extraAllow,
 		KeepCaps:           f.keepCaps,
 		NoSupervisor:       f.noSupervisor,
+		NetAllow:           f.netAllow,
+		NetDeny:            f.netDeny,
+		NetAllowBind:       f.netAllowBind,
+		NetDenyBind:        f.netDenyBind,
+		PortRemap:          f.portRemap,
 	}
 	for _, kv := range f.env {
 		k, v, ok := strings.Cut(kv, "=")
@@ -142,6 +156,17 @@ func (f *runFlags) sandbox() (*sandlock.Sandbox, error) {
 func (f *runFlags) limits(sb *sandlock.Sandbox) error {
 	sb.MaxMemory = f.maxMemory
 	sb.NoCoredump, sb.NoHugePages, sb.NoRandomizeMemory = f.noCoredump, f.noHugePages, f.noASLR
+	if f.set("max-memory") && f.maxMemory == "" {
+		return errors.New(`--max-memory "": empty size (omit the flag for no limit)`)
+	}
+	if f.noSupervisor {
+		// Said here in the CLI's terms; the library names its fields.
+		for _, name := range []string{"max-memory", "max-processes", "num-cpus"} {
+			if f.set(name) {
+				return fmt.Errorf("--%s needs the supervisor, which --no-supervisor turns off", name)
+			}
+		}
+	}
 	if f.set("max-processes") && f.maxProcesses == 0 {
 		return errors.New("--max-processes 0: must be at least 1")
 	}

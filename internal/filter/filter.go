@@ -64,12 +64,13 @@ const (
 	AnyBit
 )
 
-// Test is a test on the low 32 bits of one syscall argument. Only the low
-// half is read: every argument sandlock tests is an int or a flag word whose
-// meaningful bits all lie there, and the kernel truncates int arguments, so a
-// caller cannot dodge a test by setting the high half.
+// Test is a test on 32 bits of one syscall argument: the low half unless
+// High. Ints and flag words have all their meaningful bits in the low half
+// (and the kernel truncates int arguments), so a caller cannot dodge a
+// low-half test by setting the high half; pointers need both halves.
 type Test struct {
 	Arg   int // 0..5
+	High  bool
 	Op    Op
 	Mask  uint32
 	Value uint32
@@ -146,7 +147,11 @@ func (a *asm) rule(r Rule) {
 	for _, c := range r.Conds {
 		nextCond := a.newLabel()
 		for _, t := range c.Tests {
-			a.load(offArgs + 8*uint32(t.Arg))
+			off := offArgs + 8*uint32(t.Arg)
+			if t.High {
+				off += 4
+			}
+			a.load(off)
 			pass := a.newLabel()
 			switch t.Op {
 			case AnyBit:

@@ -45,7 +45,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sandlock-go/sandlock/internal/landlock"
+	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
@@ -54,10 +54,9 @@ import (
 type Config struct {
 	// Paths are the denied paths: each is denied with everything below it.
 	Paths []string
-	// Ruleset and KeepCaps must be the sandbox's, so that operations done on
-	// the program's behalf are confined exactly like the program.
-	Ruleset  *landlock.Ruleset
-	KeepCaps bool
+	// Pool runs the operations done on the program's behalf, confined
+	// exactly like the program.
+	Pool *confine.Pool
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -66,7 +65,7 @@ type fileID struct{ dev, ino uint64 }
 type Denier struct {
 	trees []string        // canonical absolute paths
 	ids   map[fileID]bool // denied files, and hard-linked files in denied trees
-	op    *opener
+	op    *confine.Pool
 	// checkOnly makes every handler stop after its checks with Continue.
 	checkOnly bool
 }
@@ -74,7 +73,7 @@ type Denier struct {
 // New resolves the denied paths. A path that does not exist is denied by
 // name (creating it is denied too).
 func New(cfg Config) (*Denier, error) {
-	d := &Denier{ids: make(map[fileID]bool), op: newOpener(cfg.Ruleset, cfg.KeepCaps)}
+	d := &Denier{ids: make(map[fileID]bool), op: cfg.Pool}
 	for _, p := range cfg.Paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {
@@ -154,9 +153,6 @@ func (d *Denier) collectIDs(root string) error {
 		return nil
 	})
 }
-
-// Close stops the helper threads.
-func (d *Denier) Close() { d.op.close() }
 
 // Register adds the handlers to the table, twice: as builtins that only
 // check (so that a denied call never reaches a user handler), and as final

@@ -112,6 +112,9 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 		rflags |= fl & unix.O_EXCL
 		perm = uint32(mode) & 0o7777 &^ umaskOf(hc.Notif.PID)
 	}
+	if st.Mode&unix.S_IFMT == unix.S_IFIFO && fl&unix.O_NONBLOCK == 0 {
+		return d.openFIFO(pfd, rflags, fl)
+	}
 	fd, err := d.reopen(pfd, rflags, perm)
 	if err != nil {
 		return errAction(err)
@@ -120,13 +123,45 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 	return inject(fd, fl)
 }
 
+// openFIFO opens a FIFO, which blocks until its other end is opened, off
+// the dispatch path: the other end is typically opened by another process
+// of the sandbox, whose open must be served meanwhile. If the sandbox ends
+// first, the supervisor opens the other end itself to release the thread.
+func (d *Denier) openFIFO(pfd, rflags, fl int) notify.Action {
+	pin, err := unix.FcntlInt(uintptr(pfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return errAction(err)
+	}
+	return notify.Defer(func(ctx context.Context) notify.Action {
+		defer unix.Close(pin)
+		fd, err := -1, error(nil)
+		release := func() {
+			// Opening a FIFO read-write never blocks and counts as both
+			// ends.
+			if rw, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pin), unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+				unix.Close(rw)
+			}
+		}
+		if derr := d.op.DoContext(ctx, func() {
+			fd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(pin), rflags|unix.O_CLOEXEC, 0)
+		}, release); derr != nil {
+			return errAction(derr)
+		}
+		if err != nil {
+			return errAction(err)
+		}
+		defer unix.Close(fd)
+		return inject(fd, fl)
+	})
+}
+
 // reopen opens the inode behind an O_PATH descriptor with the task's flags,
 // on a confined helper thread, so Landlock and file permissions judge it as
 // they would judge the task. perm is the mode of an O_TMPFILE file.
 func (d *Denier) reopen(pfd int, flags int, perm uint32) (int, error) {
 	var fd int
 	var err error
-	if derr := d.op.do(func() {
+	if derr := d.op.Do(func() {
 		fd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), flags|unix.O_CLOEXEC, perm)
 	}); derr != nil {
 		return -1, derr
@@ -157,7 +192,7 @@ func (d *Denier) create(hc *notify.HandlerCtx, dirfd uint64, path string, flags 
 	}
 	perm := mode &^ umaskOf(hc.Notif.PID)
 	var fd int
-	if derr := d.op.do(func() { fd, err = unix.Openat(pfd, name, cflags|unix.O_CLOEXEC, perm) }); derr != nil {
+	if derr := d.op.Do(func() { fd, err = unix.Openat(pfd, name, cflags|unix.O_CLOEXEC, perm) }); derr != nil {
 		return errAction(derr)
 	}
 	if err == unix.ELOOP && flags&unix.O_NOFOLLOW == 0 {
@@ -304,7 +339,7 @@ func (d *Denier) removeHandler(dirfdF, pathF, flagsF argFn) notify.HandlerFunc {
 			return notify.Continue()
 		}
 		flags := int(flagsF(hc))
-		if derr := d.op.do(func() { err = unix.Unlinkat(pfd, name, flags) }); derr != nil {
+		if derr := d.op.Do(func() { err = unix.Unlinkat(pfd, name, flags) }); derr != nil {
 			return errAction(derr)
 		}
 		return result(err)
@@ -374,7 +409,7 @@ func (d *Denier) linkHandler(oldDirF, oldF, newDirF, newF, flagsF argFn) notify.
 		if d.checkOnly {
 			return notify.Continue()
 		}
-		if derr := d.op.do(func() {
+		if derr := d.op.Do(func() {
 			// Through the helper's own descriptor: the kernel links the
 			// inode it refers to (or refuses, as for the task: ENOENT for a
 			// deleted or O_EXCL anonymous file, EPERM for a directory).
@@ -416,7 +451,7 @@ func (d *Denier) twoPaths(hc *notify.HandlerCtx, oldDirF, oldF, newDirF, newF ar
 	if d.checkOnly {
 		return notify.Continue()
 	}
-	if derr := d.op.do(func() { err = op(p1, n1, p2, n2) }); derr != nil {
+	if derr := d.op.Do(func() { err = op(p1, n1, p2, n2) }); derr != nil {
 		return errAction(derr)
 	}
 	return result(err)
@@ -458,7 +493,7 @@ func (d *Denier) createHandler(dirfdF, pathF argFn, create createFn) notify.Hand
 			return notify.Continue()
 		}
 		umask := umaskOf(hc.Notif.PID)
-		if derr := d.op.do(func() { err = create(hc, pfd, name, umask) }); derr != nil {
+		if derr := d.op.Do(func() { err = create(hc, pfd, name, umask) }); derr != nil {
 			return errAction(derr)
 		}
 		return result(err)
@@ -487,7 +522,7 @@ func (d *Denier) symlinkHandler(targetF, dirfdF, pathF argFn) notify.HandlerFunc
 		if d.checkOnly {
 			return notify.Continue()
 		}
-		if derr := d.op.do(func() { err = unix.Symlinkat(target, pfd, name) }); derr != nil {
+		if derr := d.op.Do(func() { err = unix.Symlinkat(target, pfd, name) }); derr != nil {
 			return errAction(derr)
 		}
 		return result(err)

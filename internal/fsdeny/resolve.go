@@ -261,7 +261,7 @@ func (d *Denier) openPath(s start, flags int) (int, error) {
 // walk resolves path from dirfd to an O_PATH descriptor on a helper thread
 // and returns it with the helper's thread id.
 func (d *Denier) walk(dirfd int, path string, flags int) (fd, helper int, err error) {
-	if derr := d.op.do(func() {
+	if derr := d.op.Do(func() {
 		helper = unix.Gettid()
 		fd, err = unix.Openat2(dirfd, path, &unix.OpenHow{
 			Flags:   uint64(flags | unix.O_PATH | unix.O_CLOEXEC),

@@ -72,16 +72,28 @@ func (c NumCPUs) Register(t *notify.Table) {
 // Handle answers sched_getaffinity(pid, len, mask).
 func (c NumCPUs) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
 	args := hc.Notif.Data.Args
-	size := 8 * ((c.N + 63) / 64) // the kernel answers in whole longs
-	if int(args[1]) < size || args[1]%8 != 0 {
-		return notify.Errno(unix.EINVAL)
+	// The kernel takes len as an unsigned int.
+	mask, errno := c.mask(uint64(uint32(args[1])))
+	if errno != 0 {
+		return notify.Errno(errno)
+	}
+	if err := hc.WriteMem(args[2], mask); err != nil {
+		return notify.Errno(unix.EFAULT)
+	}
+	return notify.ReturnValue(int64(len(mask)))
+}
+
+// mask is what sched_getaffinity writes for a buffer of length bytes: the
+// first N CPUs set, in whole longs as the kernel answers, or EINVAL for a
+// buffer too small for N CPUs or not a whole number of longs.
+func (c NumCPUs) mask(length uint64) ([]byte, syscall.Errno) {
+	size := 8 * ((c.N + 63) / 64)
+	if length < uint64(size) || length%8 != 0 {
+		return nil, unix.EINVAL
 	}
 	mask := make([]byte, size)
 	for i := 0; i < c.N; i++ {
 		mask[i/8] |= 1 << (i % 8)
 	}
-	if err := hc.WriteMem(args[2], mask); err != nil {
-		return notify.Errno(unix.EFAULT)
-	}
-	return notify.ReturnValue(int64(size))
+	return mask, 0
 }

@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"os"
@@ -14,18 +15,24 @@ import (
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
-// Memory is a budget on the sandbox's private writable memory, summed over
-// its processes. It watches the syscalls that grow an address space (mmap,
-// brk, mremap) and, at each one, reads the kernel's own count of the
-// process's data segment (/proc/<pid>/statm: private writable mappings and
-// heap, whether touched or not). An allocation that would take the sandbox
-// over budget kills the process that asked (SIGKILL) and fails with ENOMEM.
+// Memory is a budget on the sandbox's anonymous memory, summed over its
+// processes. It watches the syscalls that grow an address space (mmap, brk,
+// mremap) and, at each one, reads the kernel's own count of the process's
+// data segment (/proc/<pid>/statm: private writable mappings and heap,
+// whether touched or not), plus, for a process that has any, the size of
+// its shared mappings of anonymous memory (memfds, MAP_SHARED|MAP_ANONYMOUS)
+// from /proc/<pid>/maps. An allocation that would take the sandbox over
+// budget kills the process that asked (SIGKILL) and fails with ENOMEM.
 //
 // Because the count is the kernel's, freeing memory cannot fool it, and
 // memory gained without an allocation syscall (a growing stack, mprotect
 // making a reserved region writable) is counted at the process's next
-// allocation. Not counted: file-backed shared mappings other than memfds,
-// kernel memory, the page cache and files in tmpfs.
+// allocation. Reservations without write access (PROT_NONE, as malloc and
+// language runtimes make for arenas and heaps) are not counted until made
+// writable. Shared anonymous memory is counted in every process that maps
+// it. Not counted: file-backed shared mappings other than memfds, memfd
+// contents that are not mapped, kernel memory, the page cache and files in
+// tmpfs.
 type Memory struct {
 	limit uint64
 	tgid  func(tid int) int
@@ -33,14 +40,24 @@ type Memory struct {
 	kill func(pid int)
 
 	mu    sync.Mutex
-	spans map[int]uint64 // thread group → data size at its last allocation
+	spans map[int]*span // thread group → its use at its last allocation
 	peak  uint64
+}
+
+// span is what one process (thread group) uses.
+type span struct {
+	data   uint64 // private writable memory (statm's data)
+	shared uint64 // shared anonymous mappings
+	brk    uint64 // the page-aligned break it last asked for; 0: unknown
+	// sharedMaps: the process has or may have shared anonymous mappings,
+	// so its maps must be read at each allocation.
+	sharedMaps bool
 }
 
 // NewMemory returns the budget. tgid comes from the tracer; kill kills a
 // process and records why.
 func NewMemory(limit uint64, tgid func(int) int, kill func(pid int)) *Memory {
-	return &Memory{limit: limit, tgid: tgid, kill: kill, spans: make(map[int]uint64)}
+	return &Memory{limit: limit, tgid: tgid, kill: kill, spans: make(map[int]*span)}
 }
 
 var pageSize = uint64(os.Getpagesize())
@@ -60,33 +77,82 @@ func (m *Memory) Register(t *notify.Table) {
 func (m *Memory) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
 	args := hc.Notif.Data.Args
 	arch := sysnum.Native()
-	var grow uint64
+	tid := int(hc.Notif.PID)
+	g := m.tgid(tid)
+	m.mu.Lock()
+	sp := m.spans[g]
+	readMaps := sp == nil || sp.sharedMaps // a new process may have inherited some
+	var lastBrk uint64
+	if sp != nil {
+		lastBrk = sp.brk
+	}
+	m.mu.Unlock()
+
+	var grow, newBrk uint64
+	shared := false // the allocation is shared anonymous memory
 	switch int(hc.Notif.Data.Nr) {
 	case arch.MustNr("mmap"):
-		grow = m.mmapSize(hc)
+		grow, shared = mmapSize(tid, args)
 	case arch.MustNr("mremap"):
 		if args[2] > args[1] {
 			grow = args[2] - args[1]
 		}
 	case arch.MustNr("brk"):
-		// The growth is known only once the kernel has moved the break;
-		// it shows in the data size at the next allocation.
+		if args[0] == 0 {
+			return notify.Continue() // asks where the break is
+		}
+		// The break is where the process last moved it; the first time,
+		// read it from the kernel.
+		cur, ok := lastBrk, lastBrk != 0
+		if !ok {
+			cur, ok = heapEnd(tid)
+		}
+		if ok {
+			grow = brkGrowth(cur, args[0])
+			newBrk = pageAlign(args[0])
+		}
+		if ok && grow == 0 && sp != nil {
+			// A shrinking heap needs no judging (malloc trims often).
+			m.mu.Lock()
+			if m.spans[g] == sp {
+				sp.brk = newBrk
+			}
+			m.mu.Unlock()
+			return notify.Continue()
+		}
 	}
-	tid := int(hc.Notif.PID)
-	g := m.tgid(tid)
 	data, ok := dataSize(tid)
+	var sharedSize uint64
+	hasShared := false
+	if ok && readMaps {
+		sharedSize, hasShared, ok = sharedAnonSize(tid)
+	}
 	if notify.TaskAlive(hc) != nil {
 		return notify.Continue()
 	}
 	m.mu.Lock()
+	if sp = m.spans[g]; sp == nil {
+		sp = &span{}
+		m.spans[g] = sp
+	}
 	if ok {
-		m.spans[g] = data
+		sp.data = data
+		if readMaps {
+			sp.shared = sharedSize
+			sp.sharedMaps = hasShared
+		}
+	}
+	if shared {
+		sp.sharedMaps = true
+	}
+	if newBrk != 0 {
+		sp.brk = newBrk
 	}
 	var total uint64
 	for _, s := range m.spans {
-		total += s
+		total += s.data + s.shared
 	}
-	over := total+grow > m.limit
+	over := total+grow > m.limit || total+grow < total
 	if !over {
 		m.peak = max(m.peak, total+grow)
 	}
@@ -98,26 +164,34 @@ func (m *Memory) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Actio
 	return notify.Continue()
 }
 
-// mmapSize is what an mmap adds to the data size: private writable or
-// anonymous mappings, and shared mappings of memfds (anonymous memory by
-// another name).
-func (m *Memory) mmapSize(hc *notify.HandlerCtx) uint64 {
-	args := hc.Notif.Data.Args
-	length := (args[1] + pageSize - 1) &^ (pageSize - 1)
+// mmapSize is what an mmap(addr, length, prot, flags, fd, off) of task tid
+// adds: private writable mappings (anonymous, or copy-on-write of a file)
+// to the data size, and shared mappings of anonymous memory (memfds,
+// MAP_SHARED|MAP_ANONYMOUS) to the shared size.
+func mmapSize(tid int, args [6]uint64) (grow uint64, shared bool) {
+	length := pageAlign(args[1])
 	prot, flags, fd := args[2], args[3], int32(args[4])
-	if flags&unix.MAP_ANONYMOUS != 0 {
-		return length
-	}
-	if flags&unix.MAP_SHARED == 0 && prot&unix.PROT_WRITE != 0 {
-		return length // private copy-on-write of a file
-	}
-	if fd >= 0 {
-		link, err := os.Readlink("/proc/" + strconv.Itoa(int(hc.Notif.PID)) + "/fd/" + strconv.Itoa(int(fd)))
-		if err == nil && strings.HasPrefix(link, "/memfd:") {
-			return length
+	switch flags & (unix.MAP_SHARED | unix.MAP_PRIVATE | unix.MAP_SHARED_VALIDATE) {
+	case unix.MAP_PRIVATE:
+		if prot&unix.PROT_WRITE != 0 {
+			return length, false
 		}
+		return 0, false
 	}
-	return 0
+	anon := flags&unix.MAP_ANONYMOUS != 0
+	if !anon && fd >= 0 {
+		link, err := os.Readlink("/proc/" + strconv.Itoa(tid) + "/fd/" + strconv.Itoa(int(fd)))
+		anon = err == nil && strings.HasPrefix(link, "/memfd:")
+	}
+	if !anon {
+		return 0, false
+	}
+	if prot&(unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC) == 0 {
+		// Inaccessible until mprotect: counted from then on, at the
+		// process's next allocation.
+		return 0, true
+	}
+	return length, true
 }
 
 // exec forgets a process's address space: the new program starts afresh.
@@ -158,4 +232,101 @@ func dataSize(tid int) (uint64, bool) {
 		return 0, false
 	}
 	return pages * pageSize, true
+}
+
+// sharedAnonSize sums a task's accessible shared mappings of anonymous
+// memory from /proc/<tid>/maps: memfds and MAP_SHARED|MAP_ANONYMOUS (which
+// the kernel shows as /dev/zero, deleted). found reports whether it has any
+// such mapping, accessible or not.
+func sharedAnonSize(tid int) (total uint64, found, ok bool) {
+	f, err := os.Open("/proc/" + strconv.Itoa(tid) + "/maps")
+	if err != nil {
+		return 0, false, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		// start-end perms offset dev inode path
+		line := sc.Bytes()
+		fields := bytes.Fields(line)
+		if len(fields) < 6 || len(fields[1]) < 4 || fields[1][3] != 's' {
+			continue // not shared
+		}
+		path := bytes.Join(fields[5:], []byte(" "))
+		if !bytes.HasPrefix(path, []byte("/memfd:")) && !bytes.Equal(path, []byte("/dev/zero (deleted)")) {
+			continue
+		}
+		found = true
+		if string(fields[1][:3]) == "---" {
+			continue // inaccessible until mprotect
+		}
+		if start, end, ok := mapRange(fields[0]); ok {
+			total += end - start
+		}
+	}
+	return total, found, sc.Err() == nil
+}
+
+// brkGrowth is what brk(addr) adds to a heap whose page-aligned break is
+// cur.
+func brkGrowth(cur, addr uint64) uint64 {
+	if want := pageAlign(addr); want > cur {
+		return want - cur
+	}
+	return 0
+}
+
+// pageAlign rounds n up to a whole page (saturating).
+func pageAlign(n uint64) uint64 {
+	if a := (n + pageSize - 1) &^ (pageSize - 1); a >= n {
+		return a
+	}
+	return n
+}
+
+// heapEnd returns the page-aligned current break of a task: the end of its
+// [heap] mapping, or before there is one, where the heap starts.
+func heapEnd(tid int) (uint64, bool) {
+	f, err := os.Open("/proc/" + strconv.Itoa(tid) + "/maps")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if bytes.HasSuffix(line, []byte(" [heap]")) {
+			_, end, ok := mapRange(bytes.Fields(line)[0])
+			return end, ok
+		}
+	}
+	// No heap mapping yet: the break is still where the heap starts.
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	// Fields from the state (field 3) on; start_brk is field 47.
+	fields := bytes.Fields(b[i+1:])
+	if len(fields) < 47-2 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(fields[47-3]), 10, 64)
+	return n, err == nil && n != 0
+}
+
+// mapRange parses "start-end" (hexadecimal) of a maps line.
+func mapRange(b []byte) (start, end uint64, ok bool) {
+	lo, hi, found := bytes.Cut(b, []byte("-"))
+	if !found {
+		return 0, 0, false
+	}
+	start, err1 := strconv.ParseUint(string(lo), 16, 64)
+	end, err2 := strconv.ParseUint(string(hi), 16, 64)
+	return start, end, err1 == nil && err2 == nil && end >= start
 }

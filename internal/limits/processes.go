@@ -28,6 +28,8 @@ type Processes struct {
 	live func() int
 	// tgid returns the thread group of a task.
 	tgid func(tid int) int
+	// now is the clock reservations lapse by (a hook for tests).
+	now func() time.Time
 
 	mu       sync.Mutex
 	reserved map[int][]time.Time // parent tgid → forks let through, not yet seen
@@ -39,7 +41,7 @@ const reservationLapse = time.Second
 
 // NewProcesses returns the limit. live and tgid come from the tracer.
 func NewProcesses(max int, live func() int, tgid func(tid int) int) *Processes {
-	return &Processes{max: max, live: live, tgid: tgid, reserved: make(map[int][]time.Time)}
+	return &Processes{max: max, live: live, tgid: tgid, now: time.Now, reserved: make(map[int][]time.Time)}
 }
 
 // Register adds the fork-family handlers.
@@ -57,7 +59,7 @@ func (p *Processes) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Ac
 		return notify.Continue() // a thread
 	}
 	parent := p.tgid(int(hc.Notif.PID))
-	now := time.Now()
+	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pending := 0

@@ -173,8 +173,13 @@ type FilterSpec struct {
 	Deny []int
 	// Notify goes to the supervisor (every syscall with a handler chain).
 	Notify []int
-	// AllowUDP lets inet datagram sockets (UDP, ICMP ping) be created.
-	AllowUDP bool
+	// UDP lets inet datagram sockets other than ping sockets be created.
+	UDP bool
+	// ICMP lets ping sockets (SOCK_DGRAM, IPPROTO_ICMP/ICMPV6) be created.
+	ICMP bool
+	// NotifyExcept lets a notified syscall through without notification
+	// when one of its conditions holds (the condition's action is ignored).
+	NotifyExcept map[int][]filter.Cond
 }
 
 // cloneUntraced is CLONE_UNTRACED: a child created with it is not attached
@@ -266,7 +271,16 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 				filter.Cond{Tests: []filter.Test{domain(d), {Arg: 2, Value: ipprotoMPTCP}}, Action: filter.Errno(unix.EPROTONOSUPPORT)},
 				filter.Cond{Tests: []filter.Test{domain(d), {Arg: 2, Value: unix.IPPROTO_SCTP}}, Action: filter.Errno(unix.EPROTONOSUPPORT)},
 			)
-			if !s.AllowUDP {
+			// SCTP's one-to-many style: TCP rules do not cover it either.
+			r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{domain(d), sockType(unix.SOCK_SEQPACKET)}, Action: filter.Errno(unix.EPROTONOSUPPORT)})
+			ping := filter.Action(eperm)
+			if s.ICMP {
+				ping = ok
+			}
+			for _, p := range []uint32{unix.IPPROTO_ICMP, unix.IPPROTO_ICMPV6} {
+				r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{domain(d), sockType(unix.SOCK_DGRAM), {Arg: 2, Value: p}}, Action: ping})
+			}
+			if !s.UDP {
 				r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{domain(d), sockType(unix.SOCK_DGRAM)}, Action: eperm})
 			}
 		}
@@ -276,6 +290,14 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			filter.Cond{Tests: []filter.Test{domain(unix.AF_INET6)}, Action: ok},
 			filter.Cond{Tests: []filter.Test{domain(unix.AF_NETLINK), {Arg: 2, Value: unix.NETLINK_ROUTE}}, Action: ok},
 		)
+	}
+
+	for nr, conds := range s.NotifyExcept {
+		if r, ok := rules[nr]; ok && r.Action == filter.Notify {
+			for _, c := range conds {
+				r.Conds = append(r.Conds, filter.Cond{Tests: c.Tests, Action: filter.Allow})
+			}
+		}
 	}
 
 	p := &filter.Policy{Arch: arch, Default: filter.Allow}

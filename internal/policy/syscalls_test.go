@@ -361,7 +361,7 @@ func TestFilterBehaviour(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					spec := &FilterSpec{Arch: tab, Deny: deny, AllowUDP: udp}
+					spec := &FilterSpec{Arch: tab, Deny: deny, UDP: udp, ICMP: udp}
 					if notified {
 						spec.Notify = nrsOf(t, tab, "openat", "clone", "ioctl", "prctl", "socket", "execve")
 					}
@@ -437,15 +437,22 @@ func checkBehaviour(t *testing.T, tab *sysnum.Table, p *prog, spec *FilterSpec) 
 		for _, typ := range []uint64{unix.SOCK_RAW, unix.SOCK_RAW | unix.SOCK_CLOEXEC | unix.SOCK_NONBLOCK} {
 			expect("raw socket", p.eval(t, sock, d, typ, unix.IPPROTO_ICMP), eperm)
 		}
-		udp := eperm
-		if spec.AllowUDP {
+		udp, ping := eperm, eperm
+		if spec.UDP {
 			udp = base("socket")
 		}
+		if spec.ICMP {
+			ping = base("socket")
+		}
 		for _, typ := range []uint64{unix.SOCK_DGRAM, unix.SOCK_DGRAM | unix.SOCK_CLOEXEC} {
-			for _, proto := range []uint64{0, unix.IPPROTO_UDP, unix.IPPROTO_ICMP} {
+			for _, proto := range []uint64{0, unix.IPPROTO_UDP} {
 				expect("datagram socket "+hex(d)+"/"+hex(typ)+"/"+hex(proto), p.eval(t, sock, d, typ, proto), udp)
 			}
+			for _, proto := range []uint64{unix.IPPROTO_ICMP, unix.IPPROTO_ICMPV6} {
+				expect("ping socket "+hex(d)+"/"+hex(typ)+"/"+hex(proto), p.eval(t, sock, d, typ, proto), ping)
+			}
 		}
+		expect("SEQPACKET socket "+hex(d), p.eval(t, sock, d, unix.SOCK_SEQPACKET, 0), filter.Errno(unix.EPROTONOSUPPORT))
 		for _, typ := range []uint64{unix.SOCK_STREAM, unix.SOCK_STREAM | unix.SOCK_CLOEXEC, unix.SOCK_DGRAM} {
 			expect("MPTCP socket "+hex(d)+"/"+hex(typ), p.eval(t, sock, d, typ, 262), filter.Errno(unix.EPROTONOSUPPORT))
 		}
