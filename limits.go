@@ -103,7 +103,10 @@ func (l *resourceLimits) register(sess *sandbox.Session) {
 		sess.OnExit(m.Exited)
 	}
 	if l.numCPUs > 0 {
-		limits.NumCPUs{N: l.numCPUs}.Register(sess.Table)
+		limits.NumCPUs{N: l.numCPUs, Pinned: l.knobs.CPUs}.Register(sess.Table)
+	}
+	if l.knobs.CPUs != nil {
+		(&limits.CPUPin{CPUs: *l.knobs.CPUs, Traced: sess.Traced}).Register(sess.Table)
 	}
 }
 

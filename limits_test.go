@@ -746,6 +746,64 @@ func TestLimitCPUCores(t *testing.T) {
 	}
 }
 
+func TestLimitCPUCoresHold(t *testing.T) {
+	// The program cannot move itself, a thread or a child off its CPUs; it
+	// may narrow within them.
+	cpus := ownCPUs(t)
+	if len(cpus) < 2 {
+		t.Fatalf("needs 2 CPUs, have %v", cpus)
+	}
+	first, last := cpus[0], cpus[len(cpus)-1]
+	sb := withProc()
+	sb.CPUCores = []uint32{uint32(last)}
+	got := py(t, sb, fmt.Sprintf(`
+import os, threading, subprocess
+def tryset(pid, cpus):
+    try:
+        os.sched_setaffinity(pid, cpus)
+        return "ok " + str(sorted(os.sched_getaffinity(pid)))
+    except OSError as e:
+        return "ERR %%d" %% e.errno
+print(tryset(0, {%[1]d}))
+print(tryset(0, {%[1]d, %[2]d}))
+print(tryset(0, {%[2]d}))
+out = []
+t = threading.Thread(target=lambda: out.append(tryset(0, {%[1]d})))
+t.start(); t.join(); print(out[0])
+child = subprocess.Popen(["/bin/sleep", "5"])
+print(tryset(child.pid, {%[1]d}))
+child.kill(); child.wait()
+`, first, last))
+	want := fmt.Sprintf("ERR 22\nok [%[1]d]\nok [%[1]d]\nERR 22\nERR 22", last)
+	if got != want {
+		t.Errorf("pinned to %d: %q, want %q", last, got, want)
+	}
+	// Unpinned, the program may set its own affinity.
+	got = py(t, withProc(), fmt.Sprintf(`
+import os
+os.sched_setaffinity(0, {%d})
+print(sorted(os.sched_getaffinity(0)))`, first))
+	if got != fmt.Sprintf("[%d]", first) {
+		t.Errorf("unpinned sched_setaffinity: %q", got)
+	}
+}
+
+func TestLimitNumCPUsWithinPin(t *testing.T) {
+	cpus := ownCPUs(t)
+	last := cpus[len(cpus)-1]
+	sb := base()
+	sb.CPUCores = []uint32{uint32(last)}
+	sb.NumCPUs = 1
+	if got := py(t, sb, "import os; print(sorted(os.sched_getaffinity(0)), os.cpu_count())"); got != fmt.Sprintf("[%d] 1", last) {
+		t.Errorf("CPUCores [%d] NumCPUs 1: %q", last, got)
+	}
+	// NumCPUs above the pinned count reports the pinned CPUs.
+	sb.NumCPUs = 4
+	if got := py(t, sb, "import os; print(sorted(os.sched_getaffinity(0)))"); got != fmt.Sprintf("[%d]", last) {
+		t.Errorf("CPUCores [%d] NumCPUs 4: %q", last, got)
+	}
+}
+
 func TestLimitCPUCoresUnpinned(t *testing.T) {
 	// Without CPUCores the program may use every CPU the caller may.
 	own, err := os.ReadFile("/proc/self/status")

@@ -320,7 +320,9 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 
 	lim.register(p.session)
 	fs := &policy.FilterSpec{Arch: arch, Deny: deny, UDP: network.udp, ICMP: network.icmp}
-	if !s.NoSupervisor {
+	if s.NoSupervisor {
+		fs.NoFastOpen = true
+	} else {
 		fs.NotifyExcept = network.register(p.session, p, s, userSyscalls)
 		fs.Notify = p.session.Table.Syscalls()
 	}

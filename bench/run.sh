@@ -6,7 +6,7 @@
 #   bench/run.sh           # full run (a few minutes)
 #   bench/run.sh --quick   # few runs: checks that everything still works
 #
-# Needs: go, hyperfine and bubblewrap (installed with apt-get when missing
+# Needs: go, hyperfine, bubblewrap and jq (installed with apt-get when missing
 # and possible), /usr/bin/python3 and /usr/bin/perl. landrun is measured
 # when it is on PATH.
 set -euo pipefail
@@ -19,14 +19,15 @@ if [ $quick = 1 ]; then runs=5; warm=1; loops=0.2; nbench=20000; else runs=60; w
 need=()
 command -v hyperfine >/dev/null || need+=(hyperfine)
 command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v jq >/dev/null || need+=(jq)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${need[*]} …" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 ||
       { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; }
   fi
-  for c in hyperfine bwrap; do
-    command -v $c >/dev/null || { echo "bench/run.sh: missing $c (apt-get install hyperfine bubblewrap)" >&2; exit 1; }
+  for c in hyperfine bwrap jq; do
+    command -v $c >/dev/null || { echo "bench/run.sh: missing $c (apt-get install hyperfine bubblewrap jq)" >&2; exit 1; }
   done
 fi
 for f in /usr/bin/python3 /usr/bin/perl; do
@@ -75,15 +76,16 @@ hyperfine_row() {
   jq -r --arg n "$name" '.results[] | [$n, .command, (.median*1000)] | @tsv' "$work/h.json" >>"$results"
 }
 
-# inproc_row NAME SCRIPT : median of the time the script reports, in ms.
+# inproc_row NAME SCRIPT [SANDLOCK_FLAGS [LANDRUN_FLAGS]] : median of the
+# time the script reports, in ms.
 inproc_row() {
-  local name=$1 script=$2 variant cmd
+  local name=$1 script=$2 slflags=${3:-} lrflags=${4:-} variant cmd
   for variant in bare sandlock bwrap landrun; do
     case $variant in
       bare) cmd="/usr/bin/python3 $script" ;;
-      sandlock) cmd="$SL /usr/bin/python3 $script" ;;
+      sandlock) cmd="$work/sandlock run ${grants[*]} -r $work $slflags -- /usr/bin/python3 $script" ;;
       bwrap) cmd="$BW /usr/bin/python3 $script" ;;
-      landrun) [ -n "$LR" ] || continue; cmd="$LR /usr/bin/python3 $script" ;;
+      landrun) [ -n "$LR" ] || continue; cmd="landrun --rox /usr,/lib,/lib64,/bin --ro /etc,$work $lrflags -- /usr/bin/python3 $script" ;;
     esac
     for _ in $(seq $((runs / 4 + 3))); do $cmd; done | sort -n | awk -v n="$name" -v v=$variant '{a[NR]=$1} END {printf "%s\t%s\t%s\n", n, v, a[int((NR+1)/2)]}' >>"$results"
   done
@@ -98,6 +100,63 @@ inproc_row "100k os.stat (in-process)" "$work/stat.py"
 inproc_row "20k open+close (in-process)" "$work/open.py"
 echo "measuring spawn-heavy…" >&2
 hyperfine_row "200 × /bin/true from sh" "/bin/sh -c 'for i in \$(seq 200); do /bin/true; done'"
+
+echo "measuring network…" >&2
+# A loopback server outside every sandbox: it accepts and closes (connect
+# loop) and answers HTTP/1.1 with keep-alive (throughput).
+cat >"$work/server.py" <<'EOF'
+import http.server, socket, threading
+# Deep accept queues: a dropped SYN costs a one-second retransmit, which
+# would measure the server, not the sandbox.
+a = socket.create_server(("127.0.0.1", 0), backlog=4096)
+def accept_and_close():
+    while True:
+        a.accept()[0].close()
+class Page(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY the
+    # body waits for the client's delayed ACK (40 ms).
+    disable_nagle_algorithm = True
+    body = b"x" * 1024
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+    def log_message(self, *a): pass
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 4096
+h = Server(("127.0.0.1", 0), Page)
+print(a.getsockname()[1], h.server_address[1], flush=True)
+threading.Thread(target=accept_and_close, daemon=True).start()
+h.serve_forever()
+EOF
+/usr/bin/python3 "$work/server.py" >"$work/ports" &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do [ -s "$work/ports" ] && break; sleep 0.1; done
+read -r cport hport <"$work/ports"
+cat >"$work/connect.py" <<EOF
+import socket, time
+n = int(2000 * $loops)
+t = time.perf_counter()
+for _ in range(n): socket.create_connection(("127.0.0.1", $cport)).close()
+print((time.perf_counter() - t) * 1e3)
+EOF
+cat >"$work/gets.py" <<EOF
+import http.client, time
+n = int(5000 * $loops)
+c = http.client.HTTPConnection("127.0.0.1", $hport)
+t = time.perf_counter()
+for _ in range(n):
+    c.request("GET", "/")
+    c.getresponse().read()
+print((time.perf_counter() - t) * 1e3)
+EOF
+chmod 644 "$work"/*.py
+inproc_row "2k connects, host rule" "$work/connect.py" "--net-allow 127.0.0.1:$cport" "--connect-tcp $cport"
+inproc_row "2k connects, port rule" "$work/connect.py" "--net-allow :$cport" "--connect-tcp $cport"
+inproc_row "5k HTTP GETs, port rule" "$work/gets.py" "--net-allow :$hport" "--connect-tcp $hport"
 
 echo "measuring notified syscalls…" >&2
 notif() {

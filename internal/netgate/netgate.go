@@ -377,13 +377,24 @@ func (g *Gate) send(ctx context.Context, hc *notify.HandlerCtx, s *socket, d *de
 // would resolve it, must be a socket under a writable grant; the operation
 // then addresses the pinned inode (/proc/self/fd/N), never the path again.
 func (g *Gate) viaUnixPin(ctx context.Context, hc *notify.HandlerCtx, s *socket, d *dest, op func(raw []byte) (int, error)) (int, unix.Errno) {
-	path := d.unix
-	if !strings.HasPrefix(path, "/") {
-		path = "/proc/" + strconv.FormatUint(uint64(hc.Notif.PID), 10) + "/cwd/" + path
+	dirfd := unix.AT_FDCWD
+	if !strings.HasPrefix(d.unix, "/") {
+		// The program's cwd is opened here, by the supervisor: the helper
+		// thread's Landlock domain may neither read /proc nor look into
+		// a task of another domain.
+		cwd, err := unix.Open("/proc/"+strconv.FormatUint(uint64(hc.Notif.PID), 10)+"/cwd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, unix.ESRCH
+		}
+		defer unix.Close(cwd)
+		if notify.TaskAlive(hc) != nil {
+			return 0, unix.ESRCH
+		}
+		dirfd = cwd
 	}
 	var n int
 	var errno unix.Errno
-	if derr := g.cfg.Pool.DoContext(ctx, func() { n, errno = g.pinned(path, op) }, s.interrupt); derr != nil {
+	if derr := g.cfg.Pool.DoContext(ctx, func() { n, errno = g.pinned(dirfd, d.unix, op) }, s.interrupt); derr != nil {
 		return 0, unix.EIO
 	}
 	if notify.TaskAlive(hc) != nil {
@@ -392,24 +403,11 @@ func (g *Gate) viaUnixPin(ctx context.Context, hc *notify.HandlerCtx, s *socket,
 	return n, errno
 }
 
-// pinned runs on a helper thread: open the socket file with O_PATH, check
-// where it is, and address it through the pin.
-func (g *Gate) pinned(path string, op func(raw []byte) (int, error)) (int, unix.Errno) {
-	var pin int
-	var err error
-	if rest, ok := strings.CutPrefix(path, "/proc/"); ok && strings.Contains(rest, "/cwd/") {
-		// The program's cwd: a magic link the helper may follow; the rest
-		// of the path may not hold any.
-		tid, rel, _ := strings.Cut(rest, "/cwd/")
-		var dirfd int
-		if dirfd, err = unix.Open("/proc/"+tid+"/cwd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-			return 0, unix.ENOENT
-		}
-		defer unix.Close(dirfd)
-		pin, err = unix.Openat2(dirfd, rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS})
-	} else {
-		pin, err = unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS})
-	}
+// pinned runs on a helper thread: open the socket file at path (relative
+// to dirfd) with O_PATH, following no magic links, check where it is, and
+// address it through the pin.
+func (g *Gate) pinned(dirfd int, path string, op func(raw []byte) (int, error)) (int, unix.Errno) {
+	pin, err := unix.Openat2(dirfd, path, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS})
 	if err != nil {
 		return 0, errnoOf(err)
 	}

@@ -180,6 +180,11 @@ type FilterSpec struct {
 	// NotifyExcept lets a notified syscall through without notification
 	// when one of its conditions holds (the condition's action is ignored).
 	NotifyExcept map[int][]filter.Cond
+	// NoFastOpen fails sends with MSG_FASTOPEN with EOPNOTSUPP, as the
+	// kernel does when fast open is off. Such a send connects without
+	// passing Landlock's connect check, so where no supervisor judges it,
+	// it must not happen at all.
+	NoFastOpen bool
 }
 
 // cloneUntraced is CLONE_UNTRACED: a child created with it is not attached
@@ -290,6 +295,19 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			filter.Cond{Tests: []filter.Test{domain(unix.AF_INET6)}, Action: ok},
 			filter.Cond{Tests: []filter.Test{domain(unix.AF_NETLINK), {Arg: 2, Value: unix.NETLINK_ROUTE}}, Action: ok},
 		)
+	}
+
+	if s.NoFastOpen {
+		// The flags argument: sendto(fd, buf, len, flags, …),
+		// sendmsg(fd, msg, flags), sendmmsg(fd, vec, n, flags).
+		for name, arg := range map[string]int{"sendto": 3, "sendmsg": 2, "sendmmsg": 3} {
+			if r := argRule(name); r != nil {
+				r.Conds = append(r.Conds, filter.Cond{
+					Tests:  []filter.Test{{Arg: arg, Op: filter.AnyBit, Value: unix.MSG_FASTOPEN}},
+					Action: filter.Errno(unix.EOPNOTSUPP),
+				})
+			}
+		}
 	}
 
 	for nr, conds := range s.NotifyExcept {

@@ -179,6 +179,9 @@ func (s *Session) Processes() int { return s.tr.Processes() }
 // TGID returns the thread group of a task of the sandbox.
 func (s *Session) TGID(tid int) int { return s.tr.TGID(tid) }
 
+// Traced reports whether tid is a live task of the sandbox.
+func (s *Session) Traced(tid int) bool { return s.tr.Traced(tid) }
+
 // KillProcess SIGKILLs a process of the sandbox and records why, for the
 // run's result.
 func (s *Session) KillProcess(pid int, reason string) {

@@ -162,6 +162,14 @@ func (t *Tracer) TGID(tid int) int {
 	return tgidOf(tid)
 }
 
+// Traced reports whether tid is a live task of the sandbox.
+func (t *Tracer) Traced(tid int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.tasks[tid]
+	return ok
+}
+
 // Signal sends sig to every live process of the sandbox.
 func (t *Tracer) Signal(sig syscall.Signal) {
 	t.mu.Lock()
