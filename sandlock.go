@@ -46,13 +46,20 @@ type Sandbox struct {
 	AllowDegraded []Protection
 	Disable       []Protection
 
-	// Network (not supported yet: with none of these set, the program can
-	// neither connect nor bind TCP, nor create UDP or ICMP sockets).
+	// Network. With none of these set, the program can neither connect nor
+	// bind TCP, nor create UDP or ICMP sockets. A rule is
+	// [tcp://|udp://|icmp://]target[:ports]: no scheme means TCP and UDP;
+	// target is a hostname (NetAllow only, resolved once at start), an IP,
+	// a CIDR, or * / empty for any; ports are p, p,q or * (none: all); IPv6
+	// with a port goes in brackets. NetAllow and NetDeny are exclusive, as
+	// are NetAllowBind (default deny) and NetDenyBind (default allow), whose
+	// entries are TCP ports, lo-hi ranges or *. A refused destination fails
+	// with ECONNREFUSED, a refused bind with EACCES.
 	NetAllow     []string
 	NetDeny      []string
 	NetAllowBind []string
 	NetDenyBind  []string
-	PortRemap    bool
+	PortRemap    bool // not supported yet
 
 	// HTTP ACL (not supported yet).
 	HTTPAllow   []string
@@ -62,7 +69,7 @@ type Sandbox struct {
 	HTTPKeyFile string
 
 	// Resource limits.
-	MaxMemory    string   // budget on private writable memory, "512M" (K, M, G: 1024-based); "" = none
+	MaxMemory    string   // budget on private writable and shared anonymous memory (not files, page cache, tmpfs), "512M" (K, M, G: 1024-based); "" = none
 	MaxDisk      string   // copy-on-write disk quota (not supported yet)
 	MaxProcesses uint32   // live processes at once, threads excluded; 0 = 64
 	MaxCPU       uint8    // share of one core, 1–100 percent; 0 = no throttle

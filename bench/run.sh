@@ -77,17 +77,26 @@ hyperfine_row() {
 }
 
 # inproc_row NAME SCRIPT [SANDLOCK_FLAGS [LANDRUN_FLAGS]] : median of the
-# time the script reports, in ms.
+# time the script reports, in ms. The variants take turns, round after
+# round, so that a drift of the machine during the row hits them all alike.
 inproc_row() {
   local name=$1 script=$2 slflags=${3:-} lrflags=${4:-} variant cmd
-  for variant in bare sandlock bwrap landrun; do
-    case $variant in
-      bare) cmd="/usr/bin/python3 $script" ;;
-      sandlock) cmd="$work/sandlock run ${grants[*]} -r $work $slflags -- /usr/bin/python3 $script" ;;
-      bwrap) cmd="$BW /usr/bin/python3 $script" ;;
-      landrun) [ -n "$LR" ] || continue; cmd="landrun --rox /usr,/lib,/lib64,/bin --ro /etc,$work $lrflags -- /usr/bin/python3 $script" ;;
-    esac
-    for _ in $(seq $((runs / 4 + 3))); do $cmd; done | sort -n | awk -v n="$name" -v v=$variant '{a[NR]=$1} END {printf "%s\t%s\t%s\n", n, v, a[int((NR+1)/2)]}' >>"$results"
+  local variants=(bare sandlock bwrap)
+  [ -n "$LR" ] && variants+=(landrun)
+  for v in "${variants[@]}"; do : >"$work/row.$v"; done
+  for _ in $(seq $((runs / 4 + 3))); do
+    for variant in "${variants[@]}"; do
+      case $variant in
+        bare) cmd="/usr/bin/python3 $script" ;;
+        sandlock) cmd="$work/sandlock run ${grants[*]} -r $work $slflags -- /usr/bin/python3 $script" ;;
+        bwrap) cmd="$BW /usr/bin/python3 $script" ;;
+        landrun) cmd="landrun --rox /usr,/lib,/lib64,/bin --ro /etc,$work $lrflags -- /usr/bin/python3 $script" ;;
+      esac
+      $cmd >>"$work/row.$variant"
+    done
+  done
+  for variant in "${variants[@]}"; do
+    sort -n "$work/row.$variant" | awk -v n="$name" -v v=$variant '{a[NR]=$1} END {printf "%s\t%s\t%s\n", n, v, a[int((NR+1)/2)]}' >>"$results"
   done
 }
 
@@ -137,10 +146,16 @@ trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do [ -s "$work/ports" ] && break; sleep 0.1; done
 read -r cport hport <"$work/ports"
 cat >"$work/connect.py" <<EOF
-import socket, time
+import socket, struct, time
 n = int(2000 * $loops)
 t = time.perf_counter()
-for _ in range(n): socket.create_connection(("127.0.0.1", $cport)).close()
+# Close with a reset: no TIME_WAIT left behind, so that thousands of runs
+# do not use up the ephemeral ports and slow down later variants.
+linger = struct.pack("ii", 1, 0)
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", $cport))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+    s.close()
 print((time.perf_counter() - t) * 1e3)
 EOF
 cat >"$work/gets.py" <<EOF

@@ -3,7 +3,6 @@ package limits
 import (
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,8 +17,6 @@ type GPUAccess struct {
 	// Env are variables that tell CUDA and ROCm which devices to use.
 	Env map[string]string
 }
-
-var nvidiaIndex = regexp.MustCompile(`^nvidia([0-9]+)$`)
 
 // GPUs resolves a selection under root (normally "/"): nil selects no GPU;
 // an empty, non-nil slice selects all; indices select those NVIDIA devices
@@ -44,9 +41,8 @@ func GPUs(root string, sel []uint32) GPUAccess {
 	}
 	ents, _ := os.ReadDir(dev)
 	for _, e := range ents {
-		if m := nvidiaIndex.FindStringSubmatch(e.Name()); m != nil {
-			i, _ := strconv.ParseUint(m[1], 10, 32)
-			if all || wanted[uint32(i)] {
+		if i, ok := nvidiaIndex(e.Name()); ok {
+			if all || wanted[i] {
 				add(filepath.Join(dev, e.Name()))
 			}
 		}
@@ -85,4 +81,15 @@ func GPUs(root string, sel []uint32) GPUAccess {
 		a.Env = map[string]string{"CUDA_VISIBLE_DEVICES": list, "ROCR_VISIBLE_DEVICES": list}
 	}
 	return a
+}
+
+// nvidiaIndex returns N for a device named nvidiaN (nvidiactl and
+// nvidia-uvm are not numbered devices).
+func nvidiaIndex(name string) (uint32, bool) {
+	digits, ok := strings.CutPrefix(name, "nvidia")
+	if !ok || digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
+		return 0, false
+	}
+	i, err := strconv.ParseUint(digits, 10, 32)
+	return uint32(i), err == nil
 }

@@ -49,6 +49,9 @@ type Config struct {
 	// TCPByLandlock leaves TCP connects to the kernel: Landlock enforces
 	// every TCP rule (port-only rules, or none).
 	TCPByLandlock bool
+	// OnlyTCP says the filter lets no inet socket but TCP be created (no
+	// UDP or ICMP rule): a connect to an inet address is then a TCP one.
+	OnlyTCP bool
 	// DenyBind lists TCP ports that may not be bound (NetDenyBind).
 	DenyBind []netpolicy.PortRange
 	// Writable are the canonical paths of the writable grants: the only
@@ -237,8 +240,8 @@ func (g *Gate) connect(_ context.Context, hc *notify.HandlerCtx) notify.Action {
 	}
 	switch d.family {
 	case unix.AF_INET, unix.AF_INET6:
-		if g.cfg.Mode == Closed {
-			return notify.Continue() // Landlock denies TCP; UDP and ICMP sockets do not exist
+		if g.cfg.Mode == Closed || (g.cfg.TCPByLandlock && g.cfg.OnlyTCP) {
+			return notify.Continue() // Landlock judges TCP; UDP and ICMP sockets do not exist
 		}
 		s, errno := g.takeSocket(hc, args[0])
 		if errno != 0 {

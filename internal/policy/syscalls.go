@@ -4,8 +4,10 @@
 package policy
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -87,7 +89,7 @@ func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]
 			ErrSyscallSpec, strings.Join(unknownAllow, ", "), groupNames())}
 	}
 
-	deny := map[int]bool{}
+	deny := make(map[int]bool, 96)
 	add := func(name string) {
 		if nr, ok := arch.Nr(name); ok {
 			deny[nr] = true
@@ -139,7 +141,7 @@ func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]
 	for nr := range deny {
 		out = append(out, nr)
 	}
-	sort.Ints(out)
+	slices.Sort(out)
 	return out, nil
 }
 
@@ -196,7 +198,7 @@ const cloneUntraced = 0x00800000
 // deny.
 func (s *FilterSpec) Filter() (*filter.Policy, error) {
 	arch := s.Arch
-	rules := map[int]*filter.Rule{}
+	rules := make(map[int]*filter.Rule, len(s.Deny)+len(s.Notify)+8)
 	rule := func(nr int, def filter.Action) *filter.Rule {
 		r, ok := rules[nr]
 		if !ok {
@@ -205,7 +207,7 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 		}
 		return r
 	}
-	notify := map[int]bool{}
+	notify := make(map[int]bool, len(s.Notify))
 	for _, nr := range s.Notify {
 		notify[nr] = true
 	}
@@ -217,7 +219,7 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 		}
 		rule(nr, eperm)
 	}
-	denied := map[int]bool{}
+	denied := make(map[int]bool, len(s.Deny))
 	for _, nr := range s.Deny {
 		denied[nr] = true
 	}
@@ -318,10 +320,10 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 		}
 	}
 
-	p := &filter.Policy{Arch: arch, Default: filter.Allow}
+	p := &filter.Policy{Arch: arch, Default: filter.Allow, Rules: make([]filter.Rule, 0, len(rules))}
 	for _, r := range rules {
 		p.Rules = append(p.Rules, *r)
 	}
-	sort.Slice(p.Rules, func(i, j int) bool { return p.Rules[i].Nr < p.Rules[j].Nr })
+	slices.SortFunc(p.Rules, func(a, b filter.Rule) int { return cmp.Compare(a.Nr, b.Nr) })
 	return p, nil
 }

@@ -1,0 +1,55 @@
+// Package bench holds the benchmark script; its test runs the script in
+// quick mode so that the script cannot rot. It asserts that every row was
+// measured, never how fast anything was.
+package bench
+
+import (
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// rows are the workloads bench/run.sh must report, each with a time for
+// the bare command and a time and ratio for sandlock and bubblewrap.
+var rows = []string{
+	"start: /bin/true",
+	"start: python3 -c pass",
+	"find /usr -maxdepth 3",
+	"100k os.stat (in-process)",
+	"20k open+close (in-process)",
+	"200 × /bin/true from sh",
+	"2k connects, host rule",
+	"2k connects, port rule",
+	"5k HTTP GETs, port rule",
+}
+
+func TestRunQuick(t *testing.T) {
+	cmd := exec.Command("bash", "run.sh", "--quick")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("bench/run.sh --quick: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.String())
+	}
+	table := string(out)
+	t.Logf("bench/run.sh --quick (timings from a quick, concurrent run mean nothing):\n%s", table)
+
+	ms := `\d+\.\d+ ms`
+	ratio := ms + ` +\d+\.\d+x`
+	for _, name := range rows {
+		re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` +` + ms + ` +` + ratio + ` +` + ratio)
+		if !re.MatchString(table) {
+			t.Errorf("no complete row for %q (bare, sandlock and bwrap figures)", name)
+		}
+	}
+	for _, line := range []string{
+		`notified syscall \(Continue\) +\d+(\.\d+)? µs/call \(SYNC_WAKE_UP on\)`,
+		`notified syscall \(Continue\) +\d+(\.\d+)? µs/call \(SYNC_WAKE_UP off\)`,
+		`getppid in a sandbox +\d+(\.\d+)? ns/call \(not notified\)`,
+	} {
+		if !regexp.MustCompile(`(?m)^` + line + `$`).MatchString(table) {
+			t.Errorf("no line matching %q", line)
+		}
+	}
+}
