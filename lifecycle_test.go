@@ -234,13 +234,39 @@ func TestJobControlInsideTheSandbox(t *testing.T) {
 }
 
 func TestRunConcurrently(t *testing.T) {
+	// Both child-stage modes at once: vfork mode by default; fork mode when
+	// the child's exec is a notified syscall (MaxMemory, FSDenied, a user
+	// handler on execve) or with NoHugePages.
+	execve := sandlock.HandlerFunc(func(context.Context, *sandlock.HandlerCtx) sandlock.Action { return sandlock.Continue() })
+	modes := []func() (*sandlock.Sandbox, []sandlock.SyscallHandler){
+		func() (*sandlock.Sandbox, []sandlock.SyscallHandler) { return base(), nil },
+		func() (*sandlock.Sandbox, []sandlock.SyscallHandler) {
+			sb := base()
+			sb.MaxMemory = "256M"
+			return sb, nil
+		},
+		func() (*sandlock.Sandbox, []sandlock.SyscallHandler) {
+			sb := base()
+			sb.FSDenied = []string{"/etc/shadow"}
+			return sb, nil
+		},
+		func() (*sandlock.Sandbox, []sandlock.SyscallHandler) {
+			return base(), []sandlock.SyscallHandler{{Syscall: int64(mustNr(t, "execve")), Handler: execve}}
+		},
+		func() (*sandlock.Sandbox, []sandlock.SyscallHandler) {
+			sb := base()
+			sb.NoHugePages = true
+			return sb, nil
+		},
+	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for i := 0; i < 16; i++ {
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			res, err := base().Run(context.Background(), "echo", strconv.Itoa(i))
+			sb, handlers := modes[i%len(modes)]()
+			res, err := sb.RunWithHandlers(context.Background(), []string{"echo", strconv.Itoa(i)}, handlers...)
 			if err != nil {
 				errs <- err
 				return

@@ -69,8 +69,14 @@ func TestArgumentFilters(t *testing.T) {
 		fmt.Sprintf("sc(%d, 0, %d, 0)", mustNr(t, "ioctl"), unix.TIOCSTI),
 		fmt.Sprintf("sc(%d, 0, %d, 0)", mustNr(t, "ioctl"), unix.SIOCGIFCONF),
 		fmt.Sprintf("sc(%d, 9999, %d, 0)", mustNr(t, "ioctl"), unix.TCGETS),
+		// unshare: only a private fd table (the child stage's own last
+		// step) gets through, nothing with it.
+		fmt.Sprintf("sc(%d, %d)", mustNr(t, "unshare"), unix.CLONE_FILES),
+		fmt.Sprintf("sc(%d, %d)", mustNr(t, "unshare"), unix.CLONE_FILES|unix.CLONE_NEWUSER),
+		fmt.Sprintf("sc(%d, %d)", mustNr(t, "unshare"), unix.CLONE_FS),
+		fmt.Sprintf("sc(%d, %d)", mustNr(t, "unshare"), unix.CLONE_FILES|1<<32),
 	)
-	want := []string{"EPERM", "ENOSYS", "EPERM", "EPERM", "EPERM", "OK", "EPERM", "EPERM", "EBADF"}
+	want := []string{"EPERM", "ENOSYS", "EPERM", "EPERM", "EPERM", "OK", "EPERM", "EPERM", "EBADF", "OK", "EPERM", "EPERM", "EPERM"}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("call %d: got %s, want %s", i, got[i], want[i])

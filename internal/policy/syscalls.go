@@ -251,6 +251,17 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			Action: eperm,
 		})
 	}
+	// The child stage unshares its fd table (shared with the supervisor
+	// until then) after its filter is in place: exactly that unshare goes
+	// through whatever the deny lists say. A private fd table grants
+	// nothing.
+	if nr, ok := arch.Nr("unshare"); ok {
+		r := rule(nr, base(nr))
+		r.Conds = append(r.Conds, filter.Cond{
+			Tests:  []filter.Test{{Arg: 0, Value: unix.CLONE_FILES}, {Arg: 0, High: true, Value: 0}},
+			Action: filter.Allow,
+		})
+	}
 	if nr, ok := arch.Nr("clone3"); ok && !denied[nr] {
 		if notify[nr] {
 			return nil, fmt.Errorf("clone3 cannot be supervised: it is answered ENOSYS so that its flags never escape the namespace check")

@@ -1,10 +1,13 @@
 package sandbox
 
 import (
+	"slices"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
 // The runtime's fork hooks, as package syscall uses them (the runtime keeps
@@ -19,9 +22,9 @@ func runtime_AfterFork()
 //go:linkname runtime_AfterForkInChild syscall.runtime_AfterForkInChild
 func runtime_AfterForkInChild()
 
-// Steps of the child stage, as reported on the report pipe.
+// Steps of the child stage, as reported to the parent.
 const (
-	stepReady uint32 = iota // not a failure: the value is the listener fd
+	stepReady uint32 = iota // not a failure: the listener's fd (fork mode)
 	stepSetpgid
 	stepTTY
 	stepPdeathsig
@@ -40,8 +43,8 @@ const (
 var stepNames = [...]string{"ready", "setpgid", "tcsetpgrp", "pdeathsig", "close_range", "process knobs",
 	"no_new_privs", "capabilities", "landlock", "seccomp", "fds", "chdir", "max open files", "exec"}
 
-// childStage is everything the forked child needs, prepared before the fork
-// so that the child allocates nothing and calls nothing but raw syscalls.
+// childStage is everything the child needs, prepared before the clone so
+// that the child allocates nothing and calls nothing but raw syscalls.
 type childStage struct {
 	path *byte
 	argv []*byte
@@ -53,7 +56,7 @@ type childStage struct {
 	high int
 	// tty, if >= 0, gets the child's process group as its foreground.
 	tty int
-	// ppid is the forking process, to detect its death before PDEATHSIG
+	// ppid is the cloning process, to detect its death before PDEATHSIG
 	// was armed.
 	ppid uintptr
 
@@ -74,25 +77,49 @@ type childStage struct {
 	filter  *unix.SockFprog
 	listen  bool
 
-	// report carries 8-byte records {step, value} to the parent: with a
-	// listener, first {stepReady, listener fd}; then a failure {step,
-	// errno} if any. It is close-on-exec, so EOF means the exec succeeded.
+	// vfork selects the vfork mode: the child shares the parent's memory
+	// and fd table and the parent is suspended until the child's exec.
+	// Only for a child whose steps after its filter cannot be notified
+	// (nobody could serve them while the parent waits) and that changes
+	// nothing of the shared memory map (PR_SET_THP_DISABLE is the map's).
+	vfork bool
+
+	// Fork mode. report carries 8-byte records {step, value} to the
+	// parent: with a listener, first {stepReady, listener fd}; then a
+	// failure {step, errno} if any. It is close-on-exec, so EOF means the
+	// exec succeeded. gate is read once before exec: the parent writes a
+	// byte when the child may go on; EOF means abort.
 	report int
-	// gate is read once before exec: the parent writes a byte when the
-	// child may go on (after the tracer has seized it); EOF means abort.
-	gate int
+	gate   int
+
+	// Vfork mode, written by the child and read by the parent once the
+	// clone returns (the child has exec'd or exited by then).
+	listener int    // the seccomp listener's fd in the shared table, or -1
+	failStep uint32 // the step that failed, or stepReady for none
+	failErr  uint32 // its errno
 }
 
-// forkChild forks the calling thread. The child confines itself and execs
-// the program; the parent gets the pid.
+// vforkFlags share the parent's memory and fd table with the child and
+// suspend the parent until the child execs or exits. Sharing memory spares
+// a copy of the supervisor's page tables and the copy-on-write faults that
+// would follow in a process full of running threads; sharing the fd table
+// puts the child's seccomp listener straight into the supervisor's table.
+// The child unshares the table before it touches any descriptor.
+const vforkFlags = unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_FILES | uintptr(unix.SIGCHLD)
+
+// rawVfork is clone(flags) for a child that runs on the caller's stack
+// while the caller is suspended (assembly: the return address must not
+// live on the stack the child uses).
+func rawVfork(flags uintptr) (pid uintptr, errno syscall.Errno)
+
+// forkChild clones the calling thread. The child confines itself and execs
+// the program; the parent gets the pid (in vfork mode once the child has
+// exec'd or exited).
 //
-// It does not use vfork, unlike syscall.ForkExec: the child waits before its
-// exec for the tracer, which is the forking thread, to seize it.
-//
-// Nothing the child runs after the fork may grow the stack, allocate or
-// touch the runtime: it calls only raw syscalls (assembly, no stack check)
-// and runtime_AfterForkInChild (nosplit), and declares every variable up
-// front.
+// Nothing the child runs may grow the stack, allocate or touch the runtime:
+// it calls only raw syscalls (no stack check) and runtime_AfterForkInChild
+// (nosplit), declares every variable up front, and writes to memory only
+// its own locals and, in vfork mode, c's result fields.
 //
 //go:noinline
 //go:norace
@@ -110,7 +137,11 @@ func forkChild(c *childStage) (pid int, err syscall.Errno) {
 		flags    uintptr
 	)
 	runtime_BeforeFork()
-	r1, _, errno = syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	if c.vfork {
+		r1, errno = rawVfork(vforkFlags)
+	} else {
+		r1, _, errno = syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	}
 	if errno != 0 || r1 != 0 {
 		runtime_AfterFork()
 		return int(r1), errno
@@ -139,12 +170,6 @@ func forkChild(c *childStage) (pid int, err syscall.Errno) {
 	if r1, _, _ = syscall.RawSyscall(syscall.SYS_GETPPID, 0, 0, 0); r1 != c.ppid {
 		// The parent is gone already: PDEATHSIG will never fire.
 		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
-	}
-
-	// Only the descriptors asked for survive the exec.
-	step = stepCloseRange
-	if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, 3, ^uintptr(0), unix.CLOSE_RANGE_CLOEXEC); errno != 0 {
-		goto fail
 	}
 
 	// Process knobs, before the filter (personality is on its deny list).
@@ -198,12 +223,12 @@ func forkChild(c *childStage) (pid int, err syscall.Errno) {
 		}
 	}
 
-	// The listener will take the lowest free fd; tell the parent which,
-	// before the filter is in place (once it is, even this write could be
-	// a notified syscall with nobody serving the listener yet). Without a
-	// listener the parent waits for nothing but the exec.
-	if c.listen {
-		step = stepSeccomp
+	// Fork mode: the listener will take the lowest free fd; tell the
+	// parent which, before the filter is in place (once it is, even this
+	// write could be a notified syscall with nobody serving the listener
+	// yet).
+	step = stepSeccomp
+	if c.listen && !c.vfork {
 		if listener, _, errno = syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(c.report), syscall.F_DUPFD_CLOEXEC, 0); errno != 0 {
 			goto fail
 		}
@@ -214,8 +239,8 @@ func forkChild(c *childStage) (pid int, err syscall.Errno) {
 		if r1, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(c.report), uintptr(unsafe.Pointer(&rec[0])), 8); errno != 0 || r1 != 8 {
 			syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
 		}
+		step = stepSeccomp
 	}
-	step = stepSeccomp
 	flags = 0
 	if c.listen {
 		flags = unix.SECCOMP_FILTER_FLAG_NEW_LISTENER | unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
@@ -228,19 +253,37 @@ func forkChild(c *childStage) (pid int, err syscall.Errno) {
 	if errno != 0 {
 		goto fail
 	}
-	if c.listen && r1 != listener {
-		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
+
+	step = stepFDs
+	if c.vfork {
+		// The listener is now in the supervisor's fd table too. From here
+		// on, a private table (the filter lets exactly this unshare
+		// through).
+		if c.listen {
+			c.listener = int(r1)
+		}
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_UNSHARE, syscall.CLONE_FILES, 0, 0); errno != 0 {
+			goto fail
+		}
+	} else {
+		if c.listen && r1 != listener {
+			syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
+		}
+		// Wait until the tracer has seized this process and the
+		// supervisor holds the listener.
+		if r1, _, errno = syscall.RawSyscall(syscall.SYS_READ, uintptr(c.gate), uintptr(unsafe.Pointer(&rec[0])), 1); errno != 0 || r1 != 1 {
+			syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
+		}
 	}
 
-	// Wait until the tracer has seized this process and the supervisor
-	// holds the listener.
-	if r1, _, errno = syscall.RawSyscall(syscall.SYS_READ, uintptr(c.gate), uintptr(unsafe.Pointer(&rec[0])), 1); errno != 0 || r1 != 1 {
-		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
+	// Only the descriptors asked for survive the exec: every other one
+	// is marked close-on-exec, and the requested ones are moved first
+	// above every fd involved (so that no source is overwritten), then
+	// down to 0, 1, 2, … without close-on-exec.
+	step = stepCloseRange
+	if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, 3, ^uintptr(0), unix.CLOSE_RANGE_CLOEXEC); errno != 0 {
+		goto fail
 	}
-
-	// Move the descriptors into place: first above every fd involved (so
-	// that no source is overwritten), then down to 0, 1, 2, … without
-	// close-on-exec.
 	step = stepFDs
 	for i = 0; i < len(c.fds); i++ {
 		if c.fds[i] < 0 {
@@ -279,10 +322,14 @@ func forkChild(c *childStage) (pid int, err syscall.Errno) {
 		uintptr(unsafe.Pointer(&c.envv[0])))
 
 fail:
-	value = uint32(errno)
-	rec[0], rec[1], rec[2], rec[3] = byte(step), byte(step>>8), byte(step>>16), byte(step>>24)
-	rec[4], rec[5], rec[6], rec[7] = byte(value), byte(value>>8), byte(value>>16), byte(value>>24)
-	syscall.RawSyscall(syscall.SYS_WRITE, uintptr(c.report), uintptr(unsafe.Pointer(&rec[0])), 8)
+	if c.vfork {
+		c.failStep, c.failErr = step, uint32(errno)
+	} else {
+		value = uint32(errno)
+		rec[0], rec[1], rec[2], rec[3] = byte(step), byte(step>>8), byte(step>>16), byte(step>>24)
+		rec[4], rec[5], rec[6], rec[7] = byte(value), byte(value>>8), byte(value>>16), byte(value>>24)
+		syscall.RawSyscall(syscall.SYS_WRITE, uintptr(c.report), uintptr(unsafe.Pointer(&rec[0])), 8)
+	}
 	for {
 		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
 	}
@@ -293,5 +340,20 @@ const addrNoRandomize = 0x0040000
 
 // ChildStageSyscalls are the syscalls the child stage makes after its
 // seccomp filter is in place and before exec. Denying one of them would keep
-// every program from starting.
-var ChildStageSyscalls = []string{"read", "write", "dup3", "close", "prlimit64", "chdir", "execve", "exit_group"}
+// every program from starting. (It also calls unshare(CLONE_FILES), which
+// the filter lets through whatever the deny lists say.)
+var ChildStageSyscalls = []string{"read", "write", "close_range", "dup3", "close", "prlimit64", "chdir", "execve", "exit_group"}
+
+// vforkSafe reports whether a child whose filter notifies these syscalls
+// can use the vfork mode: none of its steps after the filter may wait for
+// the supervisor, which cannot serve while the parent thread is suspended
+// (and, holding its scheduler P, may leave no other to serve on).
+func vforkSafe(notified []int) bool {
+	arch := sysnum.Native()
+	for _, name := range []string{"close_range", "dup3", "close", "prlimit64", "chdir", "execve", "exit_group"} {
+		if nr, ok := arch.Nr(name); ok && slices.Contains(notified, nr) {
+			return false
+		}
+	}
+	return true
+}

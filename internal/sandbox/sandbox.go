@@ -33,6 +33,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/limits"
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/sysnum"
 	"github.com/sandlock-go/sandlock/internal/tracer"
 )
 
@@ -100,6 +101,7 @@ type Session struct {
 	reasons   map[int]string // pid → why sandlock killed it
 	exit      chan unix.WaitStatus
 	ended     chan struct{}
+	seized    chan struct{} // closed once the tracer has seized the root (or never will)
 	killed    atomic.Bool
 	once      sync.Once
 	status    unix.WaitStatus
@@ -112,13 +114,20 @@ func NewSession(log *slog.Logger) *Session {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Session{
-		Table: notify.NewTable(),
-		Log:   log,
-		tr:    tracer.New(),
-		exit:  make(chan unix.WaitStatus, 1),
-		ended: make(chan struct{}),
+	s := &Session{
+		Table:  notify.NewTable(),
+		Log:    log,
+		tr:     tracer.New(),
+		exit:   make(chan unix.WaitStatus, 1),
+		ended:  make(chan struct{}),
+		seized: make(chan struct{}),
 	}
+	for _, name := range []string{"clone", "fork", "vfork"} {
+		if nr, ok := sysnum.Native().Nr(name); ok {
+			s.Table.AddBuiltin(nr, "follow forks", true, notify.HandlerFunc(s.holdForks))
+		}
+	}
+	return s
 }
 
 // Abandon releases a session that will not be started.
@@ -127,11 +136,13 @@ func (s *Session) Abandon() { s.tr.Abandon() }
 // Start runs the child stage and returns once the program has exec'd, or
 // with the error that kept it from doing so (then nothing of it ran).
 func (s *Session) Start(spec *Spec) error {
-	stage, err := newChildStage(spec, spec.Supervised && len(s.Table.Syscalls()) > 0)
+	notified := s.Table.Syscalls()
+	stage, err := newChildStage(spec, spec.Supervised && len(notified) > 0)
 	if err != nil {
 		s.tr.Abandon()
 		return &StepError{Step: "exec " + spec.Path, Err: err}
 	}
+	stage.vfork = !stage.noTHP && (!stage.listen || vforkSafe(notified))
 	cfg := tracer.Config{
 		Trace: spec.Supervised,
 		OnFork: func(parent int) {
@@ -202,9 +213,61 @@ func (s *Session) KillReason(pid int) string {
 	return s.reasons[pid]
 }
 
-// launch forks the child and, once it has confined itself, takes its
-// listener and starts the supervisor. It runs on the tracer's thread.
+// launch clones the child, which confines itself and execs the program,
+// and hands the tracer the root. It runs on the tracer's thread, so that
+// the root's PR_SET_PDEATHSIG follows the thread that traces it.
 func (s *Session) launch(spec *Spec, c *childStage) (*tracer.Launched, error) {
+	c.ppid = uintptr(unix.Getpid())
+	if c.vfork {
+		return s.launchVfork(spec, c)
+	}
+	return s.launchFork(spec, c)
+}
+
+// launchVfork runs the vfork mode: this thread waits until the child has
+// exec'd, with its listener in this process's fd table. The root then runs
+// before the tracer seizes it, but it cannot create a process or thread
+// before then: holdForks keeps those syscalls waiting.
+func (s *Session) launchVfork(spec *Spec, c *childStage) (*tracer.Launched, error) {
+	c.listener, c.failStep, c.failErr = -1, stepReady, 0
+	c.high++ // above the highest source fd
+	pid, errno := forkChild(c)
+	if errno != 0 {
+		return nil, &StepError{Step: "fork", Err: errno}
+	}
+	if c.failStep != stepReady {
+		if c.listener >= 0 {
+			unix.Close(c.listener)
+		}
+		var ws unix.WaitStatus
+		for {
+			if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != unix.EINTR {
+				break
+			}
+		}
+		close(s.seized)
+		return nil, childError(spec, c.failStep, c.failErr)
+	}
+	s.serve(c.listener)
+	release := func() error {
+		close(s.seized)
+		return nil
+	}
+	abort := func(err error) error {
+		unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, unix.WALL, nil)
+		close(s.seized)
+		return err
+	}
+	return &tracer.Launched{Root: pid, Release: release, Abort: abort}, nil
+}
+
+// launchFork runs the fork mode: the child announces its listener, then
+// waits at a gate until the supervisor holds the listener and the tracer
+// has seized it, and only then execs, so that the supervisor can serve its
+// last steps.
+func (s *Session) launchFork(spec *Spec, c *childStage) (*tracer.Launched, error) {
 	var gate, report [2]int
 	if err := unix.Pipe2(gate[:], unix.O_CLOEXEC); err != nil {
 		return nil, &StepError{Step: "pipe", Err: err}
@@ -216,7 +279,6 @@ func (s *Session) launch(spec *Spec, c *childStage) (*tracer.Launched, error) {
 	}
 	c.gate, c.report = gate[0], report[1]
 	c.high = max(c.high, gate[1], report[0], report[1]) + 1
-	c.ppid = uintptr(unix.Getpid())
 
 	pid, errno := forkChild(c)
 	unix.Close(gate[0])
@@ -243,12 +305,14 @@ func (s *Session) launch(spec *Spec, c *childStage) (*tracer.Launched, error) {
 		unix.Kill(pid, unix.SIGKILL)
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, unix.WALL, nil)
+		close(s.seized)
 		return err
 	}
 	// release lets the traced child go on: once it has confined itself and
 	// the supervisor holds its listener (if it has one), it may exec.
 	release := func() error {
 		defer closePipes()
+		close(s.seized)
 		if c.listen {
 			// The child must not exec before the supervisor holds a copy of
 			// its listener: the listener is close-on-exec, and a filter
@@ -267,12 +331,7 @@ func (s *Session) launch(spec *Spec, c *childStage) (*tracer.Launched, error) {
 			// Released first, served right after: the child's notified
 			// syscalls wait in the listener's queue meanwhile.
 			unix.Write(gate[1], []byte{1})
-			s.sup = notify.Start(notify.Config{
-				Listener: listener,
-				Table:    s.Table,
-				Log:      s.Log,
-				KillAll:  func(sig syscall.Signal) { s.signalAll(sig) },
-			})
+			s.serve(listener)
 		} else {
 			unix.Write(gate[1], []byte{1})
 		}
@@ -282,6 +341,31 @@ func (s *Session) launch(spec *Spec, c *childStage) (*tracer.Launched, error) {
 		return nil // EOF: the exec closed the pipe
 	}
 	return &tracer.Launched{Root: pid, Release: release, Abort: abort}, nil
+}
+
+// serve starts the supervisor on the listener fd, if there is one.
+func (s *Session) serve(listener int) {
+	if listener < 0 {
+		return
+	}
+	s.sup = notify.Start(notify.Config{
+		Listener: listener,
+		Table:    s.Table,
+		Log:      s.Log,
+		KillAll:  func(sig syscall.Signal) { s.signalAll(sig) },
+	})
+}
+
+// holdForks is the first handler of the fork-family syscalls: until the
+// tracer has seized the root, no process or thread may be created, or it
+// would escape the tracer.
+func (s *Session) holdForks(ctx context.Context, _ *notify.HandlerCtx) notify.Action {
+	select {
+	case <-s.seized:
+		return notify.Continue()
+	case <-ctx.Done():
+		return notify.Errno(unix.EAGAIN)
+	}
 }
 
 // takeListener copies the child's seccomp listener, which it announced as

@@ -79,15 +79,16 @@ type Config struct {
 	OnFork func(parent int)
 }
 
-// Launch forks the sandbox's root on the tracer's thread, without letting it
-// exec. When Launch fails, it has reaped whatever it forked.
+// Launch starts the sandbox's root on the tracer's thread and returns once
+// it has exec'd. When Launch fails, it has reaped whatever it started.
 type Launch func() (*Launched, error)
 
 // Launched is a root that waits to be released.
 type Launched struct {
 	Root int
-	// Release lets the root go on and reports whether it exec'd. If not,
-	// the root exits (the tracer then reaps it).
+	// Release is called once the root is traced (or has already ended):
+	// the root may now create processes and threads. An error ends the
+	// sandbox.
 	Release func() error
 	// Abort ends a root that could not be traced and reaps it; it returns
 	// the error to report.
@@ -114,12 +115,13 @@ type launchReq struct {
 	launch Launch
 }
 
-// Launch runs launch on the tracer's thread, seizes the root before it is
-// released (so the kernel reports every process and thread it will ever
-// create, and kills them all if the supervisor dies), releases it, and then
-// follows the sandbox until no task is left. It returns once the root has
-// exec'd, or with the error that kept it from doing so, in which case
-// nothing of the program ran and the tracer has ended.
+// Launch runs launch on the tracer's thread, which returns once the root
+// has exec'd; seizes the root before it is released (so the kernel reports
+// every process and thread it will ever create, and kills them all if the
+// supervisor dies); releases it, and then follows the sandbox until no
+// task is left. It returns once the root runs, or with the error that kept
+// it from doing so, in which case nothing of the program ran and the
+// tracer has ended.
 func (t *Tracer) Launch(cfg Config, launch Launch) error {
 	t.launches <- launchReq{cfg, launch}
 	if err := <-t.started; err != nil {
@@ -221,12 +223,19 @@ func (t *Tracer) run() {
 	t.root = l.Root
 	t.mu.Unlock()
 	if t.trace {
-		// Seized at once, before the child does anything of its own.
-		if err := seize(l.Root); err != nil {
+		// Seized at once, before the root can create any process or
+		// thread: those syscalls wait until Release. The root counts as
+		// the sandbox's from now on (it may already be running).
+		t.add(l.Root, l.Root)
+		if err := seize(l.Root); err != nil && !exited(l.Root) {
+			t.mu.Lock()
+			delete(t.tasks, l.Root)
+			t.procs--
+			t.mu.Unlock()
 			t.started <- l.Abort(fmt.Errorf("tracing the sandbox with ptrace: %w (is ptrace restricted on this system, e.g. kernel.yama.ptrace_scope=3?)", err))
 			return
 		}
-		t.add(l.Root, l.Root)
+		// If the root has run to its end already, alone, follow reaps it.
 	}
 	if err := l.Release(); err != nil {
 		// The root failed to exec and exits.
@@ -274,6 +283,13 @@ func (t *Tracer) follow() {
 			t.stopped(tid, ws)
 		}
 	}
+}
+
+// exited reports whether the child pid has ended (and waits to be reaped).
+func exited(pid int) bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	return err == nil && info.Signo == int32(unix.SIGCHLD)
 }
 
 func seize(pid int) error {
