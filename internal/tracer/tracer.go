@@ -79,16 +79,17 @@ type Config struct {
 	OnFork func(parent int)
 }
 
-// Launch starts the sandbox's root on the tracer's thread and returns once
-// it has exec'd. When Launch fails, it has reaped whatever it started.
+// Launch starts the sandbox's root on the tracer's thread. The root has
+// exec'd when Launch returns, or execs once released. When Launch fails,
+// it has reaped whatever it started.
 type Launch func() (*Launched, error)
 
 // Launched is a root that waits to be released.
 type Launched struct {
 	Root int
 	// Release is called once the root is traced (or has already ended):
-	// the root may now create processes and threads. An error ends the
-	// sandbox.
+	// the root may now exec, if it has not, and create processes and
+	// threads. An error (the root could not exec) ends the sandbox.
 	Release func() error
 	// Abort ends a root that could not be traced and reaps it; it returns
 	// the error to report.
@@ -115,13 +116,12 @@ type launchReq struct {
 	launch Launch
 }
 
-// Launch runs launch on the tracer's thread, which returns once the root
-// has exec'd; seizes the root before it is released (so the kernel reports
-// every process and thread it will ever create, and kills them all if the
-// supervisor dies); releases it, and then follows the sandbox until no
-// task is left. It returns once the root runs, or with the error that kept
-// it from doing so, in which case nothing of the program ran and the
-// tracer has ended.
+// Launch runs launch on the tracer's thread; seizes the root before it is
+// released (so the kernel reports every process and thread it will ever
+// create, and kills them all if the supervisor dies); releases it, and then
+// follows the sandbox until no task is left. It returns once the root runs
+// the program, or with the error that kept it from doing so, in which case
+// nothing of the program ran and the tracer has ended.
 func (t *Tracer) Launch(cfg Config, launch Launch) error {
 	t.launches <- launchReq{cfg, launch}
 	if err := <-t.started; err != nil {
