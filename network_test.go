@@ -571,6 +571,20 @@ func netAt(fn string, f int, srv *netSrv, want string) netCase {
 	return netOn(fn, f, srv.host, srv, want)
 }
 
+// netEverySyscall is every way of reaching one host's TCP and UDP servers
+// of a group: connect (blocking and not), fast open (sendto, sendmsg,
+// TCP_FASTOPEN_CONNECT), UDP sendto, sendmsg and connect.
+func netEverySyscall(f int, tcp, udp *netSrv, want string) []netCase {
+	var cases []netCase
+	for _, fn := range []string{"tcp", "tcp_nb", "tfo", "tfo_msg", "tfo_connect"} {
+		cases = append(cases, netAt(fn, f, tcp, want))
+	}
+	for _, fn := range []string{"udp", "udp_msg", "udp_conn"} {
+		cases = append(cases, netAt(fn, f, udp, want))
+	}
+	return cases
+}
+
 // netPort is fn to host:port where no server of ours listens.
 func netPort(fn string, f int, host string, port int, want string) netCase {
 	return netCase{
@@ -852,36 +866,22 @@ func TestNetAllowIPRules(t *testing.T) {
 	P, Q := netP(a.port), netP(b.port)
 	rules := []string{"127.0.0.1:" + P, "tcp://[::1]:" + Q, "udp://::1"}
 	ok, refused := "OK", "ERR ECONNREFUSED"
-	cases := []netCase{
-		// 127.0.0.1:P, TCP and UDP, every syscall.
-		netAt("tcp", 4, a.tcp["127.0.0.1"], ok),
-		netAt("tcp_nb", 4, a.tcp["127.0.0.1"], ok),
-		netAt("tfo", 4, a.tcp["127.0.0.1"], ok),
-		netAt("tfo_msg", 4, a.tcp["127.0.0.1"], ok),
-		netAt("tfo_connect", 4, a.tcp["127.0.0.1"], ok),
-		netAt("udp", 4, a.udp["127.0.0.1"], ok),
-		netAt("udp_msg", 4, a.udp["127.0.0.1"], ok),
-		netAt("udp_conn", 4, a.udp["127.0.0.1"], ok),
+	// 127.0.0.1:P, TCP and UDP, every syscall; the other address, same
+	// port, refused on every one.
+	cases := append(netEverySyscall(4, a.tcp["127.0.0.1"], a.udp["127.0.0.1"], ok),
+		netEverySyscall(4, a.tcp["127.0.0.2"], a.udp["127.0.0.2"], refused)...)
+	cases = append(cases,
 		netAt("udp_conn_msg", 4, a.udp["127.0.0.1"], ok),
 		netMmsg(4, "OK 2", 2, a.udp["127.0.0.1"], a.udp["127.0.0.1"]),
-		// Other address, same port.
-		netAt("tcp", 4, a.tcp["127.0.0.2"], refused),
-		netAt("tcp_nb", 4, a.tcp["127.0.0.2"], refused),
-		netAt("tfo", 4, a.tcp["127.0.0.2"], refused),
-		netAt("tfo_msg", 4, a.tcp["127.0.0.2"], refused),
-		netAt("tfo_connect", 4, a.tcp["127.0.0.2"], refused),
-		netAt("udp", 4, a.udp["127.0.0.2"], refused),
-		netAt("udp_msg", 4, a.udp["127.0.0.2"], refused),
-		netAt("udp_conn", 4, a.udp["127.0.0.2"], refused),
 		netMmsg(4, refused, 0, a.udp["127.0.0.2"]),
 		// sendmmsg stops at the first refused message, as the kernel
 		// stops at the first failing one.
 		netMmsg(4, "OK 1", 1, a.udp["127.0.0.1"], a.udp["127.0.0.2"], a.udp["127.0.0.1"]),
 		netMmsg(4, refused, 0, a.udp["127.0.0.2"], a.udp["127.0.0.1"]),
 		// A socket connected to an allowed peer, sending elsewhere.
-		{desc: "udp connected to 127.0.0.1:P, sendto 127.0.0.2:P",
+		netCase{desc: "udp connected to 127.0.0.1:P, sendto 127.0.0.2:P",
 			call: fmt.Sprintf("udp_redirect(4, '127.0.0.1', %s, '127.0.0.2', %s, p)", P, P), want: refused, dst: a.udp["127.0.0.2"]},
-		{desc: "udp connected to 127.0.0.1:P, sendmsg to 127.0.0.2:P",
+		netCase{desc: "udp connected to 127.0.0.1:P, sendmsg to 127.0.0.2:P",
 			call: fmt.Sprintf("udp_redirect_msg(4, '127.0.0.1', %s, '127.0.0.2', %s, p)", P, P), want: refused, dst: a.udp["127.0.0.2"]},
 		// Other port, same address.
 		netAt("tcp", 4, b.tcp["127.0.0.1"], refused),
@@ -906,7 +906,7 @@ func TestNetAllowIPRules(t *testing.T) {
 		netExpr("mptcp socket", "mk(4, socket.SOCK_STREAM, 262, p)", "ERR EPROTONOSUPPORT"),
 		netExpr("ping socket", "mk(4, socket.SOCK_DGRAM, socket.IPPROTO_ICMP, p)", "ERR EPERM"),
 		netExpr("bind tcp 0", "bind(4, socket.SOCK_STREAM, '127.0.0.1', 0, p)", "ERR EACCES"),
-	}
+	)
 	netRun(t, fmt.Sprintf("NetAllow %q", rules), netSb(rules, nil, nil, nil), cases)
 }
 
@@ -1060,7 +1060,9 @@ func TestNetDenyList(t *testing.T) {
 	P, Q := netP(a.port), netP(b.port)
 	ok, refused := "OK", "ERR ECONNREFUSED"
 	deny := []string{"127.0.0.2", "tcp://127.0.0.1:" + Q, "udp://[::1]:" + P}
-	netRun(t, fmt.Sprintf("NetDeny %q", deny), netSb(nil, deny, nil, nil), []netCase{
+	// 127.0.0.2: every protocol, port and syscall.
+	cases := netEverySyscall(4, a.tcp["127.0.0.2"], a.udp["127.0.0.2"], refused)
+	netRun(t, fmt.Sprintf("NetDeny %q", deny), netSb(nil, deny, nil, nil), append(cases,
 		// Allowed: everything else.
 		netAt("tcp", 4, a.tcp["127.0.0.1"], ok),
 		netAt("tcp_nb", 4, a.tcp["127.0.0.1"], ok),
@@ -1071,17 +1073,8 @@ func TestNetDenyList(t *testing.T) {
 		netAt("udp", 6, b.udp["::1"], ok),
 		netAt("tcp", 6, b.tcp["::1"], ok),
 		netMmsg(4, "OK 1", 1, a.udp["127.0.0.1"], a.udp["127.0.0.2"]),
-		// 127.0.0.2: every protocol, port and syscall.
-		netAt("tcp", 4, a.tcp["127.0.0.2"], refused),
-		netAt("tcp_nb", 4, a.tcp["127.0.0.2"], refused),
-		netAt("tfo", 4, a.tcp["127.0.0.2"], refused),
-		netAt("tfo_msg", 4, a.tcp["127.0.0.2"], refused),
-		netAt("tfo_connect", 4, a.tcp["127.0.0.2"], refused),
-		netAt("udp", 4, a.udp["127.0.0.2"], refused),
-		netAt("udp_msg", 4, a.udp["127.0.0.2"], refused),
-		netAt("udp_conn", 4, a.udp["127.0.0.2"], refused),
 		netMmsg(4, refused, 0, a.udp["127.0.0.2"], a.udp["127.0.0.1"]),
-		{desc: "udp connected to 127.0.0.1:P, sendto 127.0.0.2:P",
+		netCase{desc: "udp connected to 127.0.0.1:P, sendto 127.0.0.2:P",
 			call: fmt.Sprintf("udp_redirect(4, '127.0.0.1', %s, '127.0.0.2', %s, p)", P, P), want: refused, dst: a.udp["127.0.0.2"]},
 		netOn("tcp", 6, "::ffff:127.0.0.2", a.tcp["127.0.0.2"], refused),
 		netOn("udp", 6, "::ffff:127.0.0.2", a.udp["127.0.0.2"], refused),
@@ -1100,7 +1093,7 @@ func TestNetDenyList(t *testing.T) {
 		netExpr("raw socket", "mk(4, socket.SOCK_RAW, socket.IPPROTO_ICMP, p)", "ERR EPERM"),
 		netExpr("mptcp socket", "mk(4, socket.SOCK_STREAM, 262, p)", "ERR EPROTONOSUPPORT"),
 		netExpr("bind tcp 0", "bind(4, socket.SOCK_STREAM, '127.0.0.1', 0, p)", "ERR EACCES"),
-	})
+	))
 	// A CIDR.
 	cidr := []string{"127.0.0.0/31"}
 	netRun(t, fmt.Sprintf("NetDeny %q", cidr), netSb(nil, cidr, nil, nil), []netCase{
