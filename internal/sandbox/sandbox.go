@@ -239,12 +239,7 @@ func (s *Session) launchVfork(spec *Spec, c *childStage) (*tracer.Launched, erro
 		if c.listener >= 0 {
 			unix.Close(c.listener)
 		}
-		var ws unix.WaitStatus
-		for {
-			if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != unix.EINTR {
-				break
-			}
-		}
+		reap(pid)
 		close(s.seized)
 		return nil, childError(spec, c.failStep, c.failErr)
 	}
@@ -255,8 +250,7 @@ func (s *Session) launchVfork(spec *Spec, c *childStage) (*tracer.Launched, erro
 	}
 	abort := func(err error) error {
 		unix.Kill(pid, unix.SIGKILL)
-		var ws unix.WaitStatus
-		unix.Wait4(pid, &ws, unix.WALL, nil)
+		reap(pid)
 		close(s.seized)
 		return err
 	}
@@ -303,8 +297,7 @@ func (s *Session) launchFork(spec *Spec, c *childStage) (*tracer.Launched, error
 		}
 		closePipes()
 		unix.Kill(pid, unix.SIGKILL)
-		var ws unix.WaitStatus
-		unix.Wait4(pid, &ws, unix.WALL, nil)
+		reap(pid)
 		close(s.seized)
 		return err
 	}
@@ -341,6 +334,16 @@ func (s *Session) launchFork(spec *Spec, c *childStage) (*tracer.Launched, error
 		return nil // EOF: the exec closed the pipe
 	}
 	return &tracer.Launched{Root: pid, Release: release, Abort: abort}, nil
+}
+
+// reap waits for the child pid, which has ended or been killed.
+func reap(pid int) {
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != unix.EINTR {
+			return
+		}
+	}
 }
 
 // serve starts the supervisor on the listener fd, if there is one.
