@@ -45,9 +45,9 @@ func Confine(s *Sandbox) error {
 	// Confine restricts the filesystem only: the caller keeps its network
 	// and IPC.
 	cfg.HandledNet, cfg.Scoped = 0, 0
-	rs, err := cfg.Build()
+	rs, err := s.buildRuleset(cfg)
 	if err != nil {
-		return fmt.Errorf("sandlock: %w", err)
+		return err
 	}
 	defer rs.Close()
 	if err := rs.RestrictProcess(); err != nil {

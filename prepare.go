@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -149,53 +149,72 @@ func (s *Sandbox) landlockConfig(abi int) (*landlock.Config, error) {
 	}
 	handledFS, handledNet, scoped := landlock.Masks(abi, status)
 	cfg := &landlock.Config{ABI: abi, HandledFS: handledFS, HandledNet: handledNet, Scoped: scoped}
+	cfg.Paths = make([]landlock.PathRule, 0, len(s.FSReadable)+len(s.FSWritable))
 	for _, p := range s.FSReadable {
-		if err := landlock.Exists(p); err != nil {
-			return nil, field("FSReadable", p, errors.Unwrap(err))
-		}
 		cfg.Paths = append(cfg.Paths, landlock.PathRule{Path: p, Access: landlock.FSRead})
 	}
 	for _, p := range s.FSWritable {
-		if err := landlock.Exists(p); err != nil {
-			return nil, field("FSWritable", p, errors.Unwrap(err))
-		}
 		cfg.Paths = append(cfg.Paths, landlock.PathRule{Path: p, Access: handledFS})
 	}
 	return cfg, nil
 }
 
-// environ builds the program's environment; extra (from the limits) comes
-// before Env, which wins.
-func (s *Sandbox) environ(extra map[string]string) []string {
-	env := map[string]string{}
-	keep := func(k string) bool {
-		if !s.CleanEnv {
-			return true
+// buildRuleset builds cfg's ruleset. A grant that does not exist (or cannot
+// be opened) is an error naming its field and path.
+func (s *Sandbox) buildRuleset(cfg *landlock.Config) (*landlock.Ruleset, error) {
+	rs, err := cfg.Build()
+	if err != nil {
+		var pe *landlock.PathError
+		if errors.As(err, &pe) {
+			name := "FSReadable"
+			if slices.Contains(s.FSWritable, pe.Path) && !slices.Contains(s.FSReadable, pe.Path) {
+				name = "FSWritable"
+			}
+			return nil, field(name, pe.Path, pe.Err)
 		}
-		switch k {
-		case "PATH", "HOME", "USER", "TERM", "LANG":
-			return true
-		}
-		return false
+		return nil, fmt.Errorf("sandlock: %w", err)
 	}
-	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		if keep(k) {
-			env[k] = v
+	return rs, nil
+}
+
+// environ builds the program's environment: the caller's (only the basic
+// variables with CleanEnv), then extra (from the limits), then Env; a later
+// value of a name replaces an earlier one in place. The order is otherwise
+// the caller's. (No map: this runs on every start, and a map with its
+// hashing and sorting cost several times the rest.)
+func (s *Sandbox) environ(extra map[string]string) []string {
+	env := os.Environ() // a copy, filtered in place
+	out := env[:0]
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if s.CleanEnv {
+			switch k {
+			case "PATH", "HOME", "USER", "TERM", "LANG":
+			default:
+				continue
+			}
 		}
+		out = setEnv(out, k, kv)
 	}
 	for k, v := range extra {
-		env[k] = v
+		out = setEnv(out, k, k+"="+v)
 	}
 	for k, v := range s.Env {
-		env[k] = v
+		out = setEnv(out, k, k+"="+v)
 	}
-	out := make([]string, 0, len(env))
-	for k, v := range env {
-		out = append(out, k+"="+v)
-	}
-	sort.Strings(out)
 	return out
+}
+
+// setEnv puts kv, the entry for name k, into env: over an entry for the
+// same name, or at the end.
+func setEnv(env []string, k, kv string) []string {
+	for i, e := range env {
+		if len(e) > len(k) && e[len(k)] == '=' && e[:len(k)] == k {
+			env[i] = kv
+			return env
+		}
+	}
+	return append(env, kv)
 }
 
 // prepare validates the sandbox and the command and builds everything the
@@ -243,12 +262,10 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	if err != nil {
 		return nil, err
 	}
-	denied := map[int]bool{}
-	for _, nr := range deny {
-		denied[nr] = true
-	}
+	// deny is sorted.
+	denied := func(nr int) bool { _, ok := slices.BinarySearch(deny, nr); return ok }
 	for _, name := range sandbox.ChildStageSyscalls {
-		if nr, ok := arch.Nr(name); ok && denied[nr] {
+		if nr, ok := arch.Nr(name); ok && denied(nr) {
 			return nil, field("ExtraDenySyscalls", name, errors.New("cannot be denied: sandlock's child stage makes it between fork and exec, so the program could never start"))
 		}
 	}
@@ -257,7 +274,7 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		if _, err := CheckSyscall(h.Syscall); err != nil {
 			return nil, err
 		}
-		if denied[int(h.Syscall)] || int(h.Syscall) == clone3 {
+		if denied(int(h.Syscall)) || int(h.Syscall) == clone3 {
 			return nil, &SyscallError{Nr: h.Syscall, Err: ErrDeniedSyscall}
 		}
 		if h.Handler == nil {
@@ -296,13 +313,9 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	}
 
 	p.grants = append(append([]string(nil), s.FSReadable...), s.FSWritable...)
-	p.ruleset, err = llcfg.Build()
+	p.ruleset, err = s.buildRuleset(llcfg)
 	if err != nil {
-		var pe *landlock.PathError
-		if errors.As(err, &pe) {
-			return nil, field("FSReadable", pe.Path, pe.Err)
-		}
-		return nil, fmt.Errorf("sandlock: %w", err)
+		return nil, err
 	}
 
 	if len(s.FSDenied) > 0 {

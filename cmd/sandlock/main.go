@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -34,7 +35,8 @@ func main() {
 	// init, so that sandlock reaps them and leaves no zombie behind.
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	slog.SetDefault(slog.New(newLineHandler(os.Stderr, slog.LevelWarn)))
-	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+	c := Main(os.Args[1:], os.Stdout, os.Stderr)
+	os.Exit(c)
 }
 
 // Exit codes besides the program's own.
@@ -81,11 +83,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	default:
-		err = usageError{fmt.Errorf("unknown command %q (run sandlock --help for the list)", name)}
-		for _, c := range commands() {
-			if c.name == name {
-				err = c.run(args[1:], stdout, stderr)
-			}
+		cmds := commands()
+		if i := slices.IndexFunc(cmds, func(c command) bool { return c.name == name }); i >= 0 {
+			err = cmds[i].run(args[1:], stdout, stderr)
+		} else {
+			err = usageError{fmt.Errorf("unknown command %q (run sandlock --help for the list)", name)}
 		}
 	}
 	if err == nil {

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -17,6 +18,20 @@ import (
 	"github.com/sandlock-go/sandlock"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 )
+
+// listFlag is a repeatable string flag. pflag's StringArray formats its
+// default with an encoding/csv writer as the flag is declared, which cost
+// more of sandlock's start-up than parsing the whole command line.
+type listFlag struct{ to *[]string }
+
+func (l listFlag) String() string {
+	if l.to == nil {
+		return ""
+	}
+	return strings.Join(*l.to, ",")
+}
+func (l listFlag) Set(v string) error { *l.to = append(*l.to, v); return nil }
+func (l listFlag) Type() string       { return "stringArray" }
 
 // runFlags are the values of `sandlock run`'s flags.
 type runFlags struct {
@@ -58,20 +73,20 @@ func runMain(args []string, stdout, stderr io.Writer) error {
 		fl.PrintDefaults()
 	}
 	fl.SetInterspersed(false)
-	fl.StringArrayVarP(&f.read, "fs-read", "r", nil, "grant read and execute beneath `PATH` (repeatable)")
-	fl.StringArrayVarP(&f.write, "fs-write", "w", nil, "grant read and write beneath `PATH` (repeatable)")
-	fl.StringArrayVar(&f.deny, "fs-deny", nil, "deny `PATH` and everything below it, even inside a grant (repeatable)")
+	fl.VarP(listFlag{&f.read}, "fs-read", "r", "grant read and execute beneath `PATH` (repeatable)")
+	fl.VarP(listFlag{&f.write}, "fs-write", "w", "grant read and write beneath `PATH` (repeatable)")
+	fl.Var(listFlag{&f.deny}, "fs-deny", "deny `PATH` and everything below it, even inside a grant (repeatable)")
 	fl.StringVar(&f.cwd, "cwd", "", "working directory of the command")
-	fl.StringArrayVar(&f.env, "env", nil, "set `KEY=VALUE` in the command's environment (repeatable)")
+	fl.Var(listFlag{&f.env}, "env", "set `KEY=VALUE` in the command's environment (repeatable)")
 	fl.BoolVar(&f.cleanEnv, "clean-env", false, "start from an empty environment (keeping PATH, HOME, USER, TERM, LANG)")
 	fl.StringVarP(&f.execShell, "exec-shell", "e", "", "run `CMD` with /bin/sh -c")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "interactive run (standard streams are always passed through)")
 	fl.Uint64VarP(&f.timeout, "timeout", "t", 0, "kill the sandbox after `SECONDS`")
 	fl.IntVar(&f.statusFD, "status-fd", -1, "write the exit status as JSON to `FD`")
-	fl.StringArrayVar(&f.extraDeny, "extra-deny-syscall", nil, "also deny this syscall `NAME` or group (repeatable)")
-	fl.StringArrayVar(&f.extraAllow, "extra-allow-syscall", nil, "re-allow this default-denied syscall `GROUP` (repeatable)")
-	fl.StringArrayVar(&f.allowDegraded, "allow-degraded", nil, "enforce protection `PROT` only if the kernel has it (repeatable)")
-	fl.StringArrayVar(&f.disable, "disable", nil, "never enforce protection `PROT` (repeatable)")
+	fl.Var(listFlag{&f.extraDeny}, "extra-deny-syscall", "also deny this syscall `NAME` or group (repeatable)")
+	fl.Var(listFlag{&f.extraAllow}, "extra-allow-syscall", "re-allow this default-denied syscall `GROUP` (repeatable)")
+	fl.Var(listFlag{&f.allowDegraded}, "allow-degraded", "enforce protection `PROT` only if the kernel has it (repeatable)")
+	fl.Var(listFlag{&f.disable}, "disable", "never enforce protection `PROT` (repeatable)")
 	fl.BoolVar(&f.noSupervisor, "no-supervisor", false, "Landlock and a deny-only filter, no supervisor (to run sandlock inside)")
 	fl.BoolVar(&f.keepCaps, "keep-caps", false, "keep the caller's capabilities in the command")
 	fl.StringVarP(&f.maxMemory, "max-memory", "m", "", "memory budget, e.g. `SIZE` 512M (K, M, G)")
@@ -84,10 +99,10 @@ func runMain(args []string, stdout, stderr io.Writer) error {
 	fl.BoolVar(&f.noCoredump, "no-coredump", false, "no core dumps")
 	fl.BoolVar(&f.noHugePages, "no-huge-pages", false, "no transparent huge pages")
 	fl.BoolVar(&f.noASLR, "no-randomize-memory", false, "turn address-space randomization off")
-	fl.StringArrayVar(&f.netAllow, "net-allow", nil, "allow outbound to `SPEC` [tcp://|udp://|icmp://]host[:ports] (repeatable)")
-	fl.StringArrayVar(&f.netDeny, "net-deny", nil, "deny outbound to `SPEC`, allowing the rest (repeatable)")
-	fl.StringArrayVar(&f.netAllowBind, "net-allow-bind", nil, "allow binding TCP `PORTS` (N, N-M, *; repeatable)")
-	fl.StringArrayVar(&f.netDenyBind, "net-deny-bind", nil, "deny binding TCP `PORTS`, allowing the rest (repeatable)")
+	fl.Var(listFlag{&f.netAllow}, "net-allow", "allow outbound to `SPEC` [tcp://|udp://|icmp://]host[:ports] (repeatable)")
+	fl.Var(listFlag{&f.netDeny}, "net-deny", "deny outbound to `SPEC`, allowing the rest (repeatable)")
+	fl.Var(listFlag{&f.netAllowBind}, "net-allow-bind", "allow binding TCP `PORTS` (N, N-M, *; repeatable)")
+	fl.Var(listFlag{&f.netDenyBind}, "net-deny-bind", "deny binding TCP `PORTS`, allowing the rest (repeatable)")
 	fl.BoolVar(&f.portRemap, "port-remap", false, "give the sandbox its own view of bound ports")
 	if err := parseFlags(fl, args, stderr); err != nil {
 		return err
@@ -250,46 +265,47 @@ func (f *runFlags) run(args []string, stderr io.Writer) error {
 	// the start-up; here it overlaps with the program's own. A signal that
 	// comes before it kills sandlock, and the tracer's thread with it, so
 	// the kernel kills the sandbox too. (The CLI exits right after the
-	// run; there is no signal.Stop.)
+	// run; there is no signal.Stop.) This goroutine forwards signals and
+	// enforces the timeout while this one waits: the end of the sandbox
+	// then wakes the waiter directly.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-	done := make(chan *sandlock.Result, 1)
+	var timedOut atomic.Bool
+	ended := make(chan struct{})
 	go func() {
-		res, _ := proc.Wait()
-		done <- res
-	}()
-
-	var timeout <-chan time.Time
-	if f.timeout > 0 {
-		t := time.NewTimer(time.Duration(f.timeout) * time.Second)
-		defer t.Stop()
-		timeout = t.C
-	}
-	timedOut := false
-	forwarded := map[os.Signal]bool{}
-	var res *sandlock.Result
-	for res == nil {
-		select {
-		case res = <-done:
-		case <-timeout:
-			timedOut = true
-			fmt.Fprintf(stderr, "sandlock: timeout after %ds\n", f.timeout)
-			proc.Kill()
-		case s := <-sigs:
-			// The first signal of a kind reaches every process of the
-			// sandbox; a second one kills the sandbox.
-			if forwarded[s] {
-				proc.Kill()
-				continue
-			}
-			forwarded[s] = true
-			proc.Signal(s.(syscall.Signal))
+		var timeout <-chan time.Time
+		if f.timeout > 0 {
+			t := time.NewTimer(time.Duration(f.timeout) * time.Second)
+			defer t.Stop()
+			timeout = t.C
 		}
-	}
+		forwarded := map[os.Signal]bool{}
+		for {
+			select {
+			case <-ended:
+				return
+			case <-timeout:
+				timedOut.Store(true)
+				fmt.Fprintf(stderr, "sandlock: timeout after %ds\n", f.timeout)
+				proc.Kill()
+			case s := <-sigs:
+				// The first signal of a kind reaches every process of the
+				// sandbox; a second one kills the sandbox.
+				if forwarded[s] {
+					proc.Kill()
+					continue
+				}
+				forwarded[s] = true
+				proc.Signal(s.(syscall.Signal))
+			}
+		}
+	}()
+	res, _ := proc.Wait()
+	close(ended)
 	proc.Close()
 
 	code := res.ShellCode()
-	if timedOut {
+	if timedOut.Load() {
 		code = exitTimeout
 	}
 

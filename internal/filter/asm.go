@@ -7,7 +7,7 @@ import (
 )
 
 // label names a position in the program, bound once.
-type label int
+type label int32
 
 type insnKind uint8
 
@@ -20,38 +20,109 @@ const (
 
 // insn is an instruction whose jump targets are still labels.
 type insn struct {
-	kind   insnKind
 	k      uint32
-	cond   jumpTest
 	jt, jf label
+	kind   insnKind
+	cond   jumpTest
 	// far is set when a conditional jump's targets do not fit its 8-bit
 	// offsets; it is then emitted as JEQ 0,1; JA jt; JA jf.
 	far bool
 }
 
-// asm collects instructions and resolves labels to offsets.
+// accum is what the accumulator is known to hold: a word of seccomp_data,
+// possibly masked.
+type accum struct {
+	known bool
+	off   uint32 // the word's offset
+	mask  uint32 // the AND applied to it; 0 for none
+}
+
+// labelInfo is a label's position and what the accumulator holds on every
+// path that reaches it.
+type labelInfo struct {
+	at      int // index of the instruction it precedes; -1 while unbound
+	reached bool
+	acc     accum
+}
+
+// asm collects instructions and resolves labels to offsets. It follows the
+// accumulator along every path, so that loadWord can leave out a load whose
+// word is already there: all jumps go forward, so by the time a label is
+// bound every path into it is known.
 type asm struct {
 	insns  []insn
-	labels []int // label → index of the instruction it precedes; -1 unbound
+	labels []labelInfo
+	acc    accum // at the end of the program so far
+	dead   bool  // the end so far cannot be reached by falling through
 }
 
 func (a *asm) newLabel() label {
-	a.labels = append(a.labels, -1)
+	a.labels = append(a.labels, labelInfo{at: -1})
 	return label(len(a.labels) - 1)
 }
 
-func (a *asm) bind(l label) {
-	if a.labels[l] != -1 {
-		panic("filter: label bound twice")
+// reach records a path into l along which the accumulator holds acc.
+func (a *asm) reach(l label, acc accum) {
+	li := &a.labels[l]
+	if !li.reached {
+		li.reached, li.acc = true, acc
+	} else if li.acc != acc {
+		li.acc = accum{}
 	}
-	a.labels[l] = len(a.insns)
 }
 
-func (a *asm) load(off uint32) { a.insns = append(a.insns, insn{kind: kLoad, k: off}) }
-func (a *asm) and(mask uint32) { a.insns = append(a.insns, insn{kind: kAnd, k: mask}) }
-func (a *asm) ret(act Action)  { a.insns = append(a.insns, insn{kind: kRet, k: uint32(act)}) }
+func (a *asm) bind(l label) {
+	if a.labels[l].at != -1 {
+		panic("filter: label bound twice")
+	}
+	if !a.dead {
+		a.reach(l, a.acc)
+	}
+	a.labels[l].at = len(a.insns)
+	a.acc, a.dead = a.labels[l].acc, false
+}
+
+func (a *asm) load(off uint32) {
+	a.insns = append(a.insns, insn{kind: kLoad, k: off})
+	a.acc = accum{known: true, off: off}
+}
+
+func (a *asm) and(mask uint32) {
+	a.insns = append(a.insns, insn{kind: kAnd, k: mask})
+	if a.acc.known && a.acc.mask == 0 {
+		a.acc.mask = mask
+	} else {
+		a.acc = accum{}
+	}
+}
+
+// loadWord puts the word at off, ANDed with mask (0: all bits), into the
+// accumulator, emitting only what it does not hold already.
+func (a *asm) loadWord(off, mask uint32) {
+	want := accum{known: true, off: off, mask: mask}
+	switch {
+	case a.acc == want:
+	case mask != 0 && a.acc == accum{known: true, off: off}:
+		a.and(mask)
+	default:
+		a.load(off)
+		if mask != 0 {
+			a.and(mask)
+		}
+	}
+}
+
+func (a *asm) ret(act Action) {
+	a.insns = append(a.insns, insn{kind: kRet, k: uint32(act)})
+	a.dead = true
+}
+
+// jump emits a conditional jump; both outcomes go to labels.
 func (a *asm) jump(c jumpTest, k uint32, jt, jf label) {
 	a.insns = append(a.insns, insn{kind: kJumpIf, cond: c, k: k, jt: jt, jf: jf})
+	a.reach(jt, a.acc)
+	a.reach(jf, a.acc)
+	a.dead = true
 }
 
 func (in insn) size() int {
@@ -65,8 +136,8 @@ func (in insn) size() int {
 // targets lie beyond 255 instructions are widened through unconditional
 // jumps until every offset fits.
 func (a *asm) assemble() ([]unix.SockFilter, error) {
-	for l, at := range a.labels {
-		if at == -1 {
+	for l, li := range a.labels {
+		if li.at == -1 {
 			return nil, fmt.Errorf("filter: label %d never bound", l)
 		}
 	}
@@ -78,7 +149,7 @@ func (a *asm) assemble() ([]unix.SockFilter, error) {
 				continue
 			}
 			from := pos[i] + 1
-			if pos[a.labels[in.jt]]-from > 255 || pos[a.labels[in.jf]]-from > 255 {
+			if pos[a.labels[in.jt].at]-from > 255 || pos[a.labels[in.jf].at]-from > 255 {
 				a.insns[i].far = true
 				widened = true
 			}
@@ -107,7 +178,7 @@ func (a *asm) encode(pos []int) ([]unix.SockFilter, error) {
 	for i, in := range a.insns {
 		from := pos[i] + 1
 		target := func(l label) (int, error) {
-			off := pos[a.labels[l]] - from
+			off := pos[a.labels[l].at] - from
 			if off < 0 {
 				return 0, fmt.Errorf("filter: backward jump at %d", i)
 			}

@@ -16,9 +16,10 @@
 package filter
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -112,63 +113,133 @@ const (
 // x32SyscallBit is __X32_SYSCALL_BIT.
 const x32SyscallBit = 0x40000000
 
-// leafRules is how many rules a leaf of the decision tree tests one after
-// the other; above that, the tree splits on the syscall number.
-const leafRules = 4
+// span is a run of consecutive syscall numbers that one rule decides, or
+// that several argument-free rules with the same action decide alike.
+type span struct {
+	lo, hi int
+	rule   *Rule
+}
 
-// tree emits a binary decision tree over rules (sorted by number): each
-// syscall is found in about log2(len(rules)) comparisons, both when the
+// spans groups sorted rules into spans.
+func spans(rules []Rule) []span {
+	out := make([]span, 0, len(rules))
+	for i := range rules {
+		r := &rules[i]
+		if n := len(out); n > 0 {
+			last := &out[n-1]
+			if last.hi+1 == r.Nr && len(r.Conds) == 0 && len(last.rule.Conds) == 0 && last.rule.Action == r.Action {
+				last.hi = r.Nr
+				continue
+			}
+		}
+		out = append(out, span{lo: r.Nr, hi: r.Nr, rule: r})
+	}
+	return out
+}
+
+// leafSpans is how many spans a leaf of the decision tree tests one after
+// the other; above that, the tree splits on the syscall number.
+const leafSpans = 4
+
+// tree emits a binary decision tree over spans (sorted by number): each
+// syscall is found in about log2(len(spans)) comparisons, both when the
 // program runs and when the kernel emulates it to build its action cache.
-// A syscall without a rule gets def.
-func (a *asm) tree(rules []Rule, def Action) {
-	if len(rules) <= leafRules {
-		for _, r := range rules {
-			a.rule(r)
+// A syscall outside every span gets def.
+func (a *asm) tree(spans []span, def Action) {
+	if len(spans) <= leafSpans {
+		for _, s := range spans {
+			if s.lo == s.hi {
+				a.rule(s.rule)
+			} else {
+				a.span(s)
+			}
 		}
 		a.ret(def)
 		return
 	}
-	mid := len(rules) / 2
+	mid := len(spans) / 2
 	low, high := a.newLabel(), a.newLabel()
-	a.jump(jumpGreaterOrEqual, uint32(rules[mid].Nr), high, low)
+	a.jump(jumpGreaterOrEqual, uint32(spans[mid].lo), high, low)
 	a.bind(low)
-	a.tree(rules[:mid], def)
+	a.tree(spans[:mid], def)
 	a.bind(high)
-	a.tree(rules[mid:], def)
+	a.tree(spans[mid:], def)
+}
+
+// span emits "if lo <= nr <= hi, return the span's action", falling
+// through otherwise with the syscall number still in the accumulator.
+func (a *asm) span(s span) {
+	in, ret, next := a.newLabel(), a.newLabel(), a.newLabel()
+	a.jump(jumpGreaterOrEqual, uint32(s.lo), in, next)
+	a.bind(in)
+	a.jump(jumpGreaterOrEqual, uint32(s.hi)+1, next, ret)
+	a.bind(ret)
+	a.ret(s.rule.Action)
+	a.bind(next)
 }
 
 // rule emits "if nr == r.Nr, decide r", falling through otherwise. The
 // accumulator holds the syscall number on entry and, when falling through,
 // on exit; the conditions' argument loads all end in a return.
-func (a *asm) rule(r Rule) {
-	body, next := a.newLabel(), a.newLabel()
+func (a *asm) rule(r *Rule) {
+	body, next, none := a.newLabel(), a.newLabel(), a.newLabel()
 	a.jump(jumpEqual, uint32(r.Nr), body, next)
 	a.bind(body)
-	for _, c := range r.Conds {
-		nextCond := a.newLabel()
-		for _, t := range c.Tests {
-			off := offArgs + 8*uint32(t.Arg)
-			if t.High {
-				off += 4
-			}
-			a.load(off)
-			pass := a.newLabel()
-			switch t.Op {
-			case AnyBit:
-				a.jump(jumpBitsSet, t.Value, pass, nextCond)
-			default:
-				if t.Mask != 0 && t.Mask != ^uint32(0) {
-					a.and(t.Mask)
-				}
-				a.jump(jumpEqual, t.Value, pass, nextCond)
-			}
-			a.bind(pass)
-		}
-		a.ret(c.Action)
-		a.bind(nextCond)
-	}
+	a.conds(r.Conds, 0, none)
+	a.bind(none)
 	a.ret(r.Action)
 	a.bind(next)
+}
+
+// conds emits conditions whose first depth tests are known to hold: the
+// first condition whose remaining tests all hold returns its action; if none
+// does, control goes to fail. Neighbouring conditions that begin with the
+// same test share it, so a run of conditions on one socket domain, say,
+// tests the domain once.
+func (a *asm) conds(cs []Cond, depth int, fail label) {
+	for i := 0; i < len(cs); {
+		if len(cs[i].Tests) == depth {
+			// Every test holds: the conditions after it are never reached.
+			a.ret(cs[i].Action)
+			return
+		}
+		t := cs[i].Tests[depth]
+		j := i + 1
+		for j < len(cs) && len(cs[j].Tests) > depth && cs[j].Tests[depth] == t {
+			j++
+		}
+		next := fail
+		if j < len(cs) {
+			next = a.newLabel()
+		}
+		pass := a.newLabel()
+		a.test(t, pass, next)
+		a.bind(pass)
+		a.conds(cs[i:j], depth+1, next)
+		if j < len(cs) {
+			a.bind(next)
+		}
+		i = j
+	}
+}
+
+// test emits one argument test.
+func (a *asm) test(t Test, pass, fail label) {
+	off := offArgs + 8*uint32(t.Arg)
+	if t.High {
+		off += 4
+	}
+	if t.Op == AnyBit {
+		a.loadWord(off, 0)
+		a.jump(jumpBitsSet, t.Value, pass, fail)
+		return
+	}
+	mask := t.Mask
+	if mask == ^uint32(0) {
+		mask = 0
+	}
+	a.loadWord(off, mask)
+	a.jump(jumpEqual, t.Value, pass, fail)
 }
 
 // maxInsns is BPF_MAXINSNS.
@@ -179,8 +250,8 @@ func (p *Policy) Compile() ([]unix.SockFilter, error) {
 	if p.Arch == nil {
 		return nil, fmt.Errorf("filter: no architecture")
 	}
-	rules := append([]Rule(nil), p.Rules...)
-	sort.SliceStable(rules, func(i, j int) bool { return rules[i].Nr < rules[j].Nr })
+	rules := slices.Clone(p.Rules)
+	slices.SortStableFunc(rules, func(a, b Rule) int { return cmp.Compare(a.Nr, b.Nr) })
 	for i := range rules {
 		if rules[i].Nr < 0 || rules[i].Nr > math.MaxUint32 {
 			return nil, fmt.Errorf("filter: syscall number %d out of range", rules[i].Nr)
@@ -200,7 +271,14 @@ func (p *Policy) Compile() ([]unix.SockFilter, error) {
 		}
 	}
 
-	var a asm
+	// About three instructions and labels per rule and test.
+	size := 8 + 3*len(rules)
+	for _, r := range rules {
+		for _, c := range r.Conds {
+			size += 1 + 3*len(c.Tests)
+		}
+	}
+	a := asm{insns: make([]insn, 0, size), labels: make([]labelInfo, 0, size)}
 	a.load(offArch)
 	kill := a.newLabel()
 	afterArch := a.newLabel()
@@ -220,7 +298,7 @@ func (p *Policy) Compile() ([]unix.SockFilter, error) {
 		a.ret(x32)
 		a.bind(next)
 	}
-	a.tree(rules, p.Default)
+	a.tree(spans(rules), p.Default)
 
 	prog, err := a.assemble()
 	if err != nil {

@@ -501,8 +501,9 @@ func TestFarJumpsEverywhere(t *testing.T) {
 	for k := 0; k < 10; k++ {
 		nr := 3 * k
 		r := Rule{Nr: nr, Action: tag(nr)}
+		// Alternate arguments, so that every cond loads its word.
 		for i := 0; i < 100; i++ {
-			r.Conds = append(r.Conds, Cond{Tests: []Test{{Arg: 1, Value: uint32(i)}}, Action: tag(100*(k+1) + i)})
+			r.Conds = append(r.Conds, Cond{Tests: []Test{{Arg: 1 + i%2, Value: uint32(i)}}, Action: tag(100*(k+1) + i)})
 		}
 		p.Rules = append(p.Rules, r)
 	}
@@ -520,7 +521,7 @@ func TestFarJumpsEverywhere(t *testing.T) {
 					want = tag(100*(k+1) + i)
 				}
 			}
-			if got := m.eval(t, call{nr: uint32(nr), arch: unix.AUDIT_ARCH_X86_64, args: args(0, uint64(i))}); got != want {
+			if got := m.eval(t, call{nr: uint32(nr), arch: unix.AUDIT_ARCH_X86_64, args: args(0, uint64(i), uint64(i))}); got != want {
 				t.Errorf("nr %d arg1 %d: %v, want %v", nr, i, got, want)
 			}
 		}
@@ -713,7 +714,8 @@ func TestJumpReachBoundary(t *testing.T) {
 
 	// The same edge reached through a policy: a rule body of exactly 255
 	// instructions (82 plain and 2 masked one-test conds, plus the RET) and
-	// one of 256 (85 plain conds).
+	// one of 256 (85 plain conds). The conds alternate between two
+	// arguments, so that each loads its word.
 	for _, tc := range []struct {
 		plain, masked int
 		far           bool
@@ -721,7 +723,7 @@ func TestJumpReachBoundary(t *testing.T) {
 		p := &Policy{Arch: sysnum.ARM64, Default: Allow}
 		r := Rule{Nr: 10, Action: tag(10)}
 		for i := 0; i < tc.plain+tc.masked; i++ {
-			ts := Test{Arg: 0, Value: uint32(i)}
+			ts := Test{Arg: i % 2, Value: uint32(i)}
 			if i >= tc.plain {
 				ts.Mask = 0xffff
 			}
@@ -737,7 +739,7 @@ func TestJumpReachBoundary(t *testing.T) {
 			if i < tc.plain+tc.masked {
 				want = tag(100 + i)
 			}
-			if got := m.eval(t, call{nr: 10, arch: unix.AUDIT_ARCH_AARCH64, args: args(uint64(i))}); got != want {
+			if got := m.eval(t, call{nr: 10, arch: unix.AUDIT_ARCH_AARCH64, args: args(uint64(i), uint64(i))}); got != want {
 				t.Errorf("%d+%d conds, nr 10 arg %d: %v, want %v", tc.plain, tc.masked, i, got, want)
 			}
 			if got := m.eval(t, call{nr: 11, arch: unix.AUDIT_ARCH_AARCH64, args: args(uint64(i))}); got != tag(11) {
@@ -747,5 +749,148 @@ func TestJumpReachBoundary(t *testing.T) {
 				t.Errorf("%d+%d conds, nr 12 arg %d: %v, want ALLOW", tc.plain, tc.masked, i, got)
 			}
 		}
+	}
+}
+
+// TestSpans checks that runs of argument-free rules with one action compile
+// to a range test each, and still answer right at and around their ends.
+func TestSpans(t *testing.T) {
+	p := &Policy{Arch: sysnum.AMD64, Default: Allow}
+	deny := Errno(unix.EPERM)
+	// 10..19 denied, 20 notified, 21..23 denied, 30 with a condition,
+	// 31..32 denied, 40 alone.
+	for nr := 10; nr <= 19; nr++ {
+		p.Rules = append(p.Rules, Rule{Nr: nr, Action: deny})
+	}
+	p.Rules = append(p.Rules, Rule{Nr: 20, Action: Notify})
+	for nr := 21; nr <= 23; nr++ {
+		p.Rules = append(p.Rules, Rule{Nr: nr, Action: deny})
+	}
+	p.Rules = append(p.Rules,
+		Rule{Nr: 30, Action: Allow, Conds: []Cond{{Tests: []Test{{Arg: 0, Value: 1}}, Action: deny}}},
+		Rule{Nr: 31, Action: deny}, Rule{Nr: 32, Action: deny},
+		Rule{Nr: 40, Action: deny})
+	m := compile(t, p)
+	want := map[uint32]Action{20: Notify, 40: deny}
+	for nr := uint32(10); nr <= 19; nr++ {
+		want[nr] = deny
+	}
+	for _, nr := range []uint32{21, 22, 23, 31, 32} {
+		want[nr] = deny
+	}
+	for nr := uint32(0); nr < 50; nr++ {
+		w, ok := want[nr]
+		if !ok {
+			w = Allow
+		}
+		if got := m.eval(t, call{nr: nr, arch: unix.AUDIT_ARCH_X86_64, args: args(1)}); nr != 30 && got != w {
+			t.Errorf("nr %d: %v, want %v", nr, got, w)
+		}
+		if act, ok := constVerdict(t, m.prog, nr, unix.AUDIT_ARCH_X86_64); nr != 30 && (!ok || act != w) {
+			t.Errorf("nr %d: constant verdict %v/%v, want %v", nr, act, ok, w)
+		}
+	}
+	if got := m.eval(t, call{nr: 30, arch: unix.AUDIT_ARCH_X86_64, args: args(1)}); got != deny {
+		t.Errorf("nr 30 arg 1: %v, want %v", got, deny)
+	}
+	if got := m.eval(t, call{nr: 30, arch: unix.AUDIT_ARCH_X86_64, args: args(2)}); got != Allow {
+		t.Errorf("nr 30 arg 2: %v, want ALLOW", got)
+	}
+	// Header 6 (arch, nr, x32), spans of 10, 3 and 2 rules (3 each), 20
+	// and 40 (2 each), 30 with its condition (5), one tree node and two
+	// default returns.
+	if want := 6 + 3*3 + 2*2 + 5 + 1 + 2; len(m.prog) != want {
+		t.Errorf("%d instructions, want %d", len(m.prog), want)
+	}
+}
+
+// TestLoadsElided checks that a word already in the accumulator is not
+// loaded again: after a failed one-test condition, the next condition on the
+// same word only compares.
+func TestLoadsElided(t *testing.T) {
+	r := Rule{Nr: 16, Action: Allow}
+	for i := 0; i < 12; i++ {
+		r.Conds = append(r.Conds, Cond{Tests: []Test{{Arg: 1, Value: uint32(100 + i)}}, Action: tag(i)})
+	}
+	// A masked test on the same word needs only the AND; a second one with
+	// the same mask, nothing.
+	r.Conds = append(r.Conds,
+		Cond{Tests: []Test{{Arg: 1, Mask: 0xf, Value: 3}}, Action: tag(20)},
+		Cond{Tests: []Test{{Arg: 1, Mask: 0xf, Value: 4}}, Action: tag(21)},
+		// Two tests: the failure paths hold different words, so the next
+		// condition loads again.
+		Cond{Tests: []Test{{Arg: 0, Value: 7}, {Arg: 2, Value: 8}}, Action: tag(22)},
+		Cond{Tests: []Test{{Arg: 0, Value: 9}}, Action: tag(23)})
+	p := &Policy{Arch: sysnum.ARM64, Default: Allow, Rules: []Rule{r}}
+	m := compile(t, p)
+	loads := 0
+	for _, in := range m.prog {
+		if in.Code == unix.BPF_LD|unix.BPF_W|unix.BPF_ABS {
+			loads++
+		}
+	}
+	// arch, nr, arg1 once, arg0 and arg2 for the two-test cond, arg0 again.
+	if loads != 6 {
+		t.Errorf("%d loads, want 6", loads)
+	}
+	eval := func(a [6]uint64) Action {
+		return m.eval(t, call{nr: 16, arch: unix.AUDIT_ARCH_AARCH64, args: a})
+	}
+	for i := 0; i < 12; i++ {
+		if got := eval(args(0, uint64(100+i))); got != tag(i) {
+			t.Errorf("arg1 %d: %v, want %v", 100+i, got, tag(i))
+		}
+	}
+	for _, tc := range []struct {
+		a    [6]uint64
+		want Action
+	}{
+		{args(0, 0x13), tag(20)}, {args(0, 0x24), tag(21)}, {args(0, 0x25), Allow},
+		{args(7, 0, 8), tag(22)}, {args(7, 0, 9), Allow}, {args(9, 0, 8), tag(23)},
+		{args(9, 0x13), tag(20)},
+	} {
+		if got := eval(tc.a); got != tc.want {
+			t.Errorf("args %v: %v, want %v", tc.a, got, tc.want)
+		}
+	}
+}
+
+// TestSharedTests checks conditions that begin alike: the shared test is
+// emitted once, a condition whose tests are all shared hides the ones after
+// it, and first-match order holds throughout.
+func TestSharedTests(t *testing.T) {
+	a := Test{Arg: 0, Value: 2}
+	b := Test{Arg: 1, Mask: 0xf, Value: 1}
+	c := Test{Arg: 2, Value: 5}
+	d := Test{Arg: 1, Op: AnyBit, Value: 0x100}
+	r := Rule{Nr: 7, Action: tag(0), Conds: []Cond{
+		{Tests: []Test{a, b}, Action: tag(1)},
+		{Tests: []Test{a, b, c}, Action: tag(2)}, // hidden by the first
+		{Tests: []Test{a, c}, Action: tag(3)},
+		{Tests: []Test{a}, Action: tag(4)},
+		{Tests: []Test{a, d}, Action: tag(5)}, // hidden by the fourth
+		{Tests: []Test{d, c}, Action: tag(6)},
+		{Tests: []Test{d}, Action: tag(7)},
+	}}
+	p := &Policy{Arch: sysnum.AMD64, Default: Allow, Rules: []Rule{r}}
+	m := compile(t, p)
+	for _, arg0 := range []uint64{2, 3} {
+		for _, arg1 := range []uint64{0, 1, 0x11, 0x100, 0x101} {
+			for _, arg2 := range []uint64{5, 6} {
+				c := call{nr: 7, arch: unix.AUDIT_ARCH_X86_64, args: args(arg0, arg1, arg2)}
+				if got, want := m.eval(t, c), refEval(p, c); got != want {
+					t.Errorf("args %d %#x %d: %v, want %v", arg0, arg1, arg2, got, want)
+				}
+			}
+		}
+	}
+	jeqA := 0
+	for _, in := range m.prog {
+		if in.Code == unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K && in.K == 2 {
+			jeqA++
+		}
+	}
+	if jeqA != 1 {
+		t.Errorf("the shared test is emitted %d times, want once", jeqA)
 	}
 }

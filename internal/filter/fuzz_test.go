@@ -79,37 +79,45 @@ func refValid(p *Policy) bool {
 	return true
 }
 
-// sizeBounds returns the program length before any widening, and the most it
-// can grow by widening (two extra instructions per conditional jump).
+// sizeBounds returns the least and the most instructions p can compile to.
+// The most is the layout without its savings (one span per rule, every
+// argument word loaded afresh, no test shared) with every conditional jump
+// widened (two extra instructions each); the least is the header and a
+// return, plus the number test and the return of each rule with conditions
+// (conditions can share tests, and one that always holds hides the rest).
 func sizeBounds(p *Policy) (lo, hi int) {
-	lo, jumps := 4, 1 // LD arch; JEQ; RET kill; LD nr
+	head, jumps := 4, 1 // LD arch; JEQ; RET kill; LD nr
 	if p.Arch.X32 {
-		lo, jumps = lo+2, jumps+1
+		head, jumps = head+2, jumps+1
 	}
+	lo, hi = head+1, head
 	for _, r := range p.Rules {
-		lo += 2 // JEQ nr … RET
+		hi += 2 // JEQ nr … RET
 		jumps++
+		if len(r.Conds) > 0 {
+			lo += 2
+		}
 		for _, c := range r.Conds {
-			lo++ // RET
+			hi++ // RET
 			for _, ts := range c.Tests {
-				lo += 2 // LD; Jxx
+				hi += 2 // LD; Jxx
 				jumps++
 				if ts.Op != AnyBit && ts.Mask != 0 && ts.Mask != ^uint32(0) {
-					lo++ // AND
+					hi++ // AND
 				}
 			}
 		}
 	}
 	nodes, leaves := treeShape(len(p.Rules))
-	lo += nodes + leaves // JGE nodes; RET default at each leaf
+	hi += nodes + leaves // JGE nodes; RET default at each leaf
 	jumps += nodes
-	return lo, lo + 2*jumps
+	return lo, hi + 2*jumps
 }
 
 // treeShape counts the JGE nodes and the leaves of the compiler's decision
-// tree over n rules.
+// tree over n spans.
 func treeShape(n int) (nodes, leaves int) {
-	if n <= leafRules {
+	if n <= leafSpans {
 		return 0, 1
 	}
 	a, b := treeShape(n / 2)
@@ -145,8 +153,16 @@ func (s *bytesIn) value() uint32 {
 	return s.u32()
 }
 
+// testPool holds the tests flag 64 draws from: two on one word, with and
+// without a mask, so that loads and tests can be shared.
+var testPool = []Test{{Arg: 1, Value: 3}, {Arg: 1, Mask: 0xf, Value: 3}, {Arg: 2, Op: AnyBit, Value: 4}, {Arg: 0, Value: 0}}
+
 // policyFrom builds a policy from fuzz bytes. Every action is distinct, so a
-// wrong branch cannot go unnoticed.
+// wrong branch cannot go unnoticed, unless flag 32 asks for runs: then
+// argument-free rules often follow each other by number and share one of
+// two actions, so that the compiler merges them into spans. Flag 64 draws
+// every test from a pool of four, so that conditions begin alike and share
+// their tests.
 func policyFrom(data []byte) *Policy {
 	s := &bytesIn{b: data}
 	flags := s.byte()
@@ -165,9 +181,12 @@ func policyFrom(data []byte) *Policy {
 	if flags&16 != 0 {
 		n *= 3
 	}
+	runs := flags&32 != 0
+	shared := flags&64 != 0
 	next := 1
 	act := func() Action { next++; return tag(next) }
 	seen := map[int]bool{}
+	prev := -1
 	for i := 0; i < n; i++ {
 		var nr int
 		switch b := s.byte(); {
@@ -175,9 +194,12 @@ func policyFrom(data []byte) *Policy {
 			nr = 0x40000000 + int(s.byte())
 		case b == 1 && invalid:
 			nr = -1 - int(s.byte())
+		case runs && b >= 128:
+			nr = prev + 1
 		default:
 			nr = int(s.u16() % 1024)
 		}
+		prev = nr
 		if seen[nr] && !invalid {
 			continue
 		}
@@ -214,9 +236,18 @@ func policyFrom(data []byte) *Policy {
 					ts.Mask = s.value()
 				}
 				ts.Value = s.value()
+				if shared {
+					ts = testPool[b%byte(len(testPool))]
+				}
 				c.Tests = append(c.Tests, ts)
 			}
 			r.Conds = append(r.Conds, c)
+		}
+		if runs && len(r.Conds) == 0 {
+			r.Action = tag(1 + nConds%2)
+			if s.byte()&1 != 0 {
+				r.Action = tag(2)
+			}
 		}
 		p.Rules = append(p.Rules, r)
 	}
@@ -373,7 +404,34 @@ func fuzzSeeds() [][]byte {
 		{2, 4, 1, 3, 5, 5, 0, 0, 3, 0, 1, 255, 7, 7},
 		{8, 2, 0, 5, 0, 1, 3},
 	}
-	// Far jumps: rules with many conditions and conditions with many tests.
+	// Runs of argument-free rules with shared actions, broken now and then
+	// by a rule with a condition or a jump in numbers.
+	runs := []byte{32, 40}
+	for i := 0; i < 40; i++ {
+		switch {
+		case i%9 == 4:
+			runs = append(runs, 200, 1, 1, 3, 7)
+		case i%13 == 0:
+			runs = append(runs, 2, byte(i*11), 0, 0, byte(i))
+		default:
+			runs = append(runs, 200, 0, byte(i/5))
+		}
+	}
+	seeds = append(seeds, runs)
+	// Conditions drawn from a small pool of tests.
+	pool := []byte{64, 12}
+	for i := 0; i < 12; i++ {
+		pool = append(pool, 2, byte(i*3), 0, byte(2+i%4))
+		for j := 0; j < 2+i%4; j++ {
+			pool = append(pool, byte(1+(i+j)%3))
+			for k := 0; k < 1+(i+j)%3; k++ {
+				pool = append(pool, byte(i*j+k), byte(i+k))
+			}
+		}
+	}
+	seeds = append(seeds, pool)
+	// Far jumps (last): rules with many conditions and conditions with
+	// many tests.
 	big := []byte{8, 30}
 	for i := 0; i < 30; i++ {
 		big = append(big, 2, byte(i*7), byte(i*7>>8))

@@ -254,17 +254,6 @@ func (rs *Ruleset) Close() error {
 	return err
 }
 
-// Exists reports whether path exists, for early validation with the same
-// open the ruleset uses.
-func Exists(path string) error {
-	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &PathError{Path: path, Err: err}
-	}
-	unix.Close(fd)
-	return nil
-}
-
 // FD returns the ruleset's descriptor, for a forked child to restrict itself
 // with (landlock_restrict_self).
 func (rs *Ruleset) FD() int { return rs.fd }

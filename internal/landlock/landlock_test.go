@@ -46,25 +46,6 @@ func TestPathError(t *testing.T) {
 	}
 }
 
-func TestExists(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "f")
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{dir, file, "/"} {
-		if err := Exists(p); err != nil {
-			t.Errorf("Exists(%q) = %v", p, err)
-		}
-	}
-	missing := filepath.Join(dir, "missing", "deeper")
-	err := Exists(missing)
-	var pe *PathError
-	if !errors.As(err, &pe) || pe.Path != missing || !errors.Is(err, unix.ENOENT) {
-		t.Errorf("Exists(%q) = %v, want a *PathError for it wrapping ENOENT", missing, err)
-	}
-}
-
 func TestBuildMissingPath(t *testing.T) {
 	abi := kernelABI(t)
 	dir := t.TempDir()

@@ -125,15 +125,24 @@ func (s *Supervisor) watchable() *os.File {
 }
 
 // awaitFirst waits, without a thread of its own, until the listener has a
-// notification or hangs up, then becomes the receiver.
+// notification or hangs up, then becomes the receiver. A listener that hung
+// up without a notification (the program made no notified syscall) needs
+// none.
 func (s *Supervisor) awaitFirst(listener *os.File) {
 	if listener != nil {
 		if rc, err := listener.SyscallConn(); err == nil {
+			var revents int16
 			rc.Read(func(fd uintptr) bool {
 				pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 				n, _ := unix.Poll(pfd, 0)
+				revents = pfd[0].Revents
 				return n > 0
 			})
+			if revents&unix.POLLIN == 0 && revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+				s.hungUp.Store(true)
+				s.wg.Done()
+				return
+			}
 		}
 	}
 	s.receive()

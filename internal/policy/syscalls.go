@@ -4,10 +4,8 @@
 package policy
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -71,16 +69,20 @@ func groupNames() string {
 // ErrSyscallSpec is wrapped by every error about syscall names and groups.
 var ErrSyscallSpec = errors.New("invalid syscall list")
 
-// DenyList resolves the syscalls a sandbox denies: the blocklist,
-// the default-denied groups not re-allowed, and extraDeny (names or groups).
-// Unknown names, single syscalls in extraAllow and overlaps are errors.
+// DenyList resolves the syscalls a sandbox denies, in ascending order: the
+// blocklist, the default-denied groups not re-allowed, and extraDeny (names
+// or groups). Unknown names, single syscalls in extraAllow and overlaps are
+// errors.
 func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]int, error) {
 	var unknownAllow []string
-	allowed := map[string]bool{}
+	var allowed map[string]bool
 	for _, g := range extraAllow {
 		if _, ok := Groups[g]; !ok {
 			unknownAllow = append(unknownAllow, g)
 			continue
+		}
+		if allowed == nil {
+			allowed = map[string]bool{}
 		}
 		allowed[g] = true
 	}
@@ -89,7 +91,7 @@ func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]
 			ErrSyscallSpec, strings.Join(unknownAllow, ", "), groupNames())}
 	}
 
-	deny := make(map[int]bool, 96)
+	deny := make([]bool, arch.Size())
 	add := func(name string) {
 		if nr, ok := arch.Nr(name); ok {
 			deny[nr] = true
@@ -137,11 +139,12 @@ func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]
 	if len(conflicts) > 0 {
 		return nil, &FieldError{Field: "ExtraDenySyscalls", Err: fmt.Errorf("%w: %s", ErrSyscallSpec, strings.Join(conflicts, "; "))}
 	}
-	out := make([]int, 0, len(deny))
-	for nr := range deny {
-		out = append(out, nr)
+	out := make([]int, 0, len(blocklist)+16)
+	for nr, d := range deny {
+		if d {
+			out = append(out, nr)
+		}
 	}
-	slices.Sort(out)
 	return out, nil
 }
 
@@ -189,6 +192,18 @@ type FilterSpec struct {
 	NoFastOpen bool
 }
 
+// argRules are the syscalls Filter gives argument filters (or, for clone3,
+// a fixed answer).
+var argRules = []string{"clone", "unshare", "clone3", "ioctl", "prctl", "socket"}
+
+// fastOpenSends are the sends that can carry MSG_FASTOPEN, with the position
+// of their flags argument: sendto(fd, buf, len, flags, …), sendmsg(fd, msg,
+// flags), sendmmsg(fd, vec, n, flags). NoFastOpen gives them filters.
+var fastOpenSends = []struct {
+	name     string
+	flagsArg int
+}{{"sendto", 3}, {"sendmsg", 2}, {"sendmmsg", 3}}
+
 // cloneUntraced is CLONE_UNTRACED: a child created with it is not attached
 // to the tracer, so it could outlive the sandbox.
 const cloneUntraced = 0x00800000
@@ -198,48 +213,79 @@ const cloneUntraced = 0x00800000
 // deny.
 func (s *FilterSpec) Filter() (*filter.Policy, error) {
 	arch := s.Arch
-	rules := make(map[int]*filter.Rule, len(s.Deny)+len(s.Notify)+8)
-	rule := func(nr int, def filter.Action) *filter.Rule {
-		r, ok := rules[nr]
-		if !ok {
-			r = &filter.Rule{Nr: nr, Action: def}
-			rules[nr] = r
+	// What is known of each syscall number, and where its rule is. The
+	// rules are made in number order, so they need no sorting: first every
+	// syscall that gets one is marked.
+	const (
+		isDenied = 1 << iota
+		isNotified
+		hasArgs // argument filters may be added
+	)
+	size := arch.Size()
+	for _, nrs := range [][]int{s.Deny, s.Notify} {
+		for _, nr := range nrs {
+			if nr < 0 {
+				return nil, fmt.Errorf("syscall number %d out of range", nr)
+			}
+			size = max(size, nr+1)
 		}
-		return r
 	}
-	notify := make(map[int]bool, len(s.Notify))
+	flags := make([]uint8, size)
 	for _, nr := range s.Notify {
-		notify[nr] = true
+		flags[nr] |= isNotified
 	}
-	eperm := filter.Errno(unix.EPERM)
 	for _, nr := range s.Deny {
-		if notify[nr] {
+		if flags[nr]&isNotified != 0 {
 			name, _ := arch.Name(nr)
 			return nil, fmt.Errorf("syscall %s (%d) is both denied and supervised", name, nr)
 		}
-		rule(nr, eperm)
+		flags[nr] |= isDenied
 	}
-	denied := make(map[int]bool, len(s.Deny))
-	for _, nr := range s.Deny {
-		denied[nr] = true
+	mark := func(name string) {
+		if nr, ok := arch.Nr(name); ok {
+			flags[nr] |= hasArgs
+		}
 	}
+	for _, name := range argRules {
+		mark(name)
+	}
+	if s.NoFastOpen {
+		for _, send := range fastOpenSends {
+			mark(send.name)
+		}
+	}
+	eperm := filter.Errno(unix.EPERM)
+	p := &filter.Policy{Arch: arch, Default: filter.Allow}
+	index := make([]int32, size) // 1 + the rule's position in p.Rules; 0 for none
+	for nr, f := range flags {
+		if f != 0 {
+			p.Rules = append(p.Rules, filter.Rule{Nr: nr})
+			index[nr] = int32(len(p.Rules))
+		}
+	}
+	// base is a syscall's action before its argument filters.
 	base := func(nr int) filter.Action {
-		if notify[nr] {
+		switch {
+		case flags[nr]&isDenied != 0:
+			return eperm
+		case flags[nr]&isNotified != 0:
 			return filter.Notify
 		}
 		return filter.Allow
 	}
-	for nr := range notify {
-		rule(nr, filter.Notify)
+	for i := range p.Rules {
+		p.Rules[i].Action = base(p.Rules[i].Nr)
 	}
+	rule := func(nr int) *filter.Rule { return &p.Rules[index[nr]-1] }
+	notified := func(nr int) bool { return flags[nr]&isNotified != 0 }
 	// argRule returns the rule to which argument filters are added, or nil
 	// when the syscall is denied outright (its filters would only reopen it).
 	argRule := func(name string) *filter.Rule {
 		nr, ok := arch.Nr(name)
-		if !ok || denied[nr] {
+		if !ok || flags[nr]&isDenied != 0 {
 			return nil
 		}
-		return rule(nr, base(nr))
+		return rule(nr)
 	}
 
 	// clone: no new namespaces. clone3 keeps its flags in memory BPF cannot
@@ -256,17 +302,17 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 	// through whatever the deny lists say. A private fd table grants
 	// nothing.
 	if nr, ok := arch.Nr("unshare"); ok {
-		r := rule(nr, base(nr))
+		r := rule(nr)
 		r.Conds = append(r.Conds, filter.Cond{
 			Tests:  []filter.Test{{Arg: 0, Value: unix.CLONE_FILES}, {Arg: 0, High: true, Value: 0}},
 			Action: filter.Allow,
 		})
 	}
-	if nr, ok := arch.Nr("clone3"); ok && !denied[nr] {
-		if notify[nr] {
+	if nr, ok := arch.Nr("clone3"); ok && flags[nr]&isDenied == 0 {
+		if notified(nr) {
 			return nil, fmt.Errorf("clone3 cannot be supervised: it is answered ENOSYS so that its flags never escape the namespace check")
 		}
-		rule(nr, filter.Errno(unix.ENOSYS))
+		rule(nr).Action = filter.Errno(unix.ENOSYS)
 	}
 	if r := argRule("ioctl"); r != nil {
 		for _, cmd := range deniedIoctls {
@@ -283,6 +329,8 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 		r.Action = filter.Errno(unix.EAFNOSUPPORT)
 		domain := func(d uint32) filter.Test { return filter.Test{Arg: 0, Value: d} }
 		sockType := func(t uint32) filter.Test { return filter.Test{Arg: 1, Mask: 0xf, Value: t} }
+		// Each family's conditions begin with its domain test, which the
+		// compiler then emits once for all of them.
 		for _, d := range []uint32{unix.AF_INET, unix.AF_INET6} {
 			r.Conds = append(r.Conds,
 				filter.Cond{Tests: []filter.Test{domain(d), sockType(unix.SOCK_RAW)}, Action: eperm},
@@ -301,22 +349,19 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			if !s.UDP {
 				r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{domain(d), sockType(unix.SOCK_DGRAM)}, Action: eperm})
 			}
+			r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{domain(d)}, Action: ok})
 		}
 		r.Conds = append(r.Conds,
 			filter.Cond{Tests: []filter.Test{domain(unix.AF_UNIX)}, Action: ok},
-			filter.Cond{Tests: []filter.Test{domain(unix.AF_INET)}, Action: ok},
-			filter.Cond{Tests: []filter.Test{domain(unix.AF_INET6)}, Action: ok},
 			filter.Cond{Tests: []filter.Test{domain(unix.AF_NETLINK), {Arg: 2, Value: unix.NETLINK_ROUTE}}, Action: ok},
 		)
 	}
 
 	if s.NoFastOpen {
-		// The flags argument: sendto(fd, buf, len, flags, …),
-		// sendmsg(fd, msg, flags), sendmmsg(fd, vec, n, flags).
-		for name, arg := range map[string]int{"sendto": 3, "sendmsg": 2, "sendmmsg": 3} {
-			if r := argRule(name); r != nil {
+		for _, send := range fastOpenSends {
+			if r := argRule(send.name); r != nil {
 				r.Conds = append(r.Conds, filter.Cond{
-					Tests:  []filter.Test{{Arg: arg, Op: filter.AnyBit, Value: unix.MSG_FASTOPEN}},
+					Tests:  []filter.Test{{Arg: send.flagsArg, Op: filter.AnyBit, Value: unix.MSG_FASTOPEN}},
 					Action: filter.Errno(unix.EOPNOTSUPP),
 				})
 			}
@@ -324,17 +369,14 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 	}
 
 	for nr, conds := range s.NotifyExcept {
-		if r, ok := rules[nr]; ok && r.Action == filter.Notify {
+		if nr < 0 || nr >= size || index[nr] == 0 {
+			continue
+		}
+		if r := &p.Rules[index[nr]-1]; r.Action == filter.Notify {
 			for _, c := range conds {
 				r.Conds = append(r.Conds, filter.Cond{Tests: c.Tests, Action: filter.Allow})
 			}
 		}
 	}
-
-	p := &filter.Policy{Arch: arch, Default: filter.Allow, Rules: make([]filter.Rule, 0, len(rules))}
-	for _, r := range rules {
-		p.Rules = append(p.Rules, *r)
-	}
-	slices.SortFunc(p.Rules, func(a, b filter.Rule) int { return cmp.Compare(a.Nr, b.Nr) })
 	return p, nil
 }

@@ -99,11 +99,9 @@ type Session struct {
 
 	reasonsMu sync.Mutex
 	reasons   map[int]string // pid → why sandlock killed it
-	exit      chan unix.WaitStatus
 	ended     chan struct{}
 	seized    chan struct{} // closed once the tracer has seized the root (or never will)
 	killed    atomic.Bool
-	once      sync.Once
 	status    unix.WaitStatus
 }
 
@@ -118,7 +116,6 @@ func NewSession(log *slog.Logger) *Session {
 		Table:  notify.NewTable(),
 		Log:    log,
 		tr:     tracer.New(),
-		exit:   make(chan unix.WaitStatus, 1),
 		ended:  make(chan struct{}),
 		seized: make(chan struct{}),
 	}
@@ -143,6 +140,10 @@ func (s *Session) Start(spec *Spec) error {
 		return &StepError{Step: "exec " + spec.Path, Err: err}
 	}
 	stage.vfork = !stage.noTHP && (!stage.listen || vforkSafe(notified))
+	// The session's background work ends with it; end may come before
+	// Launch returns.
+	ctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
 	cfg := tracer.Config{
 		Trace: spec.Supervised,
 		OnFork: func(parent int) {
@@ -155,23 +156,22 @@ func (s *Session) Start(spec *Spec) error {
 				f(pid)
 			}
 		},
+		OnEnd: s.end,
 	}
 	err = s.tr.Launch(cfg, func() (*tracer.Launched, error) {
 		return s.launch(spec, stage)
 	})
 	if err != nil {
+		stop()
 		if s.sup != nil {
 			s.sup.Stop()
 			<-s.sup.Done()
 		}
 		return err
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	s.stop = stop
 	if spec.CPUPercent > 0 && spec.CPUPercent < 100 {
 		go limits.Throttle(ctx, spec.CPUPercent, s.tr.Signal)
 	}
-	go s.follow()
 	return nil
 }
 
@@ -503,17 +503,15 @@ func newChildStage(spec *Spec, listen bool) (*childStage, error) {
 	return c, nil
 }
 
-// follow records the root's exit, waits for every other task, then for the
-// supervisor, and marks the end.
-func (s *Session) follow() {
-	ex := <-s.tr.RootExit()
-	s.exit <- ex.Status
-	<-s.tr.Done()
+// end stops the supervisor and waits for its last answer, and ends the
+// session. It runs on the tracer's goroutine once no task is left.
+func (s *Session) end(root tracer.Exit) {
 	s.stop()
 	if s.sup != nil {
 		s.sup.Stop()
 		<-s.sup.Done()
 	}
+	s.status = root.Status
 	close(s.ended)
 }
 
@@ -523,7 +521,6 @@ func (s *Session) Pid() int { return s.tr.Root() }
 // Wait blocks until the program has exited and nothing of the sandbox is
 // left: every task gone and every answer sent.
 func (s *Session) Wait() unix.WaitStatus {
-	s.once.Do(func() { s.status = <-s.exit })
 	<-s.ended
 	return s.status
 }

@@ -54,6 +54,9 @@ func (t *Table) Name(nr int) (string, bool) {
 	return t.byNr[nr], true
 }
 
+// Size is one more than the highest syscall number of the table.
+func (t *Table) Size() int { return len(t.byNr) }
+
 // Names returns every syscall name of the table, sorted.
 func (t *Table) Names() []string {
 	names := make([]string, len(t.byName))

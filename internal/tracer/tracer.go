@@ -58,7 +58,7 @@ type Tracer struct {
 
 	launches chan launchReq
 	started  chan error // the launch's outcome
-	rootExit chan Exit  // receives the root's status once
+	rootExit Exit       // how the root ended; set before done is closed
 	done     chan struct{}
 	// onProcExit and onFork are called on the tracer's thread.
 	onProcExit func(pid int)
@@ -77,6 +77,11 @@ type Config struct {
 	// OnFork, if set, is called when a process of thread group parent has
 	// created a process (not a thread). It must not block.
 	OnFork func(parent int)
+	// OnEnd, if set, is called once no task of a launched sandbox is left,
+	// on the tracer's goroutine before Done is closed, with how the root
+	// ended. Whoever waits for the sandbox's end is then woken straight by
+	// the tracer's thread, with no other goroutine in between.
+	OnEnd func(root Exit)
 }
 
 // Launch starts the sandbox's root on the tracer's thread. The root has
@@ -104,7 +109,6 @@ func New() *Tracer {
 		tasks:    make(map[int]task),
 		launches: make(chan launchReq, 1),
 		started:  make(chan error, 1),
-		rootExit: make(chan Exit, 1),
 		done:     make(chan struct{}),
 	}
 	go t.run()
@@ -139,9 +143,6 @@ func (t *Tracer) Abandon() {
 
 // Root is the root's pid.
 func (t *Tracer) Root() int { return t.root }
-
-// RootExit delivers the root's exit status once.
-func (t *Tracer) RootExit() <-chan Exit { return t.rootExit }
 
 // Done is closed when no task of the sandbox is left.
 func (t *Tracer) Done() <-chan struct{} { return t.done }
@@ -246,6 +247,9 @@ func (t *Tracer) run() {
 	}
 	t.started <- nil
 	t.follow()
+	if req.cfg.OnEnd != nil {
+		req.cfg.OnEnd(t.rootExit)
+	}
 }
 
 // reapRoot waits for the root when it is not traced.
@@ -262,8 +266,7 @@ func (t *Tracer) reapRoot() unix.WaitStatus {
 // follow serves the sandbox's tasks until none is left.
 func (t *Tracer) follow() {
 	if !t.trace {
-		ws := t.reapRoot()
-		t.rootExit <- Exit{Status: ws}
+		t.rootExit = Exit{Status: t.reapRoot()}
 		unix.Kill(-t.root, unix.SIGKILL)
 		return
 	}
@@ -329,10 +332,7 @@ func (t *Tracer) exited(tid int, ws unix.WaitStatus) {
 		t.onProcExit(tid)
 	}
 	if tid == t.root {
-		select {
-		case t.rootExit <- Exit{Status: ws}:
-		default:
-		}
+		t.rootExit = Exit{Status: ws}
 		// Whatever the root leaves behind goes with it.
 		t.KillAll()
 	}
