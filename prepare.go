@@ -97,22 +97,29 @@ func (s *Sandbox) unsupported() error {
 
 // checkStrings rejects NUL bytes in every string the run uses.
 func (s *Sandbox) checkStrings(cmd []string) error {
-	lists := map[string][]string{
-		"FSReadable": s.FSReadable, "FSWritable": s.FSWritable, "FSDenied": s.FSDenied,
-		"ExtraAllowSyscalls": s.ExtraAllowSyscalls, "ExtraDenySyscalls": s.ExtraDenySyscalls,
-		"command": cmd, "Cwd": {s.Cwd},
-	}
-	for k, v := range s.Env {
-		lists["Env"] = append(lists["Env"], k, v)
-	}
-	for name, list := range lists {
+	nul := func(name string, list ...string) error {
 		for _, v := range list {
 			if strings.IndexByte(v, 0) >= 0 {
 				return field(name, strings.ReplaceAll(v, "\x00", `\0`), ErrInvalidString)
 			}
 		}
+		return nil
 	}
-	for k := range s.Env {
+	for _, l := range []struct {
+		name string
+		list []string
+	}{
+		{"command", cmd}, {"FSReadable", s.FSReadable}, {"FSWritable", s.FSWritable}, {"FSDenied", s.FSDenied},
+		{"ExtraAllowSyscalls", s.ExtraAllowSyscalls}, {"ExtraDenySyscalls", s.ExtraDenySyscalls}, {"Cwd", []string{s.Cwd}},
+	} {
+		if err := nul(l.name, l.list...); err != nil {
+			return err
+		}
+	}
+	for k, v := range s.Env {
+		if err := nul("Env", k, v); err != nil {
+			return err
+		}
 		if k == "" || strings.IndexByte(k, '=') >= 0 {
 			return field("Env", k, errors.New("variable names must be non-empty and hold no '='"))
 		}

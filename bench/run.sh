@@ -14,7 +14,13 @@ cd "$(dirname "$0")/.."
 
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
-if [ $quick = 1 ]; then runs=5; warm=1; loops=0.2; nbench=20000; else runs=60; warm=5; loops=1; nbench=300000; fi
+# runs: start-up rows (hyperfine, in rounds); inruns: rounds of the
+# in-process rows, each of which takes seconds.
+if [ $quick = 1 ]; then
+  runs=6; rounds=1; inruns=3; warm=1; loops=0.2; nbench=20000
+else
+  runs=240; rounds=4; inruns=18; warm=5; loops=1; nbench=300000
+fi
 
 need=()
 command -v hyperfine >/dev/null || need+=(hyperfine)
@@ -67,13 +73,30 @@ chmod 644 "$work"/*.py
 results="$work/results.tsv"
 : >"$results"
 
-# hyperfine_row NAME CMD… : median wall time of each variant, in ms.
+# medians NAME FILE : appends NAME, variant and the median of the variant's
+# times (FILE holds "variant<TAB>ms" lines) to the results.
+medians() {
+  local name=$1 file=$2 variant
+  for variant in $(cut -f1 "$file" | sort -u); do
+    awk -F'\t' -v v="$variant" '$1 == v {print $2}' "$file" | sort -n |
+      awk -v n="$name" -v v="$variant" '{a[NR]=$1} END {printf "%s\t%s\t%s\n", n, v, (a[int((NR+1)/2)] + a[int(NR/2)+1]) / 2}' >>"$results"
+  done
+}
+
+# hyperfine_row NAME CMD [RUNS] : median wall time of each variant, in ms.
+# The variants take turns in rounds (hyperfine runs one variant after the
+# other), so that a drift of the machine during the row hits them all
+# alike; every run of every round counts.
 hyperfine_row() {
-  local name=$1 cmd=$2
-  local args=(-N -w $warm -r $runs --export-json "$work/h.json" -n bare "$cmd" -n sandlock "$SL $cmd" -n bwrap "$BW $cmd")
+  local name=$1 cmd=$2 n=${3:-$runs}
+  local args=(-N -w $warm -r $(((n + rounds - 1) / rounds)) --export-json "$work/h.json" -n bare "$cmd" -n sandlock "$SL $cmd" -n bwrap "$BW $cmd")
   [ -n "$LR" ] && args+=(-n landrun "$LR $cmd")
-  hyperfine "${args[@]}" >/dev/null 2>&1
-  jq -r --arg n "$name" '.results[] | [$n, .command, (.median*1000)] | @tsv' "$work/h.json" >>"$results"
+  : >"$work/times"
+  for _ in $(seq $rounds); do
+    hyperfine "${args[@]}" >/dev/null 2>&1
+    jq -r '.results[] | .command as $v | .times[] | [$v, . * 1000] | @tsv' "$work/h.json" >>"$work/times"
+  done
+  medians "$name" "$work/times"
 }
 
 # inproc_row NAME SCRIPT [SANDLOCK_FLAGS [LANDRUN_FLAGS]] : median of the
@@ -83,8 +106,8 @@ inproc_row() {
   local name=$1 script=$2 slflags=${3:-} lrflags=${4:-} variant cmd
   local variants=(bare sandlock bwrap)
   [ -n "$LR" ] && variants+=(landrun)
-  for v in "${variants[@]}"; do : >"$work/row.$v"; done
-  for _ in $(seq $((runs / 4 + 3))); do
+  : >"$work/times"
+  for _ in $(seq $inruns); do
     for variant in "${variants[@]}"; do
       case $variant in
         bare) cmd="/usr/bin/python3 $script" ;;
@@ -92,12 +115,10 @@ inproc_row() {
         bwrap) cmd="$BW /usr/bin/python3 $script" ;;
         landrun) cmd="landrun --rox /usr,/lib,/lib64,/bin --ro /etc,$work $lrflags -- /usr/bin/python3 $script" ;;
       esac
-      $cmd >>"$work/row.$variant"
+      printf '%s\t%s\n' $variant "$($cmd)" >>"$work/times"
     done
   done
-  for variant in "${variants[@]}"; do
-    sort -n "$work/row.$variant" | awk -v n="$name" -v v=$variant '{a[NR]=$1} END {printf "%s\t%s\t%s\n", n, v, a[int((NR+1)/2)]}' >>"$results"
-  done
+  medians "$name" "$work/times"
 }
 
 echo "measuring start-up…" >&2
@@ -108,7 +129,7 @@ hyperfine_row "find /usr -maxdepth 3" "find /usr -maxdepth 3"
 inproc_row "100k os.stat (in-process)" "$work/stat.py"
 inproc_row "20k open+close (in-process)" "$work/open.py"
 echo "measuring spawn-heavy…" >&2
-hyperfine_row "200 × /bin/true from sh" "/bin/sh -c 'for i in \$(seq 200); do /bin/true; done'"
+hyperfine_row "200 × /bin/true from sh" "/bin/sh -c 'for i in \$(seq 200); do /bin/true; done'" $((runs / 6))
 
 echo "measuring network…" >&2
 # A loopback server outside every sandbox: it accepts and closes (connect

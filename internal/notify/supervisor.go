@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -56,9 +55,12 @@ type Supervisor struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	idle     atomic.Int32 // receivers waiting in RECV
-	hungUp   atomic.Bool
-	wg       sync.WaitGroup
+	idle   atomic.Int32 // receivers waiting in RECV
+	hungUp atomic.Bool
+	// active counts the receivers and deferred operations running or
+	// about to; the last one to finish closes the listener and done.
+	active   atomic.Int32
+	listener *os.File // the listener as the netpoller watches it, or nil
 	deferSem chan struct{}
 	done     chan struct{}
 
@@ -100,19 +102,25 @@ func Start(cfg Config) *Supervisor {
 	// Until the first notification, the listener is watched by the runtime's
 	// netpoller: a sandbox whose program never makes a notified syscall
 	// costs no thread. The first one starts the receiver.
-	listener := s.watchable()
-	s.wg.Add(1)
-	go s.awaitFirst(listener)
-	go func() {
-		s.wg.Wait()
-		if listener != nil {
-			listener.Close()
-		} else {
-			unix.Close(s.fd)
-		}
-		close(s.done)
-	}()
+	s.listener = s.watchable()
+	s.active.Add(1)
+	go s.awaitFirst()
 	return s
+}
+
+// leave ends a receiver or deferred operation; the last one closes the
+// listener and marks the supervisor done (without a goroutine waiting for
+// it: one thread hand-off less at the end of every sandbox).
+func (s *Supervisor) leave() {
+	if s.active.Add(-1) > 0 {
+		return
+	}
+	if s.listener != nil {
+		s.listener.Close()
+	} else {
+		unix.Close(s.fd)
+	}
+	close(s.done)
 }
 
 // watchable registers the listener with the netpoller, or returns nil if it
@@ -128,9 +136,9 @@ func (s *Supervisor) watchable() *os.File {
 // notification or hangs up, then becomes the receiver. A listener that hung
 // up without a notification (the program made no notified syscall) needs
 // none.
-func (s *Supervisor) awaitFirst(listener *os.File) {
-	if listener != nil {
-		if rc, err := listener.SyscallConn(); err == nil {
+func (s *Supervisor) awaitFirst() {
+	if s.listener != nil {
+		if rc, err := s.listener.SyscallConn(); err == nil {
 			var revents int16
 			rc.Read(func(fd uintptr) bool {
 				pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
@@ -140,7 +148,7 @@ func (s *Supervisor) awaitFirst(listener *os.File) {
 			})
 			if revents&unix.POLLIN == 0 && revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
 				s.hungUp.Store(true)
-				s.wg.Done()
+				s.leave()
 				return
 			}
 		}
@@ -157,13 +165,13 @@ func (s *Supervisor) Done() <-chan struct{} { return s.done }
 func (s *Supervisor) Stop() { s.cancel() }
 
 func (s *Supervisor) receive() {
-	defer s.wg.Done()
+	defer s.leave()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
 	// fired tells that a watchdog's unstall has finished. A receiver whose
 	// watchdog fired waits for it before going on: while it runs, this
-	// receiver still counts in wg, so unstall's wg.Add can never come after
+	// receiver still counts in active, so unstall's Add can never come after
 	// the last receiver has gone and the listener fd was closed (and maybe
 	// reused by another sandbox's listener).
 	fired := make(chan struct{}, 1)
@@ -202,7 +210,7 @@ func (s *Supervisor) receive() {
 // receiver is waiting for the next notification, start one.
 func (s *Supervisor) unstall() {
 	if s.idle.Load() == 0 && !s.hungUp.Load() {
-		s.wg.Add(1)
+		s.active.Add(1)
 		go s.receive()
 	}
 }
@@ -378,9 +386,9 @@ func (s *Supervisor) startDeferred(hc *HandlerCtx, a Action) {
 		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EAGAIN)})
 		return
 	}
-	s.wg.Add(1)
+	s.active.Add(1)
 	go func() {
-		defer s.wg.Done()
+		defer s.leave()
 		defer func() { <-s.deferSem }()
 		next := callDeferred(s.ctx, a.deferred, hc, s.log)
 		if next.kind == actDefer {
