@@ -61,6 +61,9 @@ type Supervisor struct {
 	// about to; the last one to finish closes the listener and done.
 	active   atomic.Int32
 	listener *os.File // the listener as the netpoller watches it, or nil
+	// phase is awaiting until the first receiver starts (receiving), or
+	// until Finish ends a supervisor that never needed one (finished).
+	phase    atomic.Int32
 	deferSem chan struct{}
 	done     chan struct{}
 
@@ -103,10 +106,20 @@ func Start(cfg Config) *Supervisor {
 	// netpoller: a sandbox whose program never makes a notified syscall
 	// costs no thread. The first one starts the receiver.
 	s.listener = s.watchable()
+	if s.listener == nil {
+		s.phase.Store(receiving)
+	}
 	s.active.Add(1)
 	go s.awaitFirst()
 	return s
 }
+
+// Phases of a supervisor.
+const (
+	awaiting  = iota // only awaitFirst runs, parked in the netpoller
+	receiving        // a receiver has started
+	finished         // Finish came first: done is closed
+)
 
 // leave ends a receiver or deferred operation; the last one closes the
 // listener and marks the supervisor done (without a goroutine waiting for
@@ -138,19 +151,25 @@ func (s *Supervisor) watchable() *os.File {
 // none.
 func (s *Supervisor) awaitFirst() {
 	if s.listener != nil {
+		var revents int16
 		if rc, err := s.listener.SyscallConn(); err == nil {
-			var revents int16
 			rc.Read(func(fd uintptr) bool {
 				pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 				n, _ := unix.Poll(pfd, 0)
 				revents = pfd[0].Revents
 				return n > 0
 			})
-			if revents&unix.POLLIN == 0 && revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
-				s.hungUp.Store(true)
-				s.leave()
-				return
-			}
+		}
+		if !s.phase.CompareAndSwap(awaiting, receiving) {
+			// Finish has ended the supervisor; only the listener is
+			// left to close.
+			s.listener.Close()
+			return
+		}
+		if revents&unix.POLLIN == 0 && revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+			s.hungUp.Store(true)
+			s.leave()
+			return
 		}
 	}
 	s.receive()
@@ -159,6 +178,17 @@ func (s *Supervisor) awaitFirst() {
 // Done is closed once every task using the filter is gone, every answer has
 // been sent and the listener is closed.
 func (s *Supervisor) Done() <-chan struct{} { return s.done }
+
+// Finish tells the supervisor that no task using the filter is left. If no
+// receiver has ever started, nothing can be pending: Done is closed at once
+// rather than when the netpoller reports the listener's hang-up (which can
+// take a while on a busy runtime), and the listener is closed when it does.
+// Otherwise the receivers end on their own, as they would without Finish.
+func (s *Supervisor) Finish() {
+	if s.phase.CompareAndSwap(awaiting, finished) {
+		close(s.done)
+	}
+}
 
 // Stop cancels the context handlers and deferred functions see. It does not
 // wait: the supervisor ends when the last task using the filter is gone.

@@ -162,9 +162,11 @@ func (s *Session) Start(spec *Spec) error {
 		return s.launch(spec, stage)
 	})
 	if err != nil {
+		// Launch has reaped whatever it started.
 		stop()
 		if s.sup != nil {
 			s.sup.Stop()
+			s.sup.Finish()
 			<-s.sup.Done()
 		}
 		return err
@@ -509,6 +511,7 @@ func (s *Session) end(root tracer.Exit) {
 	s.stop()
 	if s.sup != nil {
 		s.sup.Stop()
+		s.sup.Finish()
 		<-s.sup.Done()
 	}
 	s.status = root.Status
