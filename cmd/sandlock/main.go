@@ -137,29 +137,40 @@ func isStepError(err error) bool {
 	return errors.As(err, &se)
 }
 
-// flagOf names the run flag behind each Sandbox field.
-var flagOf = map[string]string{
-	"FSReadable":         "--fs-read",
-	"FSWritable":         "--fs-write",
-	"FSDenied":           "--fs-deny",
-	"Cwd":                "--cwd",
-	"Env":                "--env",
-	"ExtraAllowSyscalls": "--extra-allow-syscall",
-	"ExtraDenySyscalls":  "--extra-deny-syscall",
-	"AllowDegraded":      "--allow-degraded",
-	"Disable":            "--disable",
-	"MaxMemory":          "--max-memory",
-	"MaxProcesses":       "--max-processes",
-	"MaxCPU":             "--cpu",
-	"MaxOpenFiles":       "--max-open-files",
-	"CPUCores":           "--cpu-cores",
-	"NumCPUs":            "--num-cpus",
-	"GPUDevices":         "--gpu",
-	"NetAllow":           "--net-allow",
-	"NetDeny":            "--net-deny",
-	"NetAllowBind":       "--net-allow-bind",
-	"NetDenyBind":        "--net-deny-bind",
-	"PortRemap":          "--port-remap",
+// flagFields pairs each run flag with the Sandbox field behind it (a slice,
+// not a map: a package-level map is built at every start).
+var flagFields = [...]struct{ field, flag string }{
+	{"FSReadable", "--fs-read"},
+	{"FSWritable", "--fs-write"},
+	{"FSDenied", "--fs-deny"},
+	{"Cwd", "--cwd"},
+	{"Env", "--env"},
+	{"ExtraAllowSyscalls", "--extra-allow-syscall"},
+	{"ExtraDenySyscalls", "--extra-deny-syscall"},
+	{"AllowDegraded", "--allow-degraded"},
+	{"Disable", "--disable"},
+	{"MaxMemory", "--max-memory"},
+	{"MaxProcesses", "--max-processes"},
+	{"MaxCPU", "--cpu"},
+	{"MaxOpenFiles", "--max-open-files"},
+	{"CPUCores", "--cpu-cores"},
+	{"NumCPUs", "--num-cpus"},
+	{"GPUDevices", "--gpu"},
+	{"NetAllow", "--net-allow"},
+	{"NetDeny", "--net-deny"},
+	{"NetAllowBind", "--net-allow-bind"},
+	{"NetDenyBind", "--net-deny-bind"},
+	{"PortRemap", "--port-remap"},
+}
+
+// flagOf names the run flag behind a Sandbox field, if there is one.
+func flagOf(field string) (string, bool) {
+	for _, f := range flagFields {
+		if f.field == field {
+			return f.flag, true
+		}
+	}
+	return "", false
 }
 
 // message renders an error as one "sandlock: …" line, naming the flag
@@ -168,7 +179,7 @@ func message(err error) string {
 	var fe *policy.FieldError
 	if errors.As(err, &fe) {
 		name := fe.Field
-		if f, ok := flagOf[name]; ok {
+		if f, ok := flagOf(name); ok {
 			name = f
 		}
 		if fe.Value != "" {

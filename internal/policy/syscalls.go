@@ -6,7 +6,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -48,21 +47,34 @@ var NoSupervisorBlocklist = []string{
 	"clock_settime", "settimeofday", "adjtimex", "clock_adjtime",
 }
 
-// Groups are named sets of syscalls that ExtraAllowSyscalls and
-// ExtraDenySyscalls accept.
-var Groups = map[string][]string{
-	"sysv_ipc": {"shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semctl", "semtimedop"},
+// groups are the named sets of syscalls that ExtraAllowSyscalls and
+// ExtraDenySyscalls accept, sorted by name. (A slice, not a map: a
+// package-level map is built at every start of the CLI.)
+var groups = [...]struct {
+	name    string
+	members []string
+}{
+	{"sysv_ipc", []string{"shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semctl", "semtimedop"}},
+}
+
+// Group returns the members of the named syscall group.
+func Group(name string) ([]string, bool) {
+	for _, g := range groups {
+		if g.name == name {
+			return g.members, true
+		}
+	}
+	return nil, false
 }
 
 // DefaultDeniedGroups are denied unless ExtraAllowSyscalls names them.
 var DefaultDeniedGroups = []string{"sysv_ipc"}
 
 func groupNames() string {
-	names := make([]string, 0, len(Groups))
-	for n := range Groups {
-		names = append(names, n)
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		names[i] = g.name
 	}
-	sort.Strings(names)
 	return strings.Join(names, ", ")
 }
 
@@ -77,7 +89,7 @@ func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]
 	var unknownAllow []string
 	var allowed map[string]bool
 	for _, g := range extraAllow {
-		if _, ok := Groups[g]; !ok {
+		if _, ok := Group(g); !ok {
 			unknownAllow = append(unknownAllow, g)
 			continue
 		}
@@ -102,14 +114,15 @@ func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]
 	}
 	for _, g := range DefaultDeniedGroups {
 		if !allowed[g] {
-			for _, n := range Groups[g] {
+			members, _ := Group(g)
+			for _, n := range members {
 				add(n)
 			}
 		}
 	}
 	var unknown, conflicts []string
 	for _, d := range extraDeny {
-		if members, ok := Groups[d]; ok {
+		if members, ok := Group(d); ok {
 			if allowed[d] {
 				conflicts = append(conflicts, fmt.Sprintf("group %s is both allowed and denied", d))
 				continue
@@ -125,7 +138,8 @@ func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]
 			continue
 		}
 		for g := range allowed {
-			for _, m := range Groups[g] {
+			members, _ := Group(g)
+			for _, m := range members {
 				if m == d {
 					conflicts = append(conflicts, fmt.Sprintf("%s is denied but belongs to allowed group %s", d, g))
 				}

@@ -96,11 +96,14 @@ func namesOf(tab *sysnum.Table, nrs []int) map[string]bool {
 func TestListedNamesExist(t *testing.T) {
 	var all []string
 	all = append(all, DefaultBlocklist...)
-	for g, members := range Groups {
-		if len(members) == 0 {
-			t.Errorf("group %s is empty", g)
+	for i, g := range groups {
+		if len(g.members) == 0 {
+			t.Errorf("group %s is empty", g.name)
 		}
-		all = append(all, members...)
+		if i > 0 && groups[i-1].name >= g.name {
+			t.Errorf("groups are not sorted by name at %s", g.name)
+		}
+		all = append(all, g.members...)
 	}
 	for _, n := range all {
 		if _, ok := sysnum.AMD64.Nr(n); !ok {
@@ -111,7 +114,7 @@ func TestListedNamesExist(t *testing.T) {
 		}
 	}
 	for _, g := range DefaultDeniedGroups {
-		if _, ok := Groups[g]; !ok {
+		if _, ok := Group(g); !ok {
 			t.Errorf("default-denied group %q does not exist", g)
 		}
 	}
@@ -163,7 +166,7 @@ func TestDenyListDefault(t *testing.T) {
 					want[n] = true
 				}
 			}
-			for _, n := range Groups["sysv_ipc"] {
+			for _, n := range sysvIPC(t) {
 				want[n] = true
 			}
 			if len(got) != len(want) {
@@ -185,7 +188,7 @@ func TestDenyListAllowSysvIPC(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := namesOf(tab, deny)
-		for _, n := range Groups["sysv_ipc"] {
+		for _, n := range sysvIPC(t) {
 			if got[n] {
 				t.Errorf("%s: %s still denied with sysv_ipc allowed", tab.Arch, n)
 			}
@@ -196,7 +199,7 @@ func TestDenyListAllowSysvIPC(t *testing.T) {
 			}
 		}
 		def, _ := DenyList(tab, DefaultBlocklist, nil, nil)
-		if len(deny) != len(def)-len(Groups["sysv_ipc"]) {
+		if len(deny) != len(def)-len(sysvIPC(t)) {
 			t.Errorf("%s: %d denied with sysv_ipc allowed, %d by default", tab.Arch, len(deny), len(def))
 		}
 	}
@@ -528,4 +531,13 @@ func TestExtraDenyThroughFilter(t *testing.T) {
 			}
 		}
 	}
+}
+
+func sysvIPC(t *testing.T) []string {
+	t.Helper()
+	m, ok := Group("sysv_ipc")
+	if !ok {
+		t.Fatal("no sysv_ipc group")
+	}
+	return m
 }

@@ -2,17 +2,19 @@
 // the child stage, the seccomp supervisor and the ptrace tracer.
 //
 // The child stage. Go offers no hook between fork and exec, so sandlock
-// forks with its own raw clone (through the runtime's fork hooks) on a
-// dedicated, locked OS thread, the tracer's. The forked child, a copy of
-// that one thread, runs nothing but raw syscalls: it takes a new process
-// group, arms PR_SET_PDEATHSIG, marks every fd close-on-exec, sets
-// NO_NEW_PRIVS, empties its capability sets, restricts itself with Landlock
-// and installs the seccomp filter with a listener. It then waits on a pipe
-// while the parent takes a copy of the listener (pidfd_getfd), starts the
-// supervisor and seizes the child with ptrace; only then does it move its
-// standard fds into place and exec. No thread of sandlock's own process is
-// ever confined, no second Go runtime starts, and nothing of the program
-// runs untraced or unsupervised.
+// clones with its own raw clone (through the runtime's fork hooks) on a
+// dedicated, locked OS thread, the tracer's. The child runs nothing but raw
+// syscalls: it takes a new process group, arms PR_SET_PDEATHSIG, sets
+// NO_NEW_PRIVS, empties its capability sets, restricts itself with Landlock,
+// installs the seccomp filter with a listener, keeps only the fds asked for
+// and execs. In vfork mode (the usual one) it shares the supervisor's
+// memory and fd table, so the listener is in the supervisor's table before
+// the program runs, and the tracer seizes the root right after its exec
+// (the fork-family syscalls wait for that). In fork mode, for a child whose
+// last steps could be notified, it waits at a gate pipe while the parent
+// copies its listener (pidfd_getfd), starts the supervisor and seizes it.
+// No thread of sandlock's own process is ever confined, no second Go
+// runtime starts, and the program can create nothing untraced.
 package sandbox
 
 import (

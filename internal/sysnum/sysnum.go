@@ -33,8 +33,8 @@ type Table struct {
 
 // The tables of the supported architectures.
 var (
-	AMD64 = &Table{Arch: "amd64", AuditArch: unix.AUDIT_ARCH_X86_64, X32: true, byNr: amd64ByNr[:], byName: amd64ByName[:]}
-	ARM64 = &Table{Arch: "arm64", AuditArch: unix.AUDIT_ARCH_AARCH64, byNr: arm64ByNr[:], byName: arm64ByName[:]}
+	AMD64 = &Table{Arch: "amd64", AuditArch: unix.AUDIT_ARCH_X86_64, X32: true, byNr: amd64ByNr, byName: amd64ByName}
+	ARM64 = &Table{Arch: "arm64", AuditArch: unix.AUDIT_ARCH_AARCH64, byNr: arm64ByNr, byName: arm64ByName}
 )
 
 // Nr returns the number of the named syscall.

@@ -2,7 +2,7 @@
 
 package sysnum
 
-var amd64ByNr = [...]string{
+var amd64ByNr = []string{
 	0:   "read",
 	1:   "write",
 	2:   "open",
@@ -390,7 +390,7 @@ var amd64ByNr = [...]string{
 	471: "rseq_slice_yield",
 }
 
-var amd64ByName = [...]entry{
+var amd64ByName = []entry{
 	{"_sysctl", 156},
 	{"accept", 43},
 	{"accept4", 288},
@@ -778,7 +778,7 @@ var amd64ByName = [...]entry{
 	{"writev", 20},
 }
 
-var arm64ByNr = [...]string{
+var arm64ByNr = []string{
 	0:   "io_setup",
 	1:   "io_destroy",
 	2:   "io_submit",
@@ -1108,7 +1108,7 @@ var arm64ByNr = [...]string{
 	471: "rseq_slice_yield",
 }
 
-var arm64ByName = [...]entry{
+var arm64ByName = []entry{
 	{"accept", 202},
 	{"accept4", 242},
 	{"acct", 89},

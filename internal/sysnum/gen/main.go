@@ -41,14 +41,14 @@ func main() {
 			fail("%s: %v", arch, err)
 		}
 		// By number: an array indexed by the syscall number.
-		fmt.Fprintf(&out, "var %sByNr = [...]string{\n", arch)
+		fmt.Fprintf(&out, "var %sByNr = []string{\n", arch)
 		for _, e := range entries {
 			fmt.Fprintf(&out, "\t%d: %q,\n", e.nr, e.name)
 		}
 		out.WriteString("}\n\n")
 		// By name: sorted, for binary search.
 		sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
-		fmt.Fprintf(&out, "var %sByName = [...]entry{\n", arch)
+		fmt.Fprintf(&out, "var %sByName = []entry{\n", arch)
 		for _, e := range entries {
 			fmt.Fprintf(&out, "\t{%q, %d},\n", e.name, e.nr)
 		}
