@@ -158,6 +158,19 @@ func TestEnvironment(t *testing.T) {
 	if string(res.Stdout) != "bar yes\n" {
 		t.Fatalf("env: %q", res.Stdout)
 	}
+	// Env replaces an inherited variable: one entry, the new value.
+	sb.Env["SANDLOCK_TEST_INHERITED"] = "over"
+	res = run(t, sb, "/usr/bin/env")
+	var got []string
+	for _, kv := range strings.Split(string(res.Stdout), "\n") {
+		if strings.HasPrefix(kv, "SANDLOCK_TEST_INHERITED=") {
+			got = append(got, kv)
+		}
+	}
+	if len(got) != 1 || got[0] != "SANDLOCK_TEST_INHERITED=over" {
+		t.Fatalf("overridden variable: %q", got)
+	}
+	delete(sb.Env, "SANDLOCK_TEST_INHERITED")
 	sb.CleanEnv = true
 	res = sh(t, sb, `echo "$FOO ${SANDLOCK_TEST_INHERITED:-unset} ${PATH:+path}"`)
 	if string(res.Stdout) != "bar unset path\n" {
