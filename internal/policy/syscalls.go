@@ -272,26 +272,21 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 	p := &filter.Policy{Arch: arch, Default: filter.Allow}
 	index := make([]int32, size) // 1 + the rule's position in p.Rules; 0 for none
 	for nr, f := range flags {
-		if f != 0 {
-			p.Rules = append(p.Rules, filter.Rule{Nr: nr})
-			index[nr] = int32(len(p.Rules))
+		if f == 0 {
+			continue
 		}
-	}
-	// base is a syscall's action before its argument filters.
-	base := func(nr int) filter.Action {
+		// The action before any argument filter.
+		act := filter.Allow
 		switch {
-		case flags[nr]&isDenied != 0:
-			return eperm
-		case flags[nr]&isNotified != 0:
-			return filter.Notify
+		case f&isDenied != 0:
+			act = eperm
+		case f&isNotified != 0:
+			act = filter.Notify
 		}
-		return filter.Allow
-	}
-	for i := range p.Rules {
-		p.Rules[i].Action = base(p.Rules[i].Nr)
+		p.Rules = append(p.Rules, filter.Rule{Nr: nr, Action: act})
+		index[nr] = int32(len(p.Rules))
 	}
 	rule := func(nr int) *filter.Rule { return &p.Rules[index[nr]-1] }
-	notified := func(nr int) bool { return flags[nr]&isNotified != 0 }
 	// argRule returns the rule to which argument filters are added, or nil
 	// when the syscall is denied outright (its filters would only reopen it).
 	argRule := func(name string) *filter.Rule {
@@ -323,7 +318,7 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 		})
 	}
 	if nr, ok := arch.Nr("clone3"); ok && flags[nr]&isDenied == 0 {
-		if notified(nr) {
+		if flags[nr]&isNotified != 0 {
 			return nil, fmt.Errorf("clone3 cannot be supervised: it is answered ENOSYS so that its flags never escape the namespace check")
 		}
 		rule(nr).Action = filter.Errno(unix.ENOSYS)

@@ -166,11 +166,7 @@ func (s *Session) Start(spec *Spec) error {
 	if err != nil {
 		// Launch has reaped whatever it started.
 		stop()
-		if s.sup != nil {
-			s.sup.Stop()
-			s.sup.Finish()
-			<-s.sup.Done()
-		}
+		s.endSupervisor()
 		return err
 	}
 	if spec.CPUPercent > 0 && spec.CPUPercent < 100 {
@@ -511,13 +507,19 @@ func newChildStage(spec *Spec, listen bool) (*childStage, error) {
 // session. It runs on the tracer's goroutine once no task is left.
 func (s *Session) end(root tracer.Exit) {
 	s.stop()
+	s.endSupervisor()
+	s.status = root.Status
+	close(s.ended)
+}
+
+// endSupervisor stops the supervisor, if there is one, once no task of the
+// sandbox is left, and waits for its last answer.
+func (s *Session) endSupervisor() {
 	if s.sup != nil {
 		s.sup.Stop()
 		s.sup.Finish()
 		<-s.sup.Done()
 	}
-	s.status = root.Status
-	close(s.ended)
 }
 
 // Pid is the program's pid, the leader of its process group.
