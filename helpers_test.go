@@ -2,10 +2,12 @@ package sandlock_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -164,4 +166,41 @@ func clearCloexec(t *testing.T, f *os.File) {
 	if _, err := unix.FcntlInt(f.Fd(), unix.F_SETFD, 0); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// cPrograms caches the C programs built by cProgram, by source.
+var cPrograms sync.Map // source → path or error
+
+// cProgram compiles a C program (with pthreads) once per test binary into
+// a directory every user can read, and returns its path. Tests use C where
+// Python is too slow or too indirect: threads racing a syscall's memory
+// arguments, raw syscalls with exact arguments.
+func cProgram(t *testing.T, name, src string) string {
+	t.Helper()
+	if v, ok := cPrograms.Load(src); ok {
+		if err, bad := v.(error); bad {
+			t.Fatal(err)
+		}
+		return v.(string)
+	}
+	// Beside the CLI binary: a directory every user can read, removed
+	// by TestMain. Each program gets its own name there.
+	dir, err := os.MkdirTemp(filepath.Dir(cliBinary), name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	cfile := filepath.Join(dir, name+".c")
+	bin := filepath.Join(dir, name)
+	if err := os.WriteFile(cfile, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("gcc", "-O2", "-Wall", "-pthread", "-o", bin, cfile).CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("compiling %s: %v\n%s", name, err, out)
+		cPrograms.Store(src, err)
+		t.Fatal(err)
+	}
+	v, _ := cPrograms.LoadOrStore(src, bin)
+	return v.(string)
 }
