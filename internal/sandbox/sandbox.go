@@ -187,6 +187,9 @@ func (s *Session) OnExit(f func(pid int)) { s.onExit = append(s.onExit, f) }
 // Processes returns the number of live processes of the sandbox.
 func (s *Session) Processes() int { return s.tr.Processes() }
 
+// ProcessIDs returns the pids of the live processes of the sandbox.
+func (s *Session) ProcessIDs() []int { return s.tr.ProcessIDs() }
+
 // TGID returns the thread group of a task of the sandbox.
 func (s *Session) TGID(tid int) int { return s.tr.TGID(tid) }
 

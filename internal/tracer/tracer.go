@@ -154,6 +154,20 @@ func (t *Tracer) Processes() int {
 	return t.procs
 }
 
+// ProcessIDs returns the pids of the live processes (thread-group leaders)
+// of the sandbox, in no particular order.
+func (t *Tracer) ProcessIDs() []int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]int, 0, t.procs)
+	for tid, tk := range t.tasks {
+		if tid == tk.tgid {
+			out = append(out, tid)
+		}
+	}
+	return out
+}
+
 // TGID returns the thread group of a task of the sandbox.
 func (t *Tracer) TGID(tid int) int {
 	t.mu.Lock()
