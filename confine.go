@@ -11,27 +11,19 @@ import (
 )
 
 // Confine applies the sandbox's Landlock filesystem rules (FSReadable,
-// FSWritable, with AllowDegraded and Disable) to every thread of the calling
-// process, irreversibly. Fields that need a supervisor or a new process are
-// rejected. It needs a binary built without cgo.
+// FSWritable, with AllowDegraded and Disable, and the default device
+// grants) to every thread of the calling process, irreversibly. Every other
+// field needs a supervisor or a new process: a Sandbox that sets one is
+// rejected before anything is applied, since a limit or rule silently
+// dropped is the one thing a sandbox must never do. It needs a binary built
+// without cgo.
 func Confine(s *Sandbox) error {
 	if err := s.checkStrings(nil); err != nil {
 		return err
 	}
-	if err := s.unsupported(); err != nil {
-		return err
-	}
-	other := []struct {
-		name string
-		set  bool
-	}{
-		{"FSDenied", len(s.FSDenied) > 0}, {"Cwd", s.Cwd != ""},
-		{"ExtraAllowSyscalls", len(s.ExtraAllowSyscalls) > 0}, {"ExtraDenySyscalls", len(s.ExtraDenySyscalls) > 0},
-		{"CleanEnv", s.CleanEnv}, {"Env", len(s.Env) > 0}, {"KeepCaps", s.KeepCaps}, {"NoSupervisor", s.NoSupervisor},
-	}
-	for _, o := range other {
-		if o.set {
-			return &policy.FieldError{Field: o.name, Err: errors.New("cannot be applied by Confine (it needs a supervisor or a new process)")}
+	for _, f := range s.unconfinable() {
+		if f.set {
+			return &policy.FieldError{Field: f.name, Err: errors.New("cannot be applied by Confine (it needs a supervisor or a new process)")}
 		}
 	}
 	abi, err := landlock.ABI()
@@ -54,6 +46,35 @@ func Confine(s *Sandbox) error {
 		return fmt.Errorf("sandlock: %w", err)
 	}
 	return nil
+}
+
+// unconfinable lists the fields Confine cannot apply, and whether each is
+// set.
+func (s *Sandbox) unconfinable() []struct {
+	name string
+	set  bool
+} {
+	return []struct {
+		name string
+		set  bool
+	}{
+		{"FSDenied", len(s.FSDenied) > 0}, {"Workdir", s.Workdir != ""}, {"Cwd", s.Cwd != ""},
+		{"Chroot", s.Chroot != ""}, {"FSMount", len(s.FSMount) > 0},
+		{"NetAllow", len(s.NetAllow) > 0}, {"NetDeny", len(s.NetDeny) > 0},
+		{"NetAllowBind", len(s.NetAllowBind) > 0}, {"NetDenyBind", len(s.NetDenyBind) > 0}, {"PortRemap", s.PortRemap},
+		{"HTTPAllow", len(s.HTTPAllow) > 0}, {"HTTPDeny", len(s.HTTPDeny) > 0}, {"HTTPPorts", len(s.HTTPPorts) > 0},
+		{"HTTPCAFile", s.HTTPCAFile != ""}, {"HTTPKeyFile", s.HTTPKeyFile != ""},
+		{"MaxMemory", s.MaxMemory != ""}, {"MaxDisk", s.MaxDisk != ""}, {"MaxProcesses", s.MaxProcesses != 0},
+		{"MaxCPU", s.MaxCPU != 0}, {"MaxOpenFiles", s.MaxOpenFiles != 0}, {"CPUCores", len(s.CPUCores) > 0},
+		{"NumCPUs", s.NumCPUs != 0}, {"GPUDevices", s.GPUDevices != nil},
+		{"ExtraAllowSyscalls", len(s.ExtraAllowSyscalls) > 0}, {"ExtraDenySyscalls", len(s.ExtraDenySyscalls) > 0},
+		{"RandomSeed", s.RandomSeed != nil}, {"TimeStart", s.TimeStart != ""},
+		{"NoRandomizeMemory", s.NoRandomizeMemory}, {"NoHugePages", s.NoHugePages}, {"DeterministicDirs", s.DeterministicDirs},
+		{"CleanEnv", s.CleanEnv}, {"Env", len(s.Env) > 0}, {"UID", s.UID != nil}, {"GID", s.GID != nil},
+		{"NoCoredump", s.NoCoredump}, {"FSStorage", s.FSStorage != ""},
+		{"OnExit", s.OnExit != BranchActionDefault}, {"OnError", s.OnError != BranchActionDefault},
+		{"Name", s.Name != ""}, {"PolicyFn", s.PolicyFn != nil}, {"KeepCaps", s.KeepCaps}, {"NoSupervisor", s.NoSupervisor},
+	}
 }
 
 // LandlockABIVersion returns the kernel's Landlock ABI version, or -1 when

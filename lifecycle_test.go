@@ -73,7 +73,7 @@ func TestContextDeadlineKillsTheTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Reason != sandlock.ReasonTimeout || res.Signal != int(syscall.SIGKILL) {
+	if res.Reason != sandlock.ReasonTimeout || res.Signal != -1 || res.ShellCode() != 128+int(syscall.SIGKILL) {
 		t.Fatalf("want a timeout, got %+v", res)
 	}
 	// Run returns only when nothing of the sandbox is left.
@@ -164,7 +164,7 @@ func TestKillAndWait(t *testing.T) {
 	waitAlive(t, m, 2)
 	p.Kill()
 	res, err := p.Wait()
-	if err != nil || res.Reason != sandlock.ReasonKilled || res.Signal != int(syscall.SIGKILL) {
+	if err != nil || res.Reason != sandlock.ReasonKilled || res.Signal != -1 || res.ShellCode() != 128+int(syscall.SIGKILL) {
 		t.Fatalf("after Kill: %+v %v", res, err)
 	}
 	if left := alive(m); len(left) != 0 {

@@ -95,30 +95,29 @@ func (s *Sandbox) unsupported() error {
 	return nil
 }
 
-// checkStrings rejects NUL bytes in every string the run uses.
+// checkStrings rejects NUL bytes in the command and in every string field,
+// with ErrInvalidString itself (upstream's callers compare it with ==), and
+// malformed Env names.
 func (s *Sandbox) checkStrings(cmd []string) error {
-	nul := func(name string, list ...string) error {
+	for _, list := range [][]string{
+		cmd, s.FSReadable, s.FSWritable, s.FSDenied, s.NetAllow, s.NetDeny, s.NetAllowBind, s.NetDenyBind,
+		s.HTTPAllow, s.HTTPDeny, s.ExtraAllowSyscalls, s.ExtraDenySyscalls,
+		{s.Workdir, s.Cwd, s.Chroot, s.HTTPCAFile, s.HTTPKeyFile, s.MaxMemory, s.MaxDisk, s.TimeStart, s.FSStorage, s.Name},
+	} {
 		for _, v := range list {
 			if strings.IndexByte(v, 0) >= 0 {
-				return field(name, strings.ReplaceAll(v, "\x00", `\0`), ErrInvalidString)
+				return ErrInvalidString
 			}
 		}
-		return nil
 	}
-	for _, l := range []struct {
-		name string
-		list []string
-	}{
-		{"command", cmd}, {"FSReadable", s.FSReadable}, {"FSWritable", s.FSWritable}, {"FSDenied", s.FSDenied},
-		{"ExtraAllowSyscalls", s.ExtraAllowSyscalls}, {"ExtraDenySyscalls", s.ExtraDenySyscalls}, {"Cwd", []string{s.Cwd}},
-	} {
-		if err := nul(l.name, l.list...); err != nil {
-			return err
+	for k, v := range s.FSMount {
+		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
+			return ErrInvalidString
 		}
 	}
 	for k, v := range s.Env {
-		if err := nul("Env", k, v); err != nil {
-			return err
+		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
+			return ErrInvalidString
 		}
 		if k == "" || strings.IndexByte(k, '=') >= 0 {
 			return field("Env", k, errors.New("variable names must be non-empty and hold no '='"))
@@ -156,13 +155,14 @@ func (s *Sandbox) landlockConfig(abi int) (*landlock.Config, error) {
 	}
 	handledFS, handledNet, scoped := landlock.Masks(abi, status)
 	cfg := &landlock.Config{ABI: abi, HandledFS: handledFS, HandledNet: handledNet, Scoped: scoped}
-	cfg.Paths = make([]landlock.PathRule, 0, len(s.FSReadable)+len(s.FSWritable))
+	cfg.Paths = make([]landlock.PathRule, 0, len(s.FSReadable)+len(s.FSWritable)+len(landlock.DefaultDevices))
 	for _, p := range s.FSReadable {
 		cfg.Paths = append(cfg.Paths, landlock.PathRule{Path: p, Access: landlock.FSRead})
 	}
 	for _, p := range s.FSWritable {
 		cfg.Paths = append(cfg.Paths, landlock.PathRule{Path: p, Access: handledFS})
 	}
+	cfg.Paths = append(cfg.Paths, landlock.DefaultDevices...)
 	return cfg, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 
@@ -17,13 +18,22 @@ import (
 	"github.com/sandlock-go/sandlock/internal/sandbox"
 )
 
-// Process is a sandboxed program started by Spawn or Popen.
+// Process is a sandboxed program started by Spawn or Popen. A Process that
+// is dropped without Wait or Close is not leaked: once it is unreachable,
+// its sandbox is killed and reaped.
 type Process struct {
 	// The caller's ends of the streams Popen wired StdioPiped; nil otherwise.
 	Stdin  *os.File
 	Stdout *os.File
 	Stderr *os.File
 
+	run *liveRun
+}
+
+// liveRun is a started run: what ends it, kept apart from Process so that
+// the cleanup of an abandoned Process can end it (a cleanup must not reach
+// the value it cleans up after).
+type liveRun struct {
 	p    *prepared
 	sess *sandbox.Session
 
@@ -35,6 +45,21 @@ type Process struct {
 	reason   ExitReason // overrides the exit's own reason when sandlock killed it
 	waitOnce sync.Once
 	result   *Result
+}
+
+// abandoned ends the run of a Process that became unreachable: it kills
+// the sandbox, if it still runs, and reaps it, off the runtime's cleanup
+// goroutine.
+func (r *liveRun) abandoned() {
+	select {
+	case <-r.sess.Ended():
+		r.collect()
+	default:
+		go func() {
+			r.kill(ReasonKilled)
+			r.collect()
+		}()
+	}
 }
 
 // Run runs cmd in the sandbox and waits for it, capturing its standard
@@ -98,10 +123,12 @@ func (s *Sandbox) RunInteractiveWithHandlers(ctx context.Context, cmd []string, 
 // ShellCode is the exit status a shell would report: the exit code, or 128+N
 // for a program that died of signal N.
 func (r *Result) ShellCode() int {
-	if r.ExitCode >= 0 {
+	switch {
+	case r.ExitCode >= 0:
 		return r.ExitCode
-	}
-	if r.Signal > 0 {
+	case r.termSignal > 0:
+		return 128 + r.termSignal
+	case r.Signal > 0:
 		return 128 + r.Signal
 	}
 	return 1
@@ -142,7 +169,7 @@ func (s *Sandbox) start(cmd []string, handlers []SyscallHandler, stdio Stdio, fo
 	if err != nil {
 		return nil, err
 	}
-	proc := &Process{p: p, sess: p.session, tty: -1}
+	proc := &Process{run: &liveRun{p: p, sess: p.session, tty: -1}}
 	var childEnds []*os.File
 	defer func() {
 		for _, f := range childEnds {
@@ -190,13 +217,14 @@ func (s *Sandbox) start(cmd []string, handlers []SyscallHandler, stdio Stdio, fo
 	if foreground && isTerminal(int(os.Stdin.Fd())) {
 		p.spec.Foreground = true
 		p.spec.ForegroundTTY = int(os.Stdin.Fd())
-		proc.tty = int(os.Stdin.Fd())
+		proc.run.tty = int(os.Stdin.Fd())
 	}
 	if err := p.session.Start(&p.spec); err != nil {
 		proc.closeStreams()
 		p.release()
 		return nil, p.execHint(fmt.Errorf("sandlock: %w", err))
 	}
+	runtime.AddCleanup(proc, (*liveRun).abandoned, proc.run)
 	return proc, nil
 }
 
@@ -206,24 +234,24 @@ func isTerminal(fd int) bool {
 }
 
 // Pid returns the program's pid (the leader of its process group).
-func (p *Process) Pid() int { return p.sess.Pid() }
+func (p *Process) Pid() int { return p.run.sess.Pid() }
 
 // Wait waits until the program has exited and nothing of the sandbox is
 // left running, and returns how it ended. It closes a piped Stdin first. A
 // second Wait returns ErrNotRunning.
 func (p *Process) Wait() (*Result, error) {
-	p.mu.Lock()
-	if p.waited {
-		p.mu.Unlock()
+	r := p.run
+	r.mu.Lock()
+	if r.waited {
+		r.mu.Unlock()
 		return nil, ErrNotRunning
 	}
-	p.waited = true
-	stdin := p.Stdin
-	p.mu.Unlock()
-	if stdin != nil {
-		stdin.Close()
+	r.waited = true
+	r.mu.Unlock()
+	if p.Stdin != nil {
+		p.Stdin.Close()
 	}
-	return p.collect(), nil
+	return r.collect(), nil
 }
 
 // waitContext waits, killing the sandbox when ctx is done first.
@@ -234,7 +262,7 @@ func (p *Process) waitContext(ctx context.Context) (*Result, error) {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				reason = ReasonTimeout
 			}
-			p.kill(reason)
+			p.run.kill(reason)
 		})
 		defer stop()
 	}
@@ -242,43 +270,58 @@ func (p *Process) waitContext(ctx context.Context) (*Result, error) {
 }
 
 // collect waits for the end once and builds the Result.
-func (p *Process) collect() *Result {
-	p.waitOnce.Do(func() {
-		ws := p.sess.Wait()
-		p.p.release()
-		p.restoreForeground()
-		r := &Result{ExitCode: -1, Signal: -1}
-		switch {
-		case ws.Exited():
-			r.ExitCode = ws.ExitStatus()
-			r.Reason = ReasonExited
-			r.Success = r.ExitCode == 0
-		case ws.Signaled():
-			r.Signal = int(ws.Signal())
-			r.Reason = ReasonSignaled
-		}
-		p.mu.Lock()
-		if p.reason != ReasonExited && !ws.Exited() {
-			r.Reason = p.reason
-		}
-		p.mu.Unlock()
-		if ws.Signaled() && p.sess.KillReason(p.sess.Pid()) == memoryLimitReason {
-			r.Reason = ReasonMemoryLimit
-		}
-		p.result = r
+func (r *liveRun) collect() *Result {
+	r.waitOnce.Do(func() {
+		ws := r.sess.Wait()
+		r.p.release()
+		r.restoreForeground()
+		r.result = r.result0(ws)
 	})
-	return p.result
+	return r.result
+}
+
+// result0 turns how the program's root ended into a Result, in upstream's
+// model: a catchable signal is ReasonSignaled with its number; SIGKILL, which
+// carries no reason of its own, is ReasonKilled with Signal -1, unless
+// sandlock sent it for a reason it knows (the deadline, the memory limit).
+func (lr *liveRun) result0(ws unix.WaitStatus) *Result {
+	r := &Result{ExitCode: -1, Signal: -1}
+	switch {
+	case ws.Exited():
+		r.ExitCode = ws.ExitStatus()
+		r.Reason = ReasonExited
+		r.Success = r.ExitCode == 0
+		return r
+	case !ws.Signaled():
+		r.Reason = ReasonKilled
+		return r
+	}
+	r.termSignal = int(ws.Signal())
+	if ws.Signal() != unix.SIGKILL {
+		r.Reason, r.Signal = ReasonSignaled, int(ws.Signal())
+		return r
+	}
+	r.Reason = ReasonKilled
+	lr.mu.Lock()
+	if lr.reason != ReasonExited {
+		r.Reason = lr.reason
+	}
+	lr.mu.Unlock()
+	if lr.sess.KillReason(lr.sess.Pid()) == memoryLimitReason {
+		r.Reason = ReasonMemoryLimit
+	}
+	return r
 }
 
 // restoreForeground gives the terminal back to the caller's process group.
-func (p *Process) restoreForeground() {
-	if p.tty < 0 {
+func (r *liveRun) restoreForeground() {
+	if r.tty < 0 {
 		return
 	}
 	// The caller is a background group now: tcsetpgrp would stop it with
 	// SIGTTOU unless the signal is ignored for the call.
 	signal.Ignore(syscall.SIGTTOU)
-	unix.IoctlSetPointerInt(p.tty, unix.TIOCSPGRP, unix.Getpgrp())
+	unix.IoctlSetPointerInt(r.tty, unix.TIOCSPGRP, unix.Getpgrp())
 	signal.Reset(syscall.SIGTTOU)
 }
 
@@ -292,7 +335,7 @@ func (p *Process) Resume() error { return p.signal(syscall.SIGCONT) }
 func (p *Process) Signal(sig syscall.Signal) error { return p.signal(sig) }
 
 func (p *Process) signal(sig syscall.Signal) error {
-	if err := p.sess.Signal(sig); err != nil {
+	if err := p.run.sess.Signal(sig); err != nil {
 		return ErrNotRunning
 	}
 	return nil
@@ -301,17 +344,17 @@ func (p *Process) signal(sig syscall.Signal) error {
 // Kill kills every process of the sandbox. Killing a sandbox that already
 // ended is not an error.
 func (p *Process) Kill() error {
-	p.kill(ReasonKilled)
+	p.run.kill(ReasonKilled)
 	return nil
 }
 
-func (p *Process) kill(reason ExitReason) {
-	p.mu.Lock()
-	if p.reason == ReasonExited {
-		p.reason = reason
+func (r *liveRun) kill(reason ExitReason) {
+	r.mu.Lock()
+	if r.reason == ReasonExited {
+		r.reason = reason
 	}
-	p.mu.Unlock()
-	p.sess.Kill()
+	r.mu.Unlock()
+	r.sess.Kill()
 }
 
 // Ports returns the virtual-to-real port mappings of PortRemap, which is not
@@ -323,11 +366,11 @@ func (p *Process) Ports() (map[int]int, error) { return map[int]int{}, nil }
 func (p *Process) Close() error {
 	p.closeStreams()
 	select {
-	case <-p.sess.Ended():
+	case <-p.run.sess.Ended():
 	default:
-		p.kill(ReasonKilled)
+		p.run.kill(ReasonKilled)
 	}
-	p.collect()
+	p.run.collect()
 	return nil
 }
 

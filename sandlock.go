@@ -156,11 +156,11 @@ type ExitReason uint32
 
 const (
 	ReasonExited   ExitReason = 0 // exited with Result.ExitCode
-	ReasonSignaled ExitReason = 1 // died of Result.Signal
-	ReasonKilled   ExitReason = 2 // killed by sandlock (Kill, a limit, a cancelled context)
-	ReasonTimeout  ExitReason = 3 // killed when the context's deadline passed
-	// ReasonMemoryLimit: killed for exceeding MaxMemory (ours; upstream
-	// reports it as ReasonSignaled).
+	ReasonSignaled ExitReason = 1 // died of the catchable signal Result.Signal
+	ReasonKilled   ExitReason = 2 // killed with SIGKILL: by Kill, a cancelled context, or anyone else
+	ReasonTimeout  ExitReason = 3 // killed by sandlock when the context's deadline passed
+	// ReasonMemoryLimit: killed by sandlock for exceeding MaxMemory. Ours:
+	// upstream reports such a kill as ReasonKilled.
 	ReasonMemoryLimit ExitReason = 4
 )
 
@@ -184,10 +184,12 @@ func (r ExitReason) String() string {
 type Result struct {
 	ExitCode int        // exit code, or -1 if the program did not exit normally
 	Reason   ExitReason // why it ended
-	Signal   int        // the signal it died of (ReasonSignaled, ReasonKilled, ReasonTimeout), else -1
+	Signal   int        // the signal it died of for ReasonSignaled, else -1 (SIGKILL carries none)
 	Success  bool       // exited with code 0
 	Stdout   []byte     // captured standard output (Run)
 	Stderr   []byte     // captured standard error (Run)
+
+	termSignal int // the signal the program died of, SIGKILL included, for ShellCode
 }
 
 // StdioMode is how Popen wires one standard stream.

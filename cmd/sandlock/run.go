@@ -311,8 +311,8 @@ func (f *runFlags) run(args []string, stderr io.Writer) error {
 
 	if f.statusFD >= 0 {
 		status := fmt.Sprintf("{\"exit_code\":%d}\n", res.ExitCode)
-		if res.Signal > 0 && res.ExitCode < 0 {
-			status = fmt.Sprintf("{\"exit_code\":-1,\"signal\":%d}\n", res.Signal)
+		if sig := res.ShellCode() - 128; sig > 0 && res.ExitCode < 0 {
+			status = fmt.Sprintf("{\"exit_code\":-1,\"signal\":%d}\n", sig)
 		}
 		syscall.Write(f.statusFD, []byte(status))
 	}

@@ -102,7 +102,26 @@ func ABI() (int, error) {
 type PathRule struct {
 	Path   string
 	Access uint64
+	// Optional skips a path that does not exist instead of failing.
+	Optional bool
 }
+
+// DefaultDevices are the device files every sandbox may use without a
+// grant, as bubblewrap's --dev gives them: they carry no data and reach
+// nothing, yet everyday programs fail without them (a shell opens /dev/null
+// for a background job, git refuses to run, CPython's tests hang). They are
+// granted as files, never /dev itself; any other device needs a grant.
+var DefaultDevices = []PathRule{
+	{Path: "/dev/null", Access: deviceRW, Optional: true},
+	{Path: "/dev/zero", Access: deviceRW, Optional: true},
+	{Path: "/dev/full", Access: deviceRW, Optional: true},
+	{Path: "/dev/random", Access: FSReadFile, Optional: true},
+	{Path: "/dev/urandom", Access: FSReadFile, Optional: true},
+}
+
+// deviceRW is read and write, truncation (a shell's "> /dev/null") and
+// ioctls (isatty) on a device file.
+const deviceRW = FSReadFile | FSWriteFile | FSTruncate | FSIoctlDev
 
 // PortRule grants Access on a TCP port.
 type PortRule struct {
@@ -205,6 +224,9 @@ func (rs *Ruleset) addPath(p PathRule, handled uint64) error {
 	if err == unix.ENOTDIR {
 		fd, err = unix.Open(p.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
 		access &= fsFileRights
+	}
+	if err == unix.ENOENT && p.Optional {
+		return nil
 	}
 	if err != nil {
 		return &PathError{Path: p.Path, Err: err}
