@@ -739,6 +739,20 @@ func TestCLINoSupervisor(t *testing.T) {
 			t.Errorf("the inner sandbox read outside its grants: exit %d stdout %q", code, stdout)
 		}
 	})
+	t.Run("orphans", func(t *testing.T) {
+		// A grandchild that leaves the process group (setsid) and outlives
+		// its parent is still ended with the run.
+		m1, m2 := cliMarker(300), cliMarker(300)
+		cliKillMarkers(t, m1, m2)
+		code, _, stderr := cli(t, cliRunArgs(cliGrants("--no-supervisor"), "/bin/sh", "-c",
+			"exec >/dev/null 2>&1 </dev/null; (setsid sleep "+m1+" &); setsid sh -c 'sleep "+m2+" & wait' & sleep 0.2; exit 3")...)
+		if code != 3 {
+			t.Errorf("exit %d, want 3; stderr %q", code, stderr)
+		}
+		if live := cliAlive(t, m1, m2); len(live) > 0 {
+			t.Errorf("processes outlived the run: %q", live)
+		}
+	})
 	t.Run("fs-deny", func(t *testing.T) {
 		code, stdout, stderr := cli(t, cliRunArgs(cliGrants("--no-supervisor", "-r", dir, "--fs-deny", secret), "cat", secret)...)
 		if code != 1 || stdout != "" || !strings.Contains(stderr, "--fs-deny") {

@@ -303,6 +303,9 @@ func (f *runFlags) run(args []string, stderr io.Writer) error {
 	res, _ := proc.Wait()
 	close(ended)
 	proc.Close()
+	if f.noSupervisor {
+		endDescendants()
+	}
 
 	code := res.ShellCode()
 	if timedOut.Load() {
