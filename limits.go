@@ -96,6 +96,7 @@ func (l *resourceLimits) register(sess *sandbox.Session) {
 		p := limits.NewProcesses(l.maxProcesses, sess.Processes, sess.TGID)
 		p.Register(sess.Table)
 		sess.OnFork(p.Forked)
+		sess.OnForkInterrupted(p.Interrupted)
 	}
 	if l.maxMemory > 0 {
 		m := limits.NewMemory(l.maxMemory, sess.TGID, func(pid int) { sess.KillProcess(pid, memoryLimitReason) })

@@ -256,20 +256,26 @@ func (f *runFlags) run(args []string, stderr io.Writer) error {
 		return err
 	}
 
+	// Catch the signals to forward. signal.Notify waits for the runtime to
+	// start a thread, which would cost more than the rest of the start-up;
+	// here it overlaps with the sandbox's start, and is done before the
+	// program runs (Spawn takes longer). A signal that comes before it
+	// kills sandlock, and the tracer's thread with it, so the kernel kills
+	// the sandbox too. (The CLI exits right after the run; there is no
+	// signal.Stop.)
+	sigs := make(chan os.Signal, 4)
+	catching := make(chan struct{})
+	go func() {
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+		close(catching)
+	}()
 	proc, err := sb.Spawn(args...)
 	if err != nil {
 		return err
 	}
-	// Forward signals once the program runs. signal.Notify waits for the
-	// runtime to start a thread, which would cost more than the rest of
-	// the start-up; here it overlaps with the program's own. A signal that
-	// comes before it kills sandlock, and the tracer's thread with it, so
-	// the kernel kills the sandbox too. (The CLI exits right after the
-	// run; there is no signal.Stop.) This goroutine forwards signals and
-	// enforces the timeout while this one waits: the end of the sandbox
-	// then wakes the waiter directly.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	<-catching
+	// This goroutine forwards signals and enforces the timeout while this
+	// one waits: the end of the sandbox then wakes the waiter directly.
 	var timedOut atomic.Bool
 	ended := make(chan struct{})
 	go func() {

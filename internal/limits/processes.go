@@ -84,6 +84,19 @@ func (p *Processes) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Ac
 	return notify.Continue()
 }
 
+// Interrupted is called when a fork of thread group parent that was let
+// through was interrupted by a signal before it created anything: the
+// kernel restarts it, and the restart is judged again, so its reservation
+// goes. (Left to lapse, a storm of signals would pile up reservations and
+// fail forks with EAGAIN under the limit.)
+func (p *Processes) Interrupted(parent int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ts := p.reserved[parent]; len(ts) > 0 {
+		p.reserved[parent] = ts[:len(ts)-1]
+	}
+}
+
 // Forked is called by the tracer when a process of thread group parent has
 // created a process: its reservation is now a live process.
 func (p *Processes) Forked(parent int) {

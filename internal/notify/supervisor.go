@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -69,6 +70,14 @@ type Supervisor struct {
 
 	// noDefer holds the syscalls Defer is refused on.
 	noDefer map[int32]bool
+
+	// interruptible holds the syscalls that can natively fail with EINTR;
+	// continued records, per task, such a syscall whose notification was
+	// answered Continue and that the task may still be in (see Restartable).
+	interruptible map[int32]bool
+	continuedMu   sync.Mutex
+	continued     map[int32]int32 // tid → syscall number
+	nContinued    atomic.Int32    // len(continued), read without the lock
 }
 
 // Start starts serving the listener. It returns at once.
@@ -85,6 +94,9 @@ func Start(cfg Config) *Supervisor {
 		deferSem:  make(chan struct{}, MaxDeferred),
 		done:      make(chan struct{}),
 		noDefer:   make(map[int32]bool),
+
+		interruptible: make(map[int32]bool),
+		continued:     make(map[int32]int32),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -100,6 +112,11 @@ func Start(cfg Config) *Supervisor {
 	for _, name := range []string{"execve", "execveat", "clone", "clone3", "fork", "vfork"} {
 		if nr, ok := sysnum.Native().Nr(name); ok {
 			s.noDefer[int32(nr)] = true
+		}
+	}
+	for _, name := range interruptibleSyscalls {
+		if nr, ok := sysnum.Native().Nr(name); ok && s.table.Has(nr) {
+			s.interruptible[int32(nr)] = true
 		}
 	}
 	// Until the first notification, the listener is watched by the runtime's
@@ -220,6 +237,9 @@ func (s *Supervisor) receive() {
 			}
 			continue
 		}
+		if s.nContinued.Load() > 0 {
+			s.forgetContinued(int32(n.PID))
+		}
 		hc := &HandlerCtx{Notif: n, NotifFD: s.fd}
 		quick := s.table.quick(n.Data.Nr)
 		if !quick {
@@ -285,6 +305,9 @@ func (s *Supervisor) answer(hc *HandlerCtx, a Action) {
 	id := hc.Notif.ID
 	switch a.kind {
 	case actContinue:
+		if s.interruptible[hc.Notif.Data.Nr] {
+			s.rememberContinued(int32(hc.Notif.PID), hc.Notif.Data.Nr)
+		}
 		s.send(&seccomp.Resp{ID: id, Flags: seccomp.FlagContinue})
 	case actErrno:
 		s.send(&seccomp.Resp{ID: id, Error: -int32(a.errno)})
@@ -476,4 +499,66 @@ func sealedMemfd(content []byte) (*os.File, error) {
 		return nil, fmt.Errorf("rewinding memfd: %w", err)
 	}
 	return f, nil
+}
+
+// interruptibleSyscalls can natively fail with EINTR (a blocking wait that
+// a signal interrupts): for them a -ERESTARTSYS may come from the syscall
+// itself after a Continue, and must then stay what the kernel made it.
+var interruptibleSyscalls = []string{
+	"read", "readv", "pread64", "preadv", "preadv2", "write", "writev", "pwrite64", "pwritev", "pwritev2",
+	"open", "openat", "openat2", "creat", "connect", "accept", "accept4",
+	"recvfrom", "recvmsg", "recvmmsg", "sendto", "sendmsg", "sendmmsg", "sendfile", "splice", "tee", "vmsplice",
+	"copy_file_range", "wait4", "waitid", "nanosleep", "clock_nanosleep", "pause", "rt_sigsuspend",
+	"rt_sigtimedwait", "select", "pselect6", "poll", "ppoll", "epoll_wait", "epoll_pwait", "epoll_pwait2",
+	"futex", "futex_waitv", "flock", "fcntl", "ioctl", "msgrcv", "msgsnd", "semop", "semtimedop",
+	"mq_timedsend", "mq_timedreceive", "io_getevents", "io_pgetevents", "getrandom", "fallocate",
+}
+
+// maxContinued bounds the continued records: a thread that exits leaves its
+// record behind. Past the bound the records are dropped, which at worst
+// restarts a blocking syscall a signal interrupted instead of failing it
+// with EINTR.
+const maxContinued = 4096
+
+func (s *Supervisor) rememberContinued(tid, nr int32) {
+	s.continuedMu.Lock()
+	if len(s.continued) >= maxContinued {
+		clear(s.continued)
+	}
+	s.continued[tid] = nr
+	s.nContinued.Store(int32(len(s.continued)))
+	s.continuedMu.Unlock()
+}
+
+// forgetContinued drops tid's record: it made a new notified syscall, so it
+// is no longer in the one that was continued.
+func (s *Supervisor) forgetContinued(tid int32) {
+	s.continuedMu.Lock()
+	delete(s.continued, tid)
+	s.nContinued.Store(int32(len(s.continued)))
+	s.continuedMu.Unlock()
+}
+
+// Restartable reports whether tid's syscall nr, about to fail with EINTR
+// because a signal interrupted it, was interrupted while its notification
+// waited to be received, and should therefore be restarted: the native
+// syscall would not have been interrupted there. (Once received, the wait
+// for the answer is killable only.) A notified syscall that can natively
+// fail with EINTR and was answered Continue is running in the kernel, and
+// its EINTR is the kernel's own. The record of that Continue is kept until
+// the task's next notification, so an interruptible syscall interrupted
+// before its notification was received, right after the same syscall was
+// continued, still fails with EINTR: a narrow case, kept on the side of
+// native behaviour for blocking syscalls.
+func (s *Supervisor) Restartable(tid, nr int) bool {
+	if !s.table.Has(nr) {
+		return false
+	}
+	if !s.interruptible[int32(nr)] {
+		return true
+	}
+	s.continuedMu.Lock()
+	last, ok := s.continued[int32(tid)]
+	s.continuedMu.Unlock()
+	return !ok || last != int32(nr)
 }

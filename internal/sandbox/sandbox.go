@@ -96,8 +96,9 @@ type Session struct {
 	sup  *notify.Supervisor
 	stop context.CancelFunc // ends the session's background work
 
-	onFork []func(parent int)
-	onExit []func(pid int)
+	onFork            []func(parent int)
+	onExit            []func(pid int)
+	onForkInterrupted []func(parent int)
 
 	reasonsMu sync.Mutex
 	reasons   map[int]string // pid → why sandlock killed it
@@ -158,7 +159,8 @@ func (s *Session) Start(spec *Spec) error {
 				f(pid)
 			}
 		},
-		OnEnd: s.end,
+		OnSignalInSyscall: s.signalInSyscall,
+		OnEnd:             s.end,
 	}
 	err = s.tr.Launch(cfg, func() (*tracer.Launched, error) {
 		return s.launch(spec, stage)
@@ -179,6 +181,38 @@ func (s *Session) Start(spec *Spec) error {
 // group parent) has created a process. Call it before Start; f must not
 // block.
 func (s *Session) OnFork(f func(parent int)) { s.onFork = append(s.onFork, f) }
+
+// OnForkInterrupted registers f to be called when a fork-family syscall
+// of a process of the sandbox (thread group parent) was let through but
+// produced no child: a signal came first and the kernel restarts it. Call
+// it before Start; f must not block.
+func (s *Session) OnForkInterrupted(f func(parent int)) {
+	s.onForkInterrupted = append(s.onForkInterrupted, f)
+}
+
+// signalInSyscall runs on the tracer's thread (which also set s.sup) when
+// a signal lands on a task in a syscall: a notified syscall interrupted
+// before the supervisor received it is restarted.
+func (s *Session) signalInSyscall(tid, nr, code int) (restart bool) {
+	if code == tracer.ErrRestartNoIntr && len(s.onForkInterrupted) > 0 && s.forkFamily(nr) {
+		parent := s.tr.TGID(tid)
+		for _, f := range s.onForkInterrupted {
+			f(parent)
+		}
+	}
+	return code == tracer.ErrRestartSys && s.sup != nil && s.sup.Restartable(tid, nr)
+}
+
+// forkFamily reports whether nr creates a process or thread.
+func (s *Session) forkFamily(nr int) bool {
+	arch := sysnum.Native()
+	for _, name := range []string{"clone", "fork", "vfork"} {
+		if n, ok := arch.Nr(name); ok && n == nr {
+			return true
+		}
+	}
+	return false
+}
 
 // OnExit registers f to be called when a process of the sandbox has
 // exited. Call it before Start; f must not block.

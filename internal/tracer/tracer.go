@@ -28,6 +28,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The kernel's syscall restart codes (include/linux/errno.h), negated in a
+// task's return register until it handles a signal.
+const (
+	ErrRestartSys    = 512 // EINTR under a handler without SA_RESTART
+	ErrRestartNoIntr = 513 // always restarted (an interrupted fork)
+	errRestartLast   = 516 // ERESTART_RESTARTBLOCK
+)
+
 const (
 	wNoThread = 0x20000000 // __WNOTHREAD: only this thread's children and tracees
 	options   = unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK | unix.PTRACE_O_TRACECLONE
@@ -63,6 +71,7 @@ type Tracer struct {
 	// onProcExit and onFork are called on the tracer's thread.
 	onProcExit func(pid int)
 	onFork     func(parent int)
+	onSignal   func(tid, nr, code int) bool
 }
 
 // Config for Launch.
@@ -77,6 +86,16 @@ type Config struct {
 	// OnFork, if set, is called when a process of thread group parent has
 	// created a process (not a thread). It must not block.
 	OnFork func(parent int)
+	// OnSignalInSyscall, if set, is called at a signal-delivery-stop of a
+	// task whose syscall nr is about to end with the kernel's restart code
+	// code (ErrRestartSys … 516) because of the signal. For ErrRestartSys,
+	// which becomes EINTR under a handler without SA_RESTART, restart true
+	// restarts the syscall instead: a syscall the seccomp filter sent to the
+	// supervisor, interrupted while it waited to be received, must behave as
+	// the native one, which the signal would not have interrupted. It runs
+	// on the tracer's thread and must not block. (amd64 only: elsewhere the
+	// kernel decides before the stop.)
+	OnSignalInSyscall func(tid, nr, code int) (restart bool)
 	// OnEnd, if set, is called once no task of a launched sandbox is left,
 	// on the tracer's goroutine before Done is closed, with how the root
 	// ended. Whoever waits for the sandbox's end is then woken straight by
@@ -228,7 +247,7 @@ func (t *Tracer) run() {
 	if !ok {
 		return
 	}
-	t.trace, t.onProcExit, t.onFork = req.cfg.Trace, req.cfg.OnProcessExit, req.cfg.OnFork
+	t.trace, t.onProcExit, t.onFork, t.onSignal = req.cfg.Trace, req.cfg.OnProcessExit, req.cfg.OnFork, req.cfg.OnSignalInSyscall
 	l, err := req.launch()
 	if err != nil {
 		t.started <- err
@@ -385,7 +404,12 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 		}
 		ptrace(unix.PTRACE_CONT, tid, 0)
 	case 0:
-		// Signal-delivery-stop: deliver the signal.
+		// Signal-delivery-stop: deliver the signal. A notified syscall the
+		// signal interrupted before the supervisor received it is
+		// restarted rather than failed with EINTR, if the session says so.
+		if t.onSignal != nil {
+			interruptedSyscall(tid, func(nr, code int) bool { return t.onSignal(tid, nr, code) })
+		}
 		ptrace(unix.PTRACE_CONT, tid, int(sig))
 	default:
 		ptrace(unix.PTRACE_CONT, tid, 0)
