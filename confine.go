@@ -73,7 +73,7 @@ func (s *Sandbox) unconfinable() []struct {
 		{"CleanEnv", s.CleanEnv}, {"Env", len(s.Env) > 0}, {"UID", s.UID != nil}, {"GID", s.GID != nil},
 		{"NoCoredump", s.NoCoredump}, {"FSStorage", s.FSStorage != ""},
 		{"OnExit", s.OnExit != BranchActionDefault}, {"OnError", s.OnError != BranchActionDefault},
-		{"Name", s.Name != ""}, {"PolicyFn", s.PolicyFn != nil}, {"KeepCaps", s.KeepCaps}, {"NoSupervisor", s.NoSupervisor},
+		{"Name", s.Name != ""}, {"PolicyFn", s.PolicyFn != nil}, {"KeepCaps", s.KeepCaps}, {"NoSupervisor", s.NoSupervisor}, {"Handlers", len(s.Handlers) > 0},
 	}
 }
 

@@ -224,6 +224,14 @@ func setEnv(env []string, k, kv string) []string {
 	return append(env, kv)
 }
 
+// logger is where the run logs: Logger, or slog's default logger.
+func (s *Sandbox) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
 // prepare validates the sandbox and the command and builds everything the
 // run needs. Nothing has started when it returns an error.
 func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared, err error) {
@@ -238,7 +246,7 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	}
 	// The session starts the tracer's thread, which then comes up while the
 	// rest is validated and built.
-	p := &prepared{session: sandbox.NewSession(slog.Default())}
+	p := &prepared{session: sandbox.NewSession(s.logger())}
 	defer func() {
 		if err != nil {
 			p.abandon()

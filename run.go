@@ -165,6 +165,9 @@ func (s *Sandbox) Popen(stdio Stdio, cmd ...string) (*Process, error) {
 // start prepares and starts a run. foreground lets the program take the
 // terminal when all its streams are the caller's and stdin is a terminal.
 func (s *Sandbox) start(cmd []string, handlers []SyscallHandler, stdio Stdio, foreground bool) (*Process, error) {
+	if len(s.Handlers) > 0 {
+		handlers = append(append([]SyscallHandler(nil), s.Handlers...), handlers...)
+	}
 	p, err := s.prepare(cmd, handlers)
 	if err != nil {
 		return nil, err

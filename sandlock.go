@@ -21,6 +21,7 @@ package sandlock
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 
 	"github.com/sandlock-go/sandlock/internal/landlock"
@@ -112,6 +113,16 @@ type Sandbox struct {
 	// PolicyFn receives syscall events and decides on them (not supported
 	// yet).
 	PolicyFn PolicyFunc
+
+	// Handlers are user syscall handlers, run in the supervisor after the
+	// builtin handlers of their syscall, by every entry point (Run, Spawn,
+	// Popen…; RunWithHandlers adds its own after these). They are validated
+	// before anything starts; see SyscallHandler.
+	Handlers []SyscallHandler
+
+	// Logger receives the run's log records (a handler's panic, a process
+	// killed by a limit…); nil means slog's default logger.
+	Logger *slog.Logger
 
 	// KeepCaps keeps the caller's capabilities in the program. By default a
 	// program started by a privileged caller runs with every capability set

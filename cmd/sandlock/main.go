@@ -26,8 +26,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
-	"github.com/sandlock-go/sandlock/internal/policy"
-	"github.com/sandlock-go/sandlock/internal/sandbox"
+	"github.com/sandlock-go/sandlock"
 )
 
 func main() {
@@ -133,7 +132,7 @@ func parseFlags(fs *pflag.FlagSet, args []string, out io.Writer) error {
 }
 
 func isStepError(err error) bool {
-	var se *sandbox.StepError
+	var se *sandlock.StartError
 	return errors.As(err, &se)
 }
 
@@ -176,7 +175,7 @@ func flagOf(field string) (string, bool) {
 // message renders an error as one "sandlock: …" line, naming the flag
 // rather than the library's field.
 func message(err error) string {
-	var fe *policy.FieldError
+	var fe *sandlock.FieldError
 	if errors.As(err, &fe) {
 		name := fe.Field
 		if f, ok := flagOf(name); ok {

@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock"
-	"github.com/sandlock-go/sandlock/internal/landlock"
 )
 
 // listFlag is a repeatable string flag. pflag's StringArray formats its
@@ -142,14 +141,14 @@ func (f *runFlags) sandbox() (*sandlock.Sandbox, error) {
 		sb.Env[k] = v
 	}
 	for _, p := range f.allowDegraded {
-		prot, err := landlock.ParseProtection(p)
+		prot, err := sandlock.ParseProtection(p)
 		if err != nil {
 			return nil, fmt.Errorf("--allow-degraded %q: %v", p, err)
 		}
 		sb.AllowDegraded = append(sb.AllowDegraded, prot)
 	}
 	for _, p := range f.disable {
-		prot, err := landlock.ParseProtection(p)
+		prot, err := sandlock.ParseProtection(p)
 		if err != nil {
 			return nil, fmt.Errorf("--disable %q: %v", p, err)
 		}
