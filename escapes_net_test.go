@@ -260,6 +260,7 @@ const escTries = 3000
 // everything sent to it before the call has been counted.
 type escCounter struct {
 	network, addr string
+	bound         string // addr as bound (an abstract name padded)
 	ln            net.Listener
 	pc            net.PacketConn
 	n             atomic.Int64
@@ -271,11 +272,11 @@ type escCounter struct {
 // notation), padded with NULs to the full sun_path as the racer pads it.
 func escCount(t *testing.T, network, addr string) *escCounter {
 	t.Helper()
-	c := &escCounter{network: network, addr: addr, syncs: map[string]chan struct{}{}}
-	bindAddr := addr
+	c := &escCounter{network: network, addr: addr, bound: addr, syncs: map[string]chan struct{}{}}
 	if strings.HasPrefix(addr, "@") {
-		bindAddr = addr + strings.Repeat("\x00", 108-len(addr))
+		c.bound = addr + strings.Repeat("\x00", 108-len(addr))
 	}
+	bindAddr := c.bound
 	var err error
 	switch network {
 	case "tcp", "unix":
@@ -378,14 +379,14 @@ func (c *escCounter) count(t *testing.T) int {
 	case "unix":
 		m = "@" + m
 		ch := c.await(m)
-		if conn, err = net.DialUnix("unix", &net.UnixAddr{Name: m, Net: "unix"}, &net.UnixAddr{Name: c.ln.Addr().String(), Net: "unix"}); err != nil {
+		if conn, err = net.DialUnix("unix", &net.UnixAddr{Name: m, Net: "unix"}, &net.UnixAddr{Name: c.bound, Net: "unix"}); err != nil {
 			t.Fatalf("flushing %v: %v", c, err)
 		}
 		defer conn.Close()
 		c.wait(t, ch)
 	case "udp", "unixgram":
 		ch := c.await(m)
-		if conn, err = net.Dial(c.network, c.pc.LocalAddr().String()); err != nil {
+		if conn, err = net.Dial(c.network, c.bound); err != nil {
 			t.Fatalf("flushing %v: %v", c, err)
 		}
 		defer conn.Close()
@@ -638,4 +639,380 @@ func TestEscapeNetBindRace(t *testing.T) {
 		}
 		t.Logf("--net-deny-bind, %s: %d tries, %d binds succeeded, ports bound %v", tc.what, escTries, res.ok, res.ports)
 	}
+}
+
+// escPrelude adds probes to netPrelude (see there for case and the
+// probes' shape).
+const escPrelude = `
+def udp_from(f, src, h, port, p):
+    # From a socket bound to src (a free port): 0.0.0.0 then means src.
+    s = timeo(socket.socket(F[f], socket.SOCK_DGRAM))
+    s.bind((src, 0)); s.sendto(p, (h, port)); reply(s, p); s.close()
+def listen_unbound(f, p):
+    s = socket.socket(F[f], socket.SOCK_STREAM)
+    s.listen(1)
+    return "port" if s.getsockname()[1] else "no port"
+def port_after_listen(f, p):
+    # The port a refused listen left the socket with, and whether anything
+    # accepts a connection to it.
+    s = socket.socket(F[f], socket.SOCK_STREAM)
+    try:
+        s.listen(1)
+    except OSError:
+        pass
+    port = s.getsockname()[1]
+    if port == 0:
+        return 0
+    c = socket.socket(F[f], socket.SOCK_STREAM)
+    c.connect((s.getsockname()[0] if f == 6 else "127.0.0.1", port))
+    return "accepted"
+def listen_accept(f, host, port, p):
+    # Listen (bound to host:port first, unless port is None), then connect
+    # to it from here and accept.
+    s = timeo(socket.socket(F[f], socket.SOCK_STREAM))
+    if port is not None:
+        s.bind((host, port))
+    s.listen(1)
+    c = socket.socket(F[f], socket.SOCK_STREAM)
+    c.connect((host, s.getsockname()[1])); c.sendall(p)
+    a, _ = s.accept()
+    if a.recv(100) != p:
+        raise RuntimeError("accepted")
+    return "accepted"
+def ux_bind(path, p):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path); s.listen(1)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); c.connect(path)
+    s.accept()
+    return s.getsockname()
+def ux_bind_rel(d, name, mask, p):
+    os.chdir(d); os.umask(mask)
+    return ux_bind(name, p)
+def uxd_bind(path, p):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+def ux_abstract_fork(p):
+    # The server is another process of the sandbox.
+    name = b"\0sandlock-esc-fork-%d" % os.getpid()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); srv.bind(name); srv.listen(1)
+        d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); d.bind(name + b"-d")
+        os.write(w, b"x")
+        a, _ = srv.accept(); a.sendall(a.recv(100))
+        os.write(w, d.recv(100))
+        os._exit(0)
+    os.read(r, 1)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); c.connect(name); c.sendall(p)
+    if c.recv(100) != p:
+        raise RuntimeError("stream")
+    socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(p, name + b"-d")
+    if os.read(r, 100) != p:
+        raise RuntimeError("datagram")
+    os.waitpid(pid, 0)
+def ux_abstract_missing(p):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(b"\0sandlock-esc-nobody-%d" % os.getpid())
+`
+
+// escScript is the Python program running cases with escPrelude.
+func escScript(cases []netCase) string {
+	var b strings.Builder
+	b.WriteString(netPrelude + escPrelude)
+	for i, c := range cases {
+		fmt.Fprintf(&b, "case(%q, lambda p: %s)\n", netLabel(i), c.call)
+	}
+	return b.String()
+}
+
+// escNetRun runs cases with escPrelude in sb and checks them.
+func escNetRun(t *testing.T, what string, sb *sandlock.Sandbox, cases []netCase) {
+	t.Helper()
+	res := run(t, sb, python, "-c", escScript(cases))
+	if res.ExitCode != 0 {
+		t.Fatalf("%s: python exited %d (reason %v)\nstdout: %s\nstderr: %s", what, res.ExitCode, res.Reason, res.Stdout, res.Stderr)
+	}
+	netCheck(t, what, string(res.Stdout), cases)
+}
+
+// escNetCLI runs cases with escPrelude under `sandlock run flags`, behind
+// prefix (e.g. setpriv as nobody), and checks them.
+func escNetCLI(t *testing.T, prefix, flags []string, cases []netCase) {
+	t.Helper()
+	what := fmt.Sprintf("%q sandlock run %q", prefix, flags)
+	code, stdout, stderr := cliAs(t, prefix, cliRunArgs(cliGrants(flags...), python, "-c", escScript(cases))...)
+	if code != 0 || stderr != "" {
+		t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", what, code, stdout, stderr)
+	}
+	netCheck(t, what, stdout, cases)
+}
+
+// TestEscapeNetUnspecifiedAddress: 0.0.0.0, ::ffff:0.0.0.0 and :: reach
+// the local host, so every rule judges them as the address they reach:
+// 127.0.0.1 (or the socket's own bound address), ::1.
+func TestEscapeNetUnspecifiedAddress(t *testing.T) {
+	t.Parallel()
+	netFastOpenClient(t)
+	a := newNetGroup(t, "127.0.0.1", "127.0.0.2", "::1")
+	P := netP(a.port)
+	ok, refused := "OK", "ERR ECONNREFUSED"
+	v4, v4s, v6 := a.tcp["127.0.0.1"], a.udp["127.0.0.1"], a.tcp["::1"]
+	unspecified := func(want, want6 string) []netCase {
+		return []netCase{
+			netOn("tcp", 4, "0.0.0.0", v4, want),
+			netOn("tcp_nb", 4, "0.0.0.0", v4, want),
+			netOn("tfo", 4, "0.0.0.0", v4, want),
+			netOn("udp", 4, "0.0.0.0", v4s, want),
+			netOn("udp_msg", 4, "0.0.0.0", v4s, want),
+			netOn("udp_conn", 4, "0.0.0.0", v4s, want),
+			netOn("tcp", 6, "::ffff:0.0.0.0", v4, want),
+			netOn("udp", 6, "::ffff:0.0.0.0", v4s, want),
+			netOn("tcp", 6, "::", v6, want6),
+			netOn("udp", 6, "::", a.udp["::1"], want6),
+		}
+	}
+	escNetRun(t, "NetDeny 127.0.0.1", netSb(nil, []string{"127.0.0.1"}, nil, nil), append(unspecified(refused, ok),
+		netAt("tcp", 4, a.tcp["127.0.0.2"], ok)))
+	escNetRun(t, "NetDeny 127.0.0.1, ::1", netSb(nil, []string{"127.0.0.1", "::1"}, nil, nil), append(unspecified(refused, refused),
+		netAt("tcp", 4, a.tcp["127.0.0.2"], ok)))
+	escNetRun(t, "NetDeny 127.0.0.0/8", netSb(nil, []string{"127.0.0.0/8"}, nil, nil), append(unspecified(refused, ok),
+		netAt("tcp", 4, a.tcp["127.0.0.2"], refused)))
+	escNetRun(t, "NetAllow 127.0.0.1:P", netSb([]string{"127.0.0.1:" + P}, nil, nil, nil), append(unspecified(ok, refused),
+		netAt("tcp", 4, a.tcp["127.0.0.2"], refused)))
+	escNetRun(t, "NetAllow [::1]:P", netSb([]string{"[::1]:" + P}, nil, nil, nil), append(unspecified(refused, ok),
+		netAt("tcp", 6, a.tcp["::1"], ok)))
+	escNetRun(t, "NetAllow localhost:P", netSb([]string{"localhost:" + P}, nil, nil, nil), []netCase{
+		netOn("tcp", 4, "0.0.0.0", v4, ok),
+		netOn("udp", 4, "0.0.0.0", v4s, ok),
+		netAt("tcp", 4, a.tcp["127.0.0.2"], refused),
+	})
+	// From a socket bound to an address, 0.0.0.0 reaches that address.
+	from := func(src string, srv *netSrv, want string) netCase {
+		c := netOn("udp_from", 4, "0.0.0.0", srv, want)
+		c.desc = fmt.Sprintf("udp from %s to 0.0.0.0:%d", src, srv.port)
+		c.call = fmt.Sprintf("udp_from(4, %q, '0.0.0.0', %d, p)", src, srv.port)
+		return c
+	}
+	escNetRun(t, "NetDeny 127.0.0.2, bound sockets", netSb(nil, []string{"127.0.0.2"}, nil, nil), []netCase{
+		from("127.0.0.2", a.udp["127.0.0.2"], refused),
+		from("127.0.0.1", a.udp["127.0.0.1"], ok),
+		netOn("udp", 4, "0.0.0.0", v4s, ok),
+	})
+	escNetRun(t, "NetAllow 127.0.0.1:P, bound sockets", netSb([]string{"udp://127.0.0.1:" + P}, nil, nil, nil), []netCase{
+		from("127.0.0.2", a.udp["127.0.0.2"], refused),
+		from("127.0.0.1", a.udp["127.0.0.1"], ok),
+	})
+}
+
+// TestEscapeNetListen: listen on a socket that was never bound binds it
+// itself, which the bind rules must see: refused where binding port 0
+// would be, and under NetDenyBind where the port it gets is denied.
+func TestEscapeNetListen(t *testing.T) {
+	t.Parallel()
+	F := netFreePorts(t, 2)
+	connects := []string{"10.255.0.0/16"} // a deny list: loopback connects allowed
+	listenC := func(f int, want string) netCase {
+		return netExpr(fmt.Sprintf("listen unbound (%d)", f), fmt.Sprintf("listen_unbound(%d, p)", f), want)
+	}
+	after := func(f int, want string) netCase {
+		return netExpr(fmt.Sprintf("port after listen (%d)", f), fmt.Sprintf("port_after_listen(%d, p)", f), want)
+	}
+	accept := func(f int, host string, port int, want string) netCase {
+		p := "None"
+		if port >= 0 {
+			p = strconv.Itoa(port)
+		}
+		return netExpr(fmt.Sprintf("listen on %s:%s and accept (%d)", host, p, f), fmt.Sprintf("listen_accept(%d, %q, %s, p)", f, host, p), want)
+	}
+	bindC := func(host string, port int, want string) netCase {
+		return netExpr(fmt.Sprintf("bind %s:%d + listen", host, port), fmt.Sprintf("bind(4, socket.SOCK_STREAM, %q, %d, p)", host, port), want)
+	}
+	// No bind rules: binding is denied, so is listening unbound, and
+	// nothing is left listening.
+	escNetRun(t, "default", netSb(nil, connects, nil, nil), []netCase{
+		listenC(4, "ERR EACCES"), listenC(6, "ERR EACCES"),
+		after(4, "OK 0"), after(6, "OK 0"),
+		accept(4, "127.0.0.1", -1, "ERR EACCES"),
+		bindC("127.0.0.1", 0, "ERR EACCES"),
+		netExpr("udp bind", "bind(4, socket.SOCK_DGRAM, '127.0.0.1', 0, p)", "OK"),
+	})
+	escNetRun(t, "NetAllowBind F", netSb(nil, connects, []string{netP(F)}, nil), []netCase{
+		listenC(4, "ERR EACCES"), listenC(6, "ERR EACCES"),
+		after(4, "OK 0"),
+		accept(4, "127.0.0.1", F, "OK accepted"),
+		accept(6, "::1", F, "OK accepted"),
+		bindC("127.0.0.1", F+1, "ERR EACCES"),
+	})
+	escNetRun(t, "NetAllowBind *", netSb(nil, connects, []string{"*"}, nil), []netCase{
+		listenC(4, "OK port"), listenC(6, "OK port"),
+		accept(4, "127.0.0.1", -1, "OK accepted"),
+	})
+	escNetRun(t, "NetDenyBind F", netSb(nil, connects, nil, []string{netP(F)}), []netCase{
+		listenC(4, "OK port"), listenC(6, "OK port"),
+		accept(4, "127.0.0.1", -1, "OK accepted"),
+		accept(6, "::1", -1, "OK accepted"),
+		accept(4, "127.0.0.1", F+1, "OK accepted"),
+		bindC("127.0.0.1", F, "ERR EACCES"),
+	})
+	// Every port a listen could pick is denied.
+	escNetRun(t, "NetDenyBind 1024-65535", netSb(nil, connects, nil, []string{"1024-65535"}), []netCase{
+		listenC(4, "ERR EACCES"), listenC(6, "ERR EACCES"),
+		after(4, "ERR ECONNREFUSED"), // bound by the refused listen, but not listening
+		bindC("127.0.0.1", 0, "ERR EACCES"),
+		bindC("127.0.0.1", F, "ERR EACCES"),
+		netExpr("udp bind", fmt.Sprintf("bind(4, socket.SOCK_DGRAM, '127.0.0.1', %d, p)", F), "OK"),
+	})
+}
+
+// TestEscapeNetAbstractUnix: the helper threads are not in the program's
+// Landlock domain, so the scope on abstract sockets is emulated: the
+// sandbox's own abstract servers are reached (in the same process or
+// another one), one outside is refused with Landlock's EPERM and receives
+// nothing, and a name nobody holds is ECONNREFUSED, as for the program.
+func TestEscapeNetAbstractUnix(t *testing.T) {
+	t.Parallel()
+	outside := escAbstract("outside")
+	stream, dgram := escCount(t, "unix", "@"+outside), escCount(t, "unixgram", "@"+outside+"-d")
+	pad := func(name string) string { return fmt.Sprintf("b'\\0%s'.ljust(108, b'\\0')", name) }
+	cases := []netCase{
+		netExpr("own abstract servers", "ux_abstract(p)", "OK"),
+		netExpr("abstract servers of another process of the sandbox", "ux_abstract_fork(p)", "OK"),
+		netExpr("an abstract name nobody holds", "ux_abstract_missing(p)", "ERR ECONNREFUSED"),
+		netExpr("stream server outside", "ux("+pad(outside)+", p)", "ERR EPERM"),
+		netExpr("datagram server outside", "uxd("+pad(outside+"-d")+", p)", "ERR EPERM"),
+		netExpr("datagram server outside, sendmsg", "uxd_msg("+pad(outside+"-d")+", p)", "ERR EPERM"),
+		netExpr("datagram server outside, connect", "uxd_conn("+pad(outside+"-d")+", p)", "ERR EPERM"),
+	}
+	for _, deny := range [][]string{nil, {"10.255.0.0/16"}} {
+		what := fmt.Sprintf("NetDeny %q", deny)
+		escNetRun(t, what, netSb(nil, deny, nil, nil), cases)
+		for _, c := range []*escCounter{stream, dgram} {
+			if n := c.count(t); n != 0 {
+				t.Errorf("%s: %v was reached %d times", what, c, n)
+			}
+		}
+	}
+	// Without the scope, the kernel judges nothing and neither does the
+	// gate.
+	unscoped := base()
+	unscoped.Disable = []sandlock.Protection{sandlock.ProtectionAbstractUnixSocketScope}
+	escNetRun(t, "scope disabled", unscoped, []netCase{
+		netExpr("own abstract servers", "ux_abstract(p)", "OK"),
+		netExpr("datagram server outside", "uxd("+pad(outside+"-d")+", p)", "OK"),
+	})
+	if n := dgram.count(t); n != 1 {
+		t.Errorf("scope disabled: %v received %d datagrams, want 1", dgram, n)
+	}
+}
+
+// TestEscapeNetUnixFSDeny: named unix sockets meet the fs-deny check, for
+// connect, send and bind: --fs-deny W/docker.sock -w W keeps the program
+// away from the socket, and no socket is created in a denied directory.
+func TestEscapeNetUnixFSDeny(t *testing.T) {
+	t.Parallel()
+	w := tempDir(t)
+	must(t, os.Mkdir(filepath.Join(w, "denied"), 0o777))
+	listen := func(proto, path string) *netSrv {
+		s, err := netListen(proto, path, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.close)
+		return s
+	}
+	okS, docker, inDenied := listen("unix", filepath.Join(w, "ok.sock")), listen("unix", filepath.Join(w, "docker.sock")), listen("unix", filepath.Join(w, "denied", "in.sock"))
+	okD, deniedD := listen("unixgram", filepath.Join(w, "ok.dsock")), listen("unixgram", filepath.Join(w, "dd.sock"))
+	must(t, os.Symlink("docker.sock", filepath.Join(w, "link.sock")))
+	must(t, os.Link(filepath.Join(w, "docker.sock"), filepath.Join(w, "hard.sock")))
+	sb := base()
+	sb.FSWritable = []string{w}
+	sb.FSDenied = []string{filepath.Join(w, "docker.sock"), filepath.Join(w, "denied"), filepath.Join(w, "dd.sock"), filepath.Join(w, "later.sock")}
+	at := func(fn, path string, srv *netSrv, want string) netCase {
+		c := netCase{desc: fmt.Sprintf("%s(%s)", fn, path), call: fmt.Sprintf("%s(%q, p)", fn, path), want: want, dst: srv}
+		if want == "OK" && srv != nil {
+			c.hits = []netHit{{srv: srv}}
+		}
+		return c
+	}
+	P := func(name string) string { return filepath.Join(w, name) }
+	escNetRun(t, "fs-deny", sb, []netCase{
+		at("ux", P("ok.sock"), okS, "OK"),
+		at("ux", P("docker.sock"), docker, "ERR EACCES"),
+		at("ux", P("link.sock"), docker, "ERR EACCES"),
+		at("ux", P("hard.sock"), docker, "ERR EACCES"),
+		at("ux", P("denied/in.sock"), inDenied, "ERR EACCES"),
+		{desc: "docker.sock relative", call: fmt.Sprintf("ux_rel(%q, 'docker.sock', p)", w), want: "ERR EACCES", dst: docker},
+		at("uxd", P("ok.dsock"), okD, "OK"),
+		at("uxd", P("dd.sock"), deniedD, "ERR EACCES"),
+		at("uxd_msg", P("dd.sock"), deniedD, "ERR EACCES"),
+		at("uxd_conn", P("dd.sock"), deniedD, "ERR EACCES"),
+		// Binding: in the denied directory, on a denied name, and (allowed)
+		// beside them; the socket is bound in the checked directory by its
+		// name.
+		at("ux_bind", P("denied/new.sock"), nil, "ERR EACCES"),
+		at("uxd_bind", P("denied/new.dsock"), nil, "ERR EACCES"),
+		at("ux_bind", P("later.sock"), nil, "ERR EACCES"),
+		at("ux_bind", P("new.sock"), nil, "OK new.sock"),
+		{desc: "relative bind, umask 077", call: fmt.Sprintf("ux_bind_rel(%q, 'rel.sock', 0o077, p)", w), want: "OK rel.sock"},
+	})
+	for _, gone := range []string{"denied/new.sock", "denied/new.dsock", "later.sock"} {
+		if _, err := os.Lstat(P(gone)); err == nil {
+			t.Errorf("%s was created", gone)
+		}
+	}
+	for name, perm := range map[string]os.FileMode{"new.sock": 0o755, "rel.sock": 0o700} {
+		st, err := os.Lstat(P(name))
+		if err != nil || st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != perm {
+			t.Errorf("%s: %v, mode %v, want a socket with mode %v", name, err, st.Mode(), perm)
+		}
+	}
+	// Without denied paths the socket is bound at the path the program
+	// gave, which is then its address.
+	sb = base()
+	sb.FSWritable = []string{w}
+	sb.NetDenyBind = []string{"1"}
+	escNetRun(t, "bind without fs-deny", sb, []netCase{
+		at("ux_bind", P("abs.sock"), nil, "OK "+P("abs.sock")),
+		{desc: "relative bind", call: fmt.Sprintf("ux_bind_rel(%q, 'rel2.sock', 0o022, p)", w), want: "OK rel2.sock"},
+		at("ux_bind", P("denied/x.sock"), nil, "OK "+P("denied/x.sock")),
+	})
+}
+
+// TestEscapeNetUnixFSDenyRace: a thread flips a path between an allowed
+// socket and a denied one while the program connects and sends.
+func TestEscapeNetUnixFSDenyRace(t *testing.T) {
+	t.Parallel()
+	w := tempDir(t)
+	good, denied := escCount(t, "unix", filepath.Join(w, "ok.sock")), escCount(t, "unix", filepath.Join(w, "docker.sock"))
+	goodD, deniedD := escCount(t, "unixgram", filepath.Join(w, "ok.dsock")), escCount(t, "unixgram", filepath.Join(w, "docker.dsock"))
+	must(t, os.Symlink("docker.sock", filepath.Join(w, "link.sock")))
+	must(t, os.Mkdir(filepath.Join(w, "denied"), 0o777))
+	later, inDenied := filepath.Join(w, "later.sock"), filepath.Join(w, "denied", "x.sock")
+	sb := func() *sandlock.Sandbox {
+		sb := base()
+		sb.FSWritable = []string{w}
+		sb.FSDenied = []string{denied.addr, deniedD.addr, later, filepath.Dir(inDenied)}
+		return sb
+	}
+	n := escTriesArg()
+	escRace(t, "fs-deny, connect", sb(), []*escCounter{denied}, []*escCounter{good},
+		"connect", n, "unix", "unix:"+good.addr, "unix:"+denied.addr, "unix:"+filepath.Join(w, "link.sock"))
+	escRace(t, "fs-deny, sendto", sb(), []*escCounter{deniedD}, []*escCounter{goodD},
+		"sendto", n, "unixd", "unix:"+goodD.addr, "unix:"+deniedD.addr)
+	escRace(t, "fs-deny, sendmsg", sb(), []*escCounter{deniedD}, []*escCounter{goodD},
+		"sendmsg", n, "unixd", "unix:"+goodD.addr, "null", "unix:"+deniedD.addr)
+	// bind: the parent is pinned and checked, then bound by name; no
+	// denied name is ever created (the allowed one only once: it exists
+	// afterwards).
+	res := escRun(t, sb(), "bind", n, "unix", "unix:"+filepath.Join(w, "b.sock"), "unix:"+later, "unix:"+inDenied)
+	for _, p := range []string{later, inDenied} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("fs-deny, bind: a socket was created at %s", p)
+		}
+	}
+	if st, err := os.Lstat(filepath.Join(w, "b.sock")); err != nil || st.Mode()&os.ModeSocket == 0 || res.ok != 1 {
+		t.Errorf("fs-deny, bind: b.sock: %v (%d binds succeeded), want one socket bound", err, res.ok)
+	}
+	t.Logf("fs-deny, bind: %d tries, %d succeeded", escTries, res.ok)
 }
