@@ -53,7 +53,6 @@ func (g *Gate) viaAbstract(ctx context.Context, s *socket, sa []byte, op func(sa
 	return doOn(ctx, g.cfg.Unscoped, s, send)
 }
 
-
 // abstractOwner returns a duplicate of the sandbox's socket bound to the
 // abstract name, or -1.
 func (g *Gate) abstractOwner(name []byte) int {
