@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/sandlock-go/sandlock"
+	"github.com/sandlock-go/sandlock/internal/netgate"
+	"github.com/sandlock-go/sandlock/internal/notify"
 )
 
 // Escape tests of the network gate (issue 12: items 1, 2 and 7, and item
@@ -1015,4 +1018,158 @@ func TestEscapeNetUnixFSDenyRace(t *testing.T) {
 		t.Errorf("fs-deny, bind: b.sock: %v (%d binds succeeded), want one socket bound", err, res.ok)
 	}
 	t.Logf("fs-deny, bind: %d tries, %d succeeded", escTries, res.ok)
+}
+
+// escFloodSrc hammers sendmmsg with big messages: each of THREADS threads
+// makes CALLS sendmmsg calls of 1024 messages of 640 KiB (all from one
+// buffer), either with an address to a UDP server (udp HOST PORT: too big
+// for UDP, EMSGSIZE) or on a unix stream socket whose other end a thread
+// drains (stream). Prints the messages and bytes sent, the largest msg_len
+// and the errors.
+const escFloodSrc = `
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define NMSG 1024
+#define MSGSIZE (640 << 10)
+
+static char buf[MSGSIZE];
+static const char *mode, *host;
+static int port, calls;
+static atomic_long msgs, bytes, maxlen, errors;
+
+static void *drain(void *arg) {
+	static char sink[1 << 20];
+	int fd = (int)(long)arg;
+	while (read(fd, sink, sizeof sink) > 0) {}
+	return NULL;
+}
+
+static void *sender(void *arg) {
+	(void)arg;
+	int fd, pair[2];
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	if (!strcmp(mode, "udp")) {
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		inet_pton(AF_INET, host, &sa.sin_addr);
+	} else {
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair)) { perror("socketpair"); exit(2); }
+		fd = pair[0];
+		pthread_t t;
+		pthread_create(&t, NULL, drain, (void *)(long)pair[1]);
+	}
+	static struct iovec iov = {buf, MSGSIZE};
+	struct mmsghdr *m = calloc(NMSG, sizeof *m);
+	for (int i = 0; i < NMSG; i++) {
+		m[i].msg_hdr.msg_iov = &iov;
+		m[i].msg_hdr.msg_iovlen = 1;
+		if (!strcmp(mode, "udp")) {
+			m[i].msg_hdr.msg_name = &sa;
+			m[i].msg_hdr.msg_namelen = sizeof sa;
+		}
+	}
+	for (int c = 0; c < calls; c++) {
+		int r = sendmmsg(fd, m, NMSG, 0);
+		if (r < 0) { atomic_fetch_add(&errors, 1); continue; }
+		atomic_fetch_add(&msgs, r);
+		for (int i = 0; i < r; i++) {
+			atomic_fetch_add(&bytes, m[i].msg_len);
+			long cur = atomic_load(&maxlen);
+			while ((long)m[i].msg_len > cur && !atomic_compare_exchange_weak(&maxlen, &cur, m[i].msg_len)) {}
+		}
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv) {
+	if (argc < 4) return 2;
+	mode = argv[1];
+	int threads = atoi(argv[2]);
+	calls = atoi(argv[3]);
+	if (argc > 5) { host = argv[4]; port = atoi(argv[5]); }
+	pthread_t t[64];
+	for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, sender, NULL);
+	for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
+	printf("msgs %ld bytes %ld maxlen %ld errors %ld\n", atomic_load(&msgs), atomic_load(&bytes), atomic_load(&maxlen), atomic_load(&errors));
+	return 0;
+}
+`
+
+// escStatusKB reads a field of /proc/self/status, in KiB.
+func escStatusKB(t *testing.T, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb
+		}
+	}
+	t.Fatalf("no %s in /proc/self/status", field)
+	return 0
+}
+
+// TestEscapeNetSupervisorMemoryBound: what a send makes the supervisor copy
+// is bounded (netgate.CopyBound per notification), so a program sending
+// 1024 messages of 640 KiB per sendmmsg (640 MiB) cannot make it hold more
+// than the bound times the sends in flight. Not parallel: it measures the
+// test process's peak RSS (VmHWM, reset first), which other tests running
+// at the same time would raise.
+func TestEscapeNetSupervisorMemoryBound(t *testing.T) {
+	flood := cProgram(t, "flood", escFloodSrc)
+	P := netFreePorts(t, 1)
+	udp := escCount(t, "udp", "127.0.0.1:"+netP(P))
+	sb := func() *sandlock.Sandbox {
+		sb := netSb([]string{"127.0.0.1:" + netP(P)}, nil, nil, nil)
+		sb.FSReadable = append(sb.FSReadable, filepath.Dir(flood))
+		return sb
+	}
+	const threads, calls = 4, 100
+	runtime.GC()
+	before := escStatusKB(t, "VmRSS")
+	must(t, os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)) // resets VmHWM to VmRSS
+	type out struct{ msgs, bytes, maxlen, errors int64 }
+	flooded := func(mode string, extra ...string) out {
+		res := run(t, sb(), append([]string{flood, mode, strconv.Itoa(threads), strconv.Itoa(calls)}, extra...)...)
+		var o out
+		if _, err := fmt.Sscanf(string(res.Stdout), "msgs %d bytes %d maxlen %d errors %d", &o.msgs, &o.bytes, &o.maxlen, &o.errors); err != nil || res.ExitCode != 0 {
+			t.Fatalf("flood %s: exit %d, %q: %v\nstderr: %s", mode, res.ExitCode, res.Stdout, err, res.Stderr)
+		}
+		return o
+	}
+	// Datagrams bigger than the bound fail (as they would for UDP)
+	// without being copied.
+	u := flooded("udp", "127.0.0.1", netP(P))
+	// A stream send is cut to the bound: every call sends one message,
+	// short.
+	s := flooded("stream")
+	peak := escStatusKB(t, "VmHWM")
+	growth := (peak - before) << 10
+	limit := int64(4 * notify.MaxDeferred * netgate.CopyBound)
+	t.Logf("udp: %+v; stream: %+v; test process RSS %d KiB before, peak %d KiB after: grew %d KiB (limit %d KiB; one sendmmsg asks to copy %d KiB)",
+		u, s, before, peak, growth>>10, limit>>10, 1024*640)
+	if u.errors != threads*calls || u.msgs != 0 || udp.count(t) != 0 {
+		t.Errorf("udp: %+v, want every call to fail (EMSGSIZE) and nothing sent", u)
+	}
+	if s.errors != 0 || s.msgs != threads*calls || s.maxlen > netgate.CopyBound || s.bytes != s.msgs*s.maxlen {
+		t.Errorf("stream: %+v, want %d calls each sending one message of at most %d bytes", s, threads*calls, netgate.CopyBound)
+	}
+	if growth > limit {
+		t.Errorf("the test process's peak RSS grew by %d MiB while the sandbox flooded sendmmsg; the bound allows at most %d MiB", growth>>20, limit>>20)
+	}
 }
