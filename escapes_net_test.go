@@ -300,6 +300,9 @@ func escCount(t *testing.T, network, addr string) *escCounter {
 		t.Fatalf("listening on %s %q: %v", network, addr, err)
 	}
 	t.Cleanup(c.close)
+	if strings.HasPrefix(addr, "/") {
+		os.Chmod(addr, 0o777) // reachable by nobody too, but for the sandbox
+	}
 	return c
 }
 
@@ -455,12 +458,17 @@ func escParse(t *testing.T, out string) escResult {
 	return r
 }
 
-// escRace runs one race and checks both sides: nothing reached a server in
-// forbidden, and the servers in allowed (or, when allowed is empty, the
-// syscall itself) succeeded at least once.
+// escRace runs one race and checks both sides (see escCheck).
 func escRace(t *testing.T, what string, sb *sandlock.Sandbox, forbidden, allowed []*escCounter, args ...string) escResult {
 	t.Helper()
-	res := escRun(t, sb, args...)
+	return escCheck(t, what, escRun(t, sb, args...), forbidden, allowed)
+}
+
+// escCheck checks both sides of a race: nothing reached a server in
+// forbidden, and the servers in allowed were reached at least once and
+// the syscall succeeded at least once.
+func escCheck(t *testing.T, what string, res escResult, forbidden, allowed []*escCounter) escResult {
+	t.Helper()
 	for _, c := range forbidden {
 		if n := c.count(t); n != 0 {
 			t.Errorf("%s: %v was reached %d times in %d tries (racer said ok %d)", what, c, n, escTries, res.ok)
@@ -501,8 +509,10 @@ func newEscUnix(t *testing.T) escUnix {
 	t.Helper()
 	root := tempDir(t)
 	u := escUnix{w: filepath.Join(root, "w"), o: filepath.Join(root, "o")}
-	must(t, os.Mkdir(u.w, 0o777))
-	must(t, os.Mkdir(u.o, 0o777))
+	for _, d := range []string{u.w, u.o} {
+		must(t, os.Mkdir(d, 0o777))
+		must(t, os.Chmod(d, 0o777))
+	}
 	u.good = escCount(t, "unix", filepath.Join(u.w, "good.sock"))
 	u.goodD = escCount(t, "unixgram", filepath.Join(u.w, "good.dsock"))
 	u.bad = escCount(t, "unix", filepath.Join(u.o, "bad.sock"))
@@ -1172,4 +1182,91 @@ func TestEscapeNetSupervisorMemoryBound(t *testing.T) {
 	if growth > limit {
 		t.Errorf("the test process's peak RSS grew by %d MiB while the sandbox flooded sendmmsg; the bound allows at most %d MiB", growth>>20, limit>>20)
 	}
+}
+
+// escCLIRace runs the racer under `sandlock run flags` as nobody and
+// checks both sides.
+func escCLIRace(t *testing.T, what string, flags []string, forbidden, allowed []*escCounter, args ...string) escResult {
+	t.Helper()
+	racer := escRacer(t)
+	flags = append([]string{"-r", filepath.Dir(racer)}, flags...)
+	code, stdout, stderr := cliAs(t, cliNobody, cliRunArgs(cliGrants(flags...), append([]string{racer}, args...)...)...)
+	if code != 0 || stderr != "" {
+		t.Fatalf("%s: sandlock run %q as nobody: exit %d\nstdout: %s\nstderr: %s", what, flags, code, stdout, stderr)
+	}
+	return escCheck(t, what+" (CLI, as nobody)", escParse(t, stdout), forbidden, allowed)
+}
+
+// TestEscapeNetCLIUnprivileged runs one of each kind of escape test
+// through the CLI as an unprivileged user. Not parallel (see
+// cli_network_test.go).
+func TestEscapeNetCLIUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root to switch to cliNobody (run the tests as root, as CI does)")
+	}
+	P := netFreePorts(t, 3)
+	Q, D := P+1, P+2
+	okTCP := escCount(t, "tcp", "127.0.0.1:"+netP(P))
+	badUDP := escCount(t, "udp", "127.0.0.1:"+netP(Q))
+	ok2UDP := escCount(t, "udp", "127.0.0.2:"+netP(Q))
+	u := newEscUnix(t)
+	n := escTriesArg()
+
+	escCLIRace(t, "connect, no rules, unix socket flipped to inet", []string{"-w", u.w},
+		[]*escCounter{u.bad}, []*escCounter{u.good},
+		"connect", n, "unix", "unix:"+u.good.addr, escIn("127.0.0.1", P), "unix:"+u.bad.addr, "abs:"+escAbstract("cli"))
+	escCLIRace(t, "sendto, deny list, family and address flipped", []string{"--net-deny", "127.0.0.1"},
+		[]*escCounter{badUDP}, []*escCounter{ok2UDP},
+		"sendto", n, "udp4", escIn("127.0.0.2", Q), "abs:"+escAbstract("cli"), escIn("127.0.0.1", Q), "unspec:127.0.0.1:"+netP(Q), escIn("0.0.0.0", Q))
+	escCLIRace(t, "sendmsg, host rule, connected TCP socket swapped for UDP", []string{"--net-allow", "127.0.0.1:" + netP(P)},
+		[]*escCounter{badUDP}, nil,
+		"-peer", escIn("127.0.0.1", P), "-swap", "udp4", "sendmsg", n, "tcp4", "null", escIn("127.0.0.1", Q))
+	okTCP.count(t)
+	res := escCLIRace(t, "bind, --net-deny-bind, family flipped", []string{"--net-deny-bind", netP(D), "-w", u.w},
+		nil, nil, "bind", n, "tcp4", "abs:"+escAbstract("cli"), escIn("127.0.0.1", D), "unspec:0.0.0.0:"+netP(D), escIn("127.0.0.1", Q))
+	if res.ports[D] != 0 || res.ports[Q] == 0 {
+		t.Errorf("bind as nobody: ports bound %v: want %d never, %d at least once", res.ports, D, Q)
+	}
+
+	// Probes: the unspecified address, listen, abstract sockets, fs-deny.
+	a := newNetGroup(t, "127.0.0.1", "127.0.0.2")
+	outside := escAbstract("cli-outside")
+	abs := escCount(t, "unix", "@"+outside)
+	escNetCLI(t, cliNobody, []string{"--net-deny", "127.0.0.1"}, []netCase{
+		netOn("tcp", 4, "0.0.0.0", a.tcp["127.0.0.1"], "ERR ECONNREFUSED"),
+		netOn("udp", 6, "::ffff:0.0.0.0", a.udp["127.0.0.1"], "ERR ECONNREFUSED"),
+		netAt("tcp", 4, a.tcp["127.0.0.2"], "OK"),
+		netExpr("listen unbound", "listen_unbound(4, p)", "ERR EACCES"),
+		netExpr("own abstract servers", "ux_abstract(p)", "OK"),
+		netExpr("abstract servers of another process", "ux_abstract_fork(p)", "OK"),
+		netExpr("abstract server outside", fmt.Sprintf("ux(b'\\0%s'.ljust(108, b'\\0'), p)", outside), "ERR EPERM"),
+	})
+	if n := abs.count(t); n != 0 {
+		t.Errorf("the abstract server outside was reached %d times", n)
+	}
+	escNetCLI(t, cliNobody, []string{"--net-deny", "10.255.0.0/16", "--net-allow-bind", netP(D)}, []netCase{
+		netExpr("listen unbound", "listen_unbound(4, p)", "ERR EACCES"),
+		netExpr("bind, listen, accept", fmt.Sprintf("listen_accept(4, '127.0.0.1', %d, p)", D), "OK accepted"),
+	})
+	// fs-deny: servers that answer (netSrv), reachable by nobody but for
+	// the sandbox.
+	listen := func(path string) *netSrv {
+		srv, err := netListen("unix", path, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.close)
+		must(t, os.Chmod(path, 0o777))
+		return srv
+	}
+	okSrv, docker := listen(filepath.Join(u.w, "ok.sock")), listen(filepath.Join(u.w, "docker.sock"))
+	denied := filepath.Join(u.w, "denied")
+	must(t, os.Mkdir(denied, 0o777))
+	must(t, os.Chmod(denied, 0o777))
+	escNetCLI(t, cliNobody, []string{"-w", u.w, "--fs-deny", docker.host, "--fs-deny", denied}, []netCase{
+		{desc: "connect beside the denied socket", call: fmt.Sprintf("ux(%q, p)", okSrv.host), want: "OK", dst: okSrv, hits: []netHit{{srv: okSrv}}},
+		{desc: "connect to the denied socket", call: fmt.Sprintf("ux(%q, p)", docker.host), want: "ERR EACCES", dst: docker},
+		netExpr("bind in the denied directory", fmt.Sprintf("ux_bind(%q, p)", filepath.Join(denied, "x.sock")), "ERR EACCES"),
+		netExpr("bind beside", fmt.Sprintf("ux_bind(%q, p)", filepath.Join(u.w, "x.sock")), "OK x.sock"),
+	})
 }
