@@ -452,7 +452,14 @@ func (g *Gate) do(ctx context.Context, s *socket, op func() (int, error)) (int, 
 func doOn(ctx context.Context, pool *confine.Pool, s *socket, op func() (int, error)) (int, unix.Errno) {
 	var n int
 	var err error
-	if derr := pool.DoContext(ctx, func() { n, err = op() }, s.interrupt); derr != nil {
+	run := func() { n, err = op() }
+	var derr error
+	if ctx.Done() == nil {
+		derr = pool.Do(run) // an operation that cannot block: nothing to watch
+	} else {
+		derr = pool.DoContext(ctx, run, s.interrupt)
+	}
+	if derr != nil {
 		return 0, unix.EIO
 	}
 	return n, errnoOf(err)
