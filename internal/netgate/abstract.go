@@ -25,7 +25,7 @@ import (
 // holds (ECONNREFUSED).
 //
 // The owner is found among the sandbox's own descriptors, not in the
-// host's socket table: for each process of the sandbox, each fd that is a
+// host's socket table (where it was last found is tried first): for each process of the sandbox, each fd that is a
 // socket is duplicated (pidfd_getfd) and asked for its address. Only the
 // socket that owns a name counts: a datagram socket, or a listening stream
 // or seqpacket one (an accepted socket reports its listener's address
@@ -40,48 +40,114 @@ import (
 // the supervisor cannot read, is not found (EPERM).
 
 // viaAbstract does op towards the abstract unix socket of the address sa.
+// Without a known owner, the confined helper tries first: a name nobody
+// holds then costs no search (ECONNREFUSED), and nothing is sent where the
+// scope refuses (EPERM comes before any delivery); only then are the
+// sandbox's sockets searched.
 func (g *Gate) viaAbstract(ctx context.Context, s *socket, sa []byte, op func(sa []byte) (int, error)) (int, unix.Errno) {
 	send := func() (int, error) { return op(sa) }
 	if !g.cfg.AbstractScoped {
 		return g.do(ctx, s, send)
 	}
-	owner := g.abstractOwner(sa[2:])
+	name := sa[2:]
+	owner := g.hintedOwner(name)
 	if owner < 0 {
-		return g.do(ctx, s, send)
+		n, errno := g.do(ctx, s, send)
+		if errno != unix.EPERM {
+			return n, errno
+		}
+		if owner = g.abstractOwner(name); owner < 0 {
+			return 0, unix.EPERM
+		}
 	}
 	defer unix.Close(owner)
 	return doOn(ctx, g.cfg.Unscoped, s, send)
 }
 
+// ownerHint is where the owner of an abstract name was last found.
+type ownerHint struct{ pid, fd int }
+
+// maxHints bounds the names remembered.
+const maxHints = 256
+
+// hintedOwner checks where the owner of name was last found, and returns a
+// duplicate of it if it is still there, else -1. Programs reach the same
+// servers again and again; the full search walks every descriptor of the
+// sandbox.
+func (g *Gate) hintedOwner(name []byte) int {
+	g.hintsMu.Lock()
+	h, ok := g.hints[string(name)]
+	g.hintsMu.Unlock()
+	if !ok {
+		return -1
+	}
+	if fd := g.ownerAt(h, name); fd >= 0 {
+		return fd
+	}
+	g.hintsMu.Lock()
+	delete(g.hints, string(name))
+	g.hintsMu.Unlock()
+	return -1
+}
+
+// ownerAt returns a duplicate of fd h.fd of process h.pid if the process
+// is the sandbox's and the socket owns name, else -1.
+func (g *Gate) ownerAt(h ownerHint, name []byte) int {
+	pidfd, err := unix.PidfdOpen(h.pid, 0)
+	if err != nil {
+		return -1
+	}
+	defer unix.Close(pidfd)
+	if !g.cfg.Traced(h.pid) {
+		return -1
+	}
+	dup, err := unix.PidfdGetfd(pidfd, h.fd, 0)
+	if err != nil {
+		return -1
+	}
+	if !ownsAbstract(dup, name) {
+		unix.Close(dup)
+		return -1
+	}
+	return dup
+}
+
 // abstractOwner returns a duplicate of the sandbox's socket bound to the
-// abstract name, or -1.
+// abstract name, or -1, and remembers where it was.
 func (g *Gate) abstractOwner(name []byte) int {
 	seen := map[uint64]bool{}
 	for _, pid := range g.cfg.ProcessIDs() {
-		if fd := g.ownerIn(pid, name, seen); fd >= 0 {
+		if fd, at := g.ownerIn(pid, name, seen); fd >= 0 {
+			g.hintsMu.Lock()
+			if g.hints == nil || len(g.hints) >= maxHints {
+				g.hints = map[string]ownerHint{}
+			}
+			g.hints[string(name)] = ownerHint{pid, at}
+			g.hintsMu.Unlock()
 			return fd
 		}
 	}
 	return -1
 }
 
-// ownerIn looks for the owner of name among the fds of the process pid.
-func (g *Gate) ownerIn(pid int, name []byte, seen map[uint64]bool) int {
+// ownerIn looks for the owner of name among the fds of the process pid;
+// it returns a duplicate and the fd number it has in pid.
+func (g *Gate) ownerIn(pid int, name []byte, seen map[uint64]bool) (dup, at int) {
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return -1
+		return -1, 0
 	}
 	defer unix.Close(pidfd)
 	// The pidfd names one process for good; it is the sandbox's if the
 	// tracer still knows the pid now (a pid is not reused before the
 	// tracer has reaped it).
 	if !g.cfg.Traced(pid) {
-		return -1
+		return -1, 0
 	}
 	dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
 	d, err := os.Open(dir)
 	if err != nil {
-		return -1
+		return -1, 0
 	}
 	names, _ := d.Readdirnames(-1)
 	d.Close()
@@ -97,17 +163,17 @@ func (g *Gate) ownerIn(pid int, name []byte, seen map[uint64]bool) int {
 		if err != nil || nerr != nil || seen[ino] {
 			continue
 		}
-		dup, err := unix.PidfdGetfd(pidfd, num, 0)
+		fd, err := unix.PidfdGetfd(pidfd, num, 0)
 		if err != nil {
 			continue
 		}
 		seen[ino] = true
-		if ownsAbstract(dup, name) {
-			return dup
+		if ownsAbstract(fd, name) {
+			return fd, num
 		}
-		unix.Close(dup)
+		unix.Close(fd)
 	}
-	return -1
+	return -1, 0
 }
 
 // ownsAbstract reports whether fd is the unix socket bound to the abstract

@@ -25,6 +25,7 @@ import (
 	"context"
 	"encoding/binary"
 	"net/netip"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -86,7 +87,12 @@ type Config struct {
 }
 
 // Gate serves the handlers.
-type Gate struct{ cfg Config }
+type Gate struct {
+	cfg Config
+
+	hintsMu sync.Mutex
+	hints   map[string]ownerHint // abstract name → where its owner was found
+}
 
 // New returns a gate.
 func New(cfg Config) *Gate { return &Gate{cfg: cfg} }
