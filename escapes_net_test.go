@@ -1,6 +1,7 @@
 package sandlock_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -607,12 +608,21 @@ func escSendmsgRace(t *testing.T, op string) {
 	escRace(t, "deny list, name flipped", u.sandbox(nil, []string{"127.0.0.1"}),
 		[]*escCounter{badUDP}, []*escCounter{ok2UDP},
 		op, n, "udp4", escIn("127.0.0.2", Q), "null", escIn("127.0.0.1", Q), "unspec:127.0.0.1:"+netP(Q), escIn("0.0.0.0", Q))
+	escRace(t, "port rule, name flipped", u.sandbox([]string{":" + netP(P)}, nil),
+		[]*escCounter{badUDP, u.badD}, []*escCounter{okUDP},
+		op, n, "udp4", escIn("127.0.0.1", P), "null", escIn("127.0.0.1", Q), "unspec:127.0.0.1:"+netP(Q), abs, "unix:"+u.badD.addr)
 	escRace(t, "host rule, connected TCP socket swapped for UDP", u.sandbox([]string{"127.0.0.1:" + netP(P)}, nil),
 		[]*escCounter{badUDP}, nil,
 		"-peer", escIn("127.0.0.1", P), "-swap", "udp4", op, n, "tcp4", "null", escIn("127.0.0.1", Q))
+	// The peer keeps each connection open until it has read from it.
+	peer, err := netListen("unix", filepath.Join(u.w, "peer.sock"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(peer.close)
 	escRace(t, "no rules, connected unix stream socket swapped for a datagram one", u.sandbox(nil, nil),
 		[]*escCounter{u.badD}, nil,
-		"-peer", "unix:"+u.good.addr, "-swap", "unixd", op, n, "unix", "null", "unix:"+u.badD.addr, abs)
+		"-peer", "unix:"+peer.host, "-swap", "unixd", op, n, "unix", "null", "unix:"+u.badD.addr, abs)
 	_ = okTCP
 }
 
@@ -724,6 +734,21 @@ def ux_abstract_fork(p):
     if os.read(r, 100) != p:
         raise RuntimeError("datagram")
     os.waitpid(pid, 0)
+def sendto_len0(s, h, port, p):
+    # sendto with an address pointer but a zero length: the kernel reads
+    # no address (UDP then refuses a non-NULL name: EINVAL).
+    raw = sa(4, h, port)
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    libc.sendto.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint]
+    if libc.sendto(s.fileno(), p, len(p), 0, ctypes.cast(buf, ctypes.c_void_p), 0) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+def udp_len0(cport, h, port, p):
+    s = timeo(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    s.connect(("127.0.0.1", cport)); sendto_len0(s, h, port, p)
+def uxd_len0(peer, h, port, p):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.connect(peer); sendto_len0(s, h, port, p)
 def ux_abstract_missing(p):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(b"\0sandlock-esc-nobody-%d" % os.getpid())
@@ -1269,4 +1294,48 @@ func TestEscapeNetCLIUnprivileged(t *testing.T) {
 		netExpr("bind in the denied directory", fmt.Sprintf("ux_bind(%q, p)", filepath.Join(denied, "x.sock")), "ERR EACCES"),
 		netExpr("bind beside", fmt.Sprintf("ux_bind(%q, p)", filepath.Join(u.w, "x.sock")), "OK x.sock"),
 	})
+}
+
+// TestEscapeNetSendtoNoAddress: a sendto whose address pointer is set but
+// whose length is 0 gives the kernel no address (a register fact): the
+// filter lets it through (or, with a user handler on sendto, the gate
+// answers Continue) and the kernel does what it does natively: EINVAL on
+// UDP, the connected peer on a unix datagram socket. The address in memory
+// is never used.
+func TestEscapeNetSendtoNoAddress(t *testing.T) {
+	t.Parallel()
+	a := newNetGroup(t, "127.0.0.1")
+	b := newNetGroup(t, "127.0.0.1")
+	w := tempDir(t)
+	peer, err := netListen("unixgram", filepath.Join(w, "peer.dsock"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(peer.close)
+	cases := []netCase{
+		{desc: "udp connected to P, sendto Q with length 0", call: fmt.Sprintf("udp_len0(%d, '127.0.0.1', %d, p)", a.port, b.port),
+			want: "ERR EINVAL", dst: b.udp["127.0.0.1"]},
+		{desc: "unix datagram connected, sendto Q with length 0", call: fmt.Sprintf("uxd_len0(%q, '127.0.0.1', %d, p)", peer.host, b.port),
+			want: "OK", dst: b.udp["127.0.0.1"], hits: []netHit{{srv: peer}}},
+		netAt("udp", 4, a.udp["127.0.0.1"], "OK"),
+	}
+	sb := func() *sandlock.Sandbox {
+		sb := netSb([]string{"127.0.0.1:" + netP(a.port)}, nil, nil, nil)
+		sb.FSWritable = []string{w}
+		return sb
+	}
+	escNetRun(t, "unnotified", sb(), cases)
+	var seen atomic.Int64
+	h := hdl(t, "sendto", func(ctx context.Context, hc *sandlock.HandlerCtx) sandlock.Action {
+		seen.Add(1)
+		return sandlock.Continue()
+	})
+	res := hdlRun(t, sb(), escScript(cases), h)
+	if res.ExitCode != 0 {
+		t.Fatalf("with a user handler on sendto: python exited %d\nstdout: %s\nstderr: %s", res.ExitCode, res.Stdout, res.Stderr)
+	}
+	netCheck(t, "with a user handler on sendto", string(res.Stdout), cases)
+	if seen.Load() == 0 {
+		t.Error("the user handler saw no sendto")
+	}
 }
