@@ -364,15 +364,15 @@ func (s *socket) localize(t *target, o op) {
 		return
 	}
 	bound, mapped := s.boundAddr()
-	eff := loopback4
+	eff := loopback6
 	switch {
 	case t.addr.Is4():
+		eff = loopback4
 		if bound.Is4() && !bound.IsUnspecified() {
 			eff = bound
 		}
 	case o == opConnect && mapped:
-	default:
-		eff = loopback6
+		eff = loopback4 // written as ::ffff:127.0.0.1
 	}
 	raw := bytes.Clone(t.raw)
 	if t.v6 {
