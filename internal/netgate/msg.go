@@ -285,8 +285,7 @@ func (g *Gate) sendto(_ context.Context, hc *notify.HandlerCtx) notify.Action {
 		s.close()
 		return notify.Errno(errno)
 	}
-	return g.perform(s, flags, func(ctx context.Context) notify.Action {
-		defer b.release()
+	return g.perform(s, flags, b.release, func(ctx context.Context) notify.Action {
 		return answer(g.reach(ctx, hc, s, &t, func(sa []byte) (int, error) { return rawSendto(s.fd, data, flags, sa) }))
 	})
 }
@@ -311,9 +310,7 @@ func (g *Gate) sendmsg(_ context.Context, hc *notify.HandlerCtx) notify.Action {
 		s.close()
 		return notify.Errno(errno)
 	}
-	return g.perform(s, flags, func(ctx context.Context) notify.Action {
-		defer b.release()
-		defer m.close()
+	return g.perform(s, flags, func() { m.close(); b.release() }, func(ctx context.Context) notify.Action {
 		return answer(g.sendMessage(ctx, hc, s, m, flags))
 	})
 }
@@ -378,8 +375,7 @@ func (g *Gate) sendmmsg(_ context.Context, hc *notify.HandlerCtx) notify.Action 
 		}
 		return notify.ReturnValue(0)
 	}
-	return g.perform(s, flags, func(ctx context.Context) notify.Action {
-		defer closeAll()
+	return g.perform(s, flags, closeAll, func(ctx context.Context) notify.Action {
 		sent := 0
 		for i, m := range msgs {
 			n, errno := 0, unix.Errno(0)

@@ -25,6 +25,7 @@ import (
 	"context"
 	"encoding/binary"
 	"net/netip"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -418,7 +419,7 @@ func (g *Gate) connect(_ context.Context, hc *notify.HandlerCtx) notify.Action {
 		s.close()
 		return notify.Errno(errno)
 	}
-	return g.perform(s, 0, func(ctx context.Context) notify.Action {
+	return g.perform(s, 0, nil, func(ctx context.Context) notify.Action {
 		return answer(g.reach(ctx, hc, s, &t, func(sa []byte) (int, error) { return 0, rawConnect(s.fd, sa) }))
 	})
 }
@@ -432,17 +433,31 @@ func answer(n int, errno unix.Errno) notify.Action {
 }
 
 // perform runs work, which operates on s on the program's behalf, and then
-// closes s. On a blocking socket the operation can wait as long as the peer
-// decides (a connect for its handshake, a send for buffer space), so it
-// runs deferred, off the dispatch path, where the rest of the sandbox's
+// closes s and calls done (if set) to release what work uses. On a
+// blocking socket the operation can wait as long as the peer decides (a
+// connect for its handshake, a send for buffer space), so it runs
+// deferred, off the dispatch path, where the rest of the sandbox's
 // syscalls would otherwise queue behind it.
-func (g *Gate) perform(s *socket, flags int, work func(ctx context.Context) notify.Action) notify.Action {
+func (g *Gate) perform(s *socket, flags int, done func(), work func(ctx context.Context) notify.Action) notify.Action {
+	finish := func() {
+		s.close()
+		if done != nil {
+			done()
+		}
+	}
 	if flags&unix.MSG_DONTWAIT != 0 || s.nonblocking() {
-		defer s.close()
+		defer finish()
 		return work(context.Background())
 	}
+	// A deferred answer the supervisor refuses (too many in flight: the
+	// syscall fails with EAGAIN) never runs: the garbage collector then
+	// releases what it held, instead of leaking the duplicates.
+	guard := new(byte)
+	cleanup := runtime.AddCleanup(guard, func(finish func()) { finish() }, finish)
 	return notify.Defer(func(ctx context.Context) notify.Action {
-		defer s.close()
+		cleanup.Stop()
+		runtime.KeepAlive(guard)
+		defer finish()
 		return work(ctx)
 	})
 }

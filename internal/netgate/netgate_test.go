@@ -1,11 +1,15 @@
 package netgate
 
 import (
+	"context"
 	"encoding/binary"
 	"net/netip"
+	"runtime"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock/internal/notify"
 )
 
 // sa4 is a sockaddr_in with the given family field.
@@ -247,5 +251,43 @@ func TestBudget(t *testing.T) {
 	q := b.take(b.left())
 	if &q[0] == &p[0] || b.left() != 0 {
 		t.Fatal("take overlaps or leaves something")
+	}
+}
+
+// TestPerformRefusedDeferReleases: a deferred operation that the
+// supervisor refuses (too many in flight) never runs; what it held (the
+// duplicate socket, the copy buffers) is released all the same, by the
+// garbage collector.
+func TestPerformRefusedDeferReleases(t *testing.T) {
+	g := New(Config{})
+	s := realSocket(t, unix.AF_INET, unix.SOCK_STREAM) // blocking: deferred
+	dup, err := unix.Dup(s.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	func() {
+		a := g.perform(&socket{fd: dup, family: unix.AF_INET}, 0, func() { close(released) }, func(context.Context) notify.Action {
+			t.Error("the work of a dropped Defer ran")
+			return notify.Continue()
+		})
+		if a.String() != "Defer" {
+			t.Fatalf("a blocking socket's operation is %v, want Defer", a)
+		}
+	}() // the Action is dropped, as a refused Defer is
+	for i := 0; ; i++ {
+		runtime.GC()
+		select {
+		case <-released:
+			if _, err := unix.FcntlInt(uintptr(dup), unix.F_GETFD, 0); err != unix.EBADF {
+				t.Errorf("the duplicate is still open: %v", err)
+			}
+			return
+		default:
+		}
+		if i == 1000 {
+			t.Fatal("nothing was released after 1000 collections")
+		}
+		runtime.Gosched()
 	}
 }
