@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/filter"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/netgate"
@@ -31,6 +32,8 @@ type networkPolicy struct {
 	bindPorts         []uint16
 	denyBind          []netpolicy.PortRange
 	hosts             bool // rules name hosts: serve a synthetic /etc/hosts
+	// abstractScoped: Landlock scopes the program's abstract unix sockets.
+	abstractScoped bool
 }
 
 // maxLandlockPorts bounds the port rules given to Landlock; wider port sets
@@ -158,6 +161,7 @@ func lookupHost(host string) ([]netip.Addr, error) {
 // landlock adds the network part to a ruleset configuration. Without an
 // active net-tcp protection, Landlock handles no network right at all.
 func (n *networkPolicy) landlock(cfg *landlock.Config) {
+	n.abstractScoped = cfg.Scoped&landlock.ScopeAbstractUnixSocket != 0
 	if cfg.HandledNet == 0 {
 		n.connectByLandlock = false
 		return
@@ -198,26 +202,49 @@ func (n *networkPolicy) register(sess *sandbox.Session, p *prepared, s *Sandbox,
 			writable = append(writable, c)
 		}
 	}
-	gate := netgate.New(netgate.Config{
-		Mode:          n.mode,
-		Rules:         n.rules,
-		TCPByLandlock: n.connectByLandlock,
-		OnlyTCP:       !n.udp && !n.icmp,
-		DenyBind:      n.denyBind,
-		Writable:      writable,
-		TGID:          sess.TGID,
-		Pool:          p.helpers(s),
-	})
-	gate.Register(sess.Table)
+	cfg := netgate.Config{
+		Mode:           n.mode,
+		Rules:          n.rules,
+		TCPByLandlock:  n.connectByLandlock,
+		DenyBind:       n.denyBind,
+		Writable:       writable,
+		AbstractScoped: n.abstractScoped,
+		ProcessIDs:     sess.ProcessIDs,
+		Traced:         sess.Traced,
+		TGID:           sess.TGID,
+		Pool:           p.helpers(s),
+		Unscoped:       p.unscopedHelpers(s),
+	}
+	if p.denier != nil {
+		cfg.Denied, cfg.DeniedEntry = p.denier.CheckFD, p.denier.CheckEntry
+	}
+	netgate.New(cfg).Register(sess.Table)
 	if n.hosts {
 		netgate.RegisterHosts(sess.Table, netgate.HostsFile(n.rules))
 	}
-	// A sendto without an address goes to a connected socket, whose peer
-	// was judged at connect: unless a user handler wants to see every
-	// sendto, the filter lets those through unnotified.
+	// A sendto without an address (a NULL pointer, or a zero length: the
+	// kernel then reads none) goes to a connected socket, whose peer was
+	// judged at connect: unless a user handler wants to see every sendto,
+	// the filter lets those through unnotified. Both are registers, which
+	// the program cannot change once the syscall is made. (The length is
+	// an int: only its low half counts.)
 	sendto := sysnum.Native().MustNr("sendto")
 	if userSyscalls[sendto] {
 		return nil
 	}
-	return map[int][]filter.Cond{sendto: {{Tests: []filter.Test{{Arg: 4, Value: 0}, {Arg: 4, High: true, Value: 0}}}}}
+	return map[int][]filter.Cond{sendto: {
+		{Tests: []filter.Test{{Arg: 4, Value: 0}, {Arg: 4, High: true, Value: 0}}},
+		{Tests: []filter.Test{{Arg: 5, Value: 0}}},
+	}}
+}
+
+// unscopedHelpers returns the run's pool of threads for abstract unix
+// socket operations the gate judged within the sandbox's scope: no Landlock
+// domain (whose scope would refuse them the program's own sockets), but
+// NO_NEW_PRIVS and no capabilities.
+func (p *prepared) unscopedHelpers(s *Sandbox) *confine.Pool {
+	if p.unscoped == nil {
+		p.unscoped = confine.NewPool(nil, s.KeepCaps)
+	}
+	return p.unscoped
 }

@@ -27,7 +27,9 @@ type prepared struct {
 	ruleset *landlock.Ruleset
 	denier  *fsdeny.Denier
 	pool    *confine.Pool
-	grants  []string // readable and writable paths, for error hints
+	// unscoped runs the network gate's abstract socket operations.
+	unscoped *confine.Pool
+	grants   []string // readable and writable paths, for error hints
 }
 
 // abandon frees a run that will not start.
@@ -49,6 +51,9 @@ func (p *prepared) helpers(s *Sandbox) *confine.Pool {
 func (p *prepared) release() {
 	if p.pool != nil {
 		p.pool.Close()
+	}
+	if p.unscoped != nil {
+		p.unscoped.Close()
 	}
 	if p.ruleset != nil {
 		p.ruleset.Close()

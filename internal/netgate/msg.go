@@ -3,6 +3,8 @@ package netgate
 import (
 	"context"
 	"encoding/binary"
+	"math"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -10,31 +12,104 @@ import (
 	"github.com/sandlock-go/sandlock/internal/notify"
 )
 
+// CopyBound bounds what one notification makes the supervisor copy out of
+// the program's memory to send it on the program's behalf: the data and
+// control messages of a sendto or sendmsg, or of all the messages of one
+// sendmmsg together. A stream send of more returns a short count, as the
+// kernel may; a sendmmsg sends the messages that fit (at least one); a
+// datagram (or seqpacket message) larger than the bound fails with
+// EMSGSIZE. What all sends in flight can hold is then bounded too: one
+// per receiver thread plus notify.MaxDeferred deferred ones, 64 × 256 KiB
+// = 16 MiB, however much the program asks to send.
+const CopyBound = 256 << 10
+
+// maxControl is the largest control buffer copied (the kernel's own limit,
+// optmem_max, is smaller by default).
+const maxControl = 64 << 10
+
+// copyBufs recycles the buffers sends are copied into, so that a program
+// sending at full speed makes the supervisor hold CopyBound per send in
+// flight, not a heap of garbage between collections.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, CopyBound); return &b }}
+
+// budget is what one notification may still copy, and the buffer its data
+// is copied into.
+type budget struct {
+	buf   *[]byte
+	used  int // bytes of buf handed out
+	spent int // bytes copied: data and control
+}
+
+func newBudget() *budget { return &budget{buf: copyBufs.Get().(*[]byte)} }
+
+// left is how much more may be copied.
+func (b *budget) left() int { return CopyBound - b.spent }
+
+// take hands out n bytes of the buffer (n ≤ left()).
+func (b *budget) take(n int) []byte {
+	p := (*b.buf)[b.used : b.used+n : b.used+n]
+	b.used += n
+	b.spent += n
+	return p
+}
+
+// release returns the buffer; nothing taken from it may be used afterwards.
+func (b *budget) release() {
+	if b.buf != nil {
+		copyBufs.Put(b.buf)
+		b.buf = nil
+	}
+}
+
 // iovec is one buffer of the program's.
 type iovec struct{ base, len uint64 }
 
-// maxSendBytes bounds what one send copies out of the program's memory; a
-// stream send of more returns a short count, as the kernel may.
-const maxSendBytes = 1 << 20
-
-// readData copies the program's buffers.
-func readData(hc *notify.HandlerCtx, iov []iovec) ([]byte, unix.Errno) {
-	var out []byte
+// readIovecs copies the program's buffers: all of them, or for a stream
+// socket (stream) the first b.left() bytes of them (cut reports it).
+// Datagrams and other messages are copied whole or not at all: EMSGSIZE.
+// One process_vm_readv reads every buffer.
+func readIovecs(hc *notify.HandlerCtx, iov []iovec, b *budget, stream bool) (data []byte, cut bool, errno unix.Errno) {
+	total := uint64(0)
 	for _, v := range iov {
-		n := min(v.len, uint64(maxSendBytes-len(out)))
-		if n == 0 {
-			continue
+		if v.len > math.MaxInt64 || total+v.len > math.MaxInt64 {
+			return nil, false, unix.EINVAL
 		}
-		b, err := hc.ReadMem(v.base, int(n))
-		if err != nil {
-			return nil, unix.EFAULT
+		total += v.len
+	}
+	if total > uint64(b.left()) {
+		if !stream {
+			return nil, false, unix.EMSGSIZE
 		}
-		out = append(out, b...)
-		if len(out) >= maxSendBytes {
+		total, cut = uint64(b.left()), true
+	}
+	if total == 0 {
+		return nil, cut, 0
+	}
+	dst := b.take(int(total))
+	remote := make([]unix.RemoteIovec, 0, len(iov))
+	want := total
+	for _, v := range iov {
+		if want == 0 {
 			break
 		}
+		n := min(v.len, want)
+		if n > 0 {
+			remote = append(remote, unix.RemoteIovec{Base: uintptr(v.base), Len: int(n)})
+			want -= n
+		}
 	}
-	return out, 0
+	if notify.TaskAlive(hc) != nil {
+		return nil, false, unix.ESRCH
+	}
+	local := []unix.Iovec{{Base: &dst[0], Len: total}}
+	n, err := unix.ProcessVMReadv(int(hc.Notif.PID), local, remote, 0)
+	if notify.TaskAlive(hc) != nil {
+		return nil, false, unix.ESRCH
+	}
+	if err != nil || uint64(n) < total {
+		return nil, false, unix.EFAULT
+	}
+	return dst, cut, 0
 }
 
 // msghdr is struct msghdr on 64-bit Linux.
@@ -56,10 +131,11 @@ var _ [sizeofMsghdr - unsafe.Sizeof(msghdr{})]byte
 
 // message is a sendmsg read out of the program's memory.
 type message struct {
-	dest    *dest // nil: no address
+	dest    *target // nil: no address
 	data    []byte
 	control []byte // with SCM_RIGHTS fds translated to the supervisor's
 	fds     []int  // the supervisor's copies, to close after sending
+	cut     bool   // data cut short by the bound (stream sockets)
 }
 
 func (m *message) close() {
@@ -68,51 +144,65 @@ func (m *message) close() {
 	}
 }
 
-// readMessage reads a struct msghdr and what it points to; a message
-// without an address is read further only if full.
-func (g *Gate) readMessage(hc *notify.HandlerCtx, addr uint64, full bool) (*message, unix.Errno) {
-	b, err := hc.ReadMem(addr, sizeofMsghdr)
+// readMessage reads a struct msghdr and everything it points to, as the
+// kernel's copy_msghdr_from_user does: no name when msg_name is NULL or
+// msg_namelen 0, a negative msg_namelen is EINVAL and a longer one than a
+// sockaddr_storage is cut to it. The address is read as the kernel will
+// read it for s (flags are the send's).
+func (g *Gate) readMessage(hc *notify.HandlerCtx, s *socket, addr uint64, flags int, b *budget) (*message, unix.Errno) {
+	raw, err := hc.ReadMem(addr, sizeofMsghdr)
 	if err != nil {
 		return nil, unix.EFAULT
 	}
-	h := *(*msghdr)(unsafe.Pointer(&b[0]))
+	h := *(*msghdr)(unsafe.Pointer(&raw[0]))
 	m := &message{}
-	var errno unix.Errno
-	if h.name != 0 && h.namelen != 0 {
-		if m.dest, errno = readSockaddr(hc, h.name, uint64(h.namelen)); errno != 0 {
+	if namelen := int32(h.namelen); h.name != 0 && namelen != 0 {
+		if namelen < 0 {
+			return nil, unix.EINVAL
+		}
+		sa, errno := readSockaddr(hc, h.name, uint64(min(namelen, maxSockaddr)))
+		if errno != 0 {
 			return nil, errno
 		}
-	} else if !full {
-		return m, 0
+		t := s.target(sa, opSend, flags)
+		m.dest = &t
 	}
 	if h.iovlen > 1024 { // UIO_MAXIOV
 		return nil, unix.EMSGSIZE
 	}
 	var iov []iovec
 	if h.iovlen > 0 {
-		raw, err := hc.ReadMem(h.iov, int(16*h.iovlen))
+		rawIov, err := hc.ReadMem(h.iov, int(16*h.iovlen))
 		if err != nil {
 			return nil, unix.EFAULT
 		}
-		for i := 0; i < int(h.iovlen); i++ {
-			iov = append(iov, iovec{binary.NativeEndian.Uint64(raw[16*i:]), binary.NativeEndian.Uint64(raw[16*i+8:])})
+		iov = make([]iovec, h.iovlen)
+		for i := range iov {
+			iov[i] = iovec{binary.NativeEndian.Uint64(rawIov[16*i:]), binary.NativeEndian.Uint64(rawIov[16*i+8:])}
 		}
 	}
-	if m.data, errno = readData(hc, iov); errno != 0 {
-		return nil, errno
-	}
 	if h.control != 0 && h.controllen > 0 {
-		if h.controllen > 64<<10 {
+		if h.controllen > maxControl {
 			return nil, unix.ENOBUFS
+		}
+		if int(h.controllen) > b.left() {
+			return nil, unix.EMSGSIZE
 		}
 		c, err := hc.ReadMem(h.control, int(h.controllen))
 		if err != nil {
 			return nil, unix.EFAULT
 		}
+		b.spent += len(c)
+		var errno unix.Errno
 		if m.control, errno = g.translateRights(hc, c, m); errno != 0 {
 			m.close()
 			return nil, errno
 		}
+	}
+	var errno unix.Errno
+	if m.data, m.cut, errno = readIovecs(hc, iov, b, s.sockType == unix.SOCK_STREAM); errno != 0 {
+		m.close()
+		return nil, errno
 	}
 	return m, 0
 }
@@ -164,109 +254,133 @@ func rebuild(cm unix.SocketControlMessage) []byte {
 	return b
 }
 
-func (g *Gate) sendmsg(_ context.Context, hc *notify.HandlerCtx) notify.Action {
+// sendto with an address (the filter lets sends without one through:
+// their peer, if any, was judged at connect).
+func (g *Gate) sendto(_ context.Context, hc *notify.HandlerCtx) notify.Action {
 	args := hc.Notif.Data.Args
-	m, errno := g.readMessage(hc, args[1], false)
-	if errno != 0 {
-		return notify.Errno(errno)
+	if args[4] == 0 || uint32(args[5]) == 0 {
+		// No address for the kernel (a NULL pointer or a zero length, both
+		// registers): only a user handler on sendto gets these here.
+		return notify.Continue()
 	}
 	s, errno := g.takeSocket(hc, args[0])
 	if errno != 0 {
-		m.close()
+		return notify.Errno(errno)
+	}
+	raw, errno := readSockaddr(hc, args[4], args[5])
+	if errno != 0 {
+		s.close()
+		return notify.Errno(errno)
+	}
+	flags := int(args[3])
+	t := s.target(raw, opSend, flags)
+	if errno := g.judge(s, &t, opSend); errno != 0 {
+		s.close()
+		return notify.Errno(errno)
+	}
+	b := newBudget()
+	data, _, errno := readIovecs(hc, []iovec{{args[1], args[2]}}, b, s.sockType == unix.SOCK_STREAM)
+	if errno != 0 {
+		b.release()
+		s.close()
+		return notify.Errno(errno)
+	}
+	return g.perform(s, flags, b.release, func(ctx context.Context) notify.Action {
+		return answer(g.reach(ctx, hc, s, &t, func(sa []byte) (int, error) { return rawSendto(s.fd, data, flags, sa) }))
+	})
+}
+
+func (g *Gate) sendmsg(_ context.Context, hc *notify.HandlerCtx) notify.Action {
+	args := hc.Notif.Data.Args
+	s, errno := g.takeSocket(hc, args[0])
+	if errno != 0 {
 		return notify.Errno(errno)
 	}
 	flags := int(args[2])
-	if m.dest == nil {
-		if !s.addressMatters(flags) {
-			s.close()
-			return notify.Continue() // its peer, if any, was judged at connect
-		}
-		// Read again, in full: the address may have appeared meanwhile.
-		if m, errno = g.readMessage(hc, args[1], true); errno != 0 {
-			s.close()
-			return notify.Errno(errno)
-		}
-	}
-	if m.dest != nil {
-		if errno := g.judge(s, m.dest); errno != 0 {
-			s.close()
+	b := newBudget()
+	m, errno := g.readMessage(hc, s, args[1], flags, b)
+	if errno == 0 && m.dest != nil {
+		errno = g.judge(s, m.dest, opSend)
+		if errno != 0 {
 			m.close()
-			return notify.Errno(errno)
 		}
 	}
-	return g.perform(s, flags, func(ctx context.Context) notify.Action {
-		defer m.close()
+	if errno != 0 {
+		b.release()
+		s.close()
+		return notify.Errno(errno)
+	}
+	return g.perform(s, flags, func() { m.close(); b.release() }, func(ctx context.Context) notify.Action {
 		return answer(g.sendMessage(ctx, hc, s, m, flags))
 	})
 }
 
-// judge decides an explicit destination: inet ones by the rules; named
-// unix sockets are judged where they are reached (viaUnixPin); other
-// families have nothing to judge, but are still sent from the copy read,
-// so that the program cannot swap in a judged address after the check.
-func (g *Gate) judge(s *socket, d *dest) unix.Errno {
-	if d.family == unix.AF_INET || d.family == unix.AF_INET6 {
-		return g.judgeInet(s, d)
-	}
-	return 0
-}
-
 // sendMessage sends a message read from the program on its behalf.
 func (g *Gate) sendMessage(ctx context.Context, hc *notify.HandlerCtx, s *socket, m *message, flags int) (int, unix.Errno) {
-	op := func(raw []byte) (int, error) { return rawSendmsg(s.fd, m.data, m.control, flags, raw) }
+	op := func(sa []byte) (int, error) { return rawSendmsg(s.fd, m.data, m.control, flags, sa) }
 	if m.dest == nil {
 		return g.do(ctx, s, func() (int, error) { return op(nil) })
 	}
-	return g.send(ctx, hc, s, m.dest, op)
+	return g.reach(ctx, hc, s, m.dest, op)
 }
 
 // maxMmsg is the most messages one sendmmsg sends (UIO_MAXIOV, as the
 // kernel).
 const maxMmsg = 1024
 
+// sizeofMmsghdr is struct mmsghdr: a msghdr, msg_len, padding.
+const sizeofMmsghdr = sizeofMsghdr + 8
+
 func (g *Gate) sendmmsg(_ context.Context, hc *notify.HandlerCtx) notify.Action {
 	args := hc.Notif.Data.Args
-	const sizeofMmsghdr = sizeofMsghdr + 8 // struct mmsghdr: msghdr, msg_len, padding
-	// Every message is read first: if none has an address and none could
-	// matter, the kernel sends them as they are.
+	s, errno := g.takeSocket(hc, args[0])
+	if errno != 0 {
+		return notify.Errno(errno)
+	}
+	flags := int(args[3])
+	vlen := min(uint64(uint32(args[2])), maxMmsg)
+	// The messages are read in order while they fit in the bound; a
+	// message that cannot be read ends the list, as the kernel stops at
+	// the first message that fails (and reports the error only if no
+	// message was sent).
+	b := newBudget()
 	var msgs []*message
 	closeAll := func() {
 		for _, m := range msgs {
 			m.close()
 		}
+		b.release()
 	}
-	addressed := false
 	var readErr unix.Errno
-	for i := uint64(0); i < min(args[2], maxMmsg); i++ {
-		m, errno := g.readMessage(hc, args[1]+i*sizeofMmsghdr, true)
+	for i := uint64(0); i < vlen && (i == 0 || b.left() > 0); i++ {
+		m, errno := g.readMessage(hc, s, args[1]+i*sizeofMmsghdr, flags, b)
+		if errno == unix.EMSGSIZE && i > 0 {
+			break // it does not fit: the next call sends it
+		}
 		if errno != 0 {
-			readErr = errno // the messages before it are sent, as the kernel would
+			readErr = errno
+			break
+		}
+		if m.cut && i > 0 {
+			m.close() // a later message is sent whole by the next call
 			break
 		}
 		msgs = append(msgs, m)
-		addressed = addressed || m.dest != nil
 	}
-	if readErr != 0 && len(msgs) == 0 {
-		return notify.Errno(readErr)
-	}
-	s, errno := g.takeSocket(hc, args[0])
-	if errno != 0 {
-		closeAll()
-		return notify.Errno(errno)
-	}
-	flags := int(args[3])
-	if !addressed && !s.addressMatters(flags) {
+	if len(msgs) == 0 {
 		closeAll()
 		s.close()
-		return notify.Continue() // its peer, if any, was judged at connect
+		if readErr != 0 {
+			return notify.Errno(readErr)
+		}
+		return notify.ReturnValue(0)
 	}
-	return g.perform(s, flags, func(ctx context.Context) notify.Action {
-		defer closeAll()
+	return g.perform(s, flags, closeAll, func(ctx context.Context) notify.Action {
 		sent := 0
 		for i, m := range msgs {
 			n, errno := 0, unix.Errno(0)
 			if m.dest != nil {
-				errno = g.judge(s, m.dest)
+				errno = g.judge(s, m.dest, opSend)
 			}
 			if errno == 0 {
 				n, errno = g.sendMessage(ctx, hc, s, m, flags)
@@ -283,17 +397,10 @@ func (g *Gate) sendmmsg(_ context.Context, hc *notify.HandlerCtx) notify.Action 
 				break
 			}
 			sent++
+			if n < len(m.data) {
+				break // a short stream send: the rest waits for the next call
+			}
 		}
 		return notify.ReturnValue(int64(sent))
 	})
-}
-
-func errnoOf(err error) unix.Errno {
-	if err == nil {
-		return 0
-	}
-	if e, ok := err.(unix.Errno); ok {
-		return e
-	}
-	return unix.EIO
 }

@@ -7,15 +7,23 @@ import (
 )
 
 // The socket syscalls with a sockaddr exactly as the program gave it, which
-// x/sys/unix's typed wrappers cannot take.
+// x/sys/unix's typed wrappers cannot take. An empty sockaddr is passed as
+// (NULL, 0), as the kernel would get a zero length.
+
+func sockaddrPtr(sa []byte) uintptr {
+	if len(sa) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(&sa[0]))
+}
 
 func rawConnect(fd int, sa []byte) error {
-	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa[0])), uintptr(len(sa)))
+	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), sockaddrPtr(sa), uintptr(len(sa)))
 	return errOf(e)
 }
 
 func rawBind(fd int, sa []byte) error {
-	_, _, e := unix.Syscall(unix.SYS_BIND, uintptr(fd), uintptr(unsafe.Pointer(&sa[0])), uintptr(len(sa)))
+	_, _, e := unix.Syscall(unix.SYS_BIND, uintptr(fd), sockaddrPtr(sa), uintptr(len(sa)))
 	return errOf(e)
 }
 
@@ -25,7 +33,7 @@ func rawSendto(fd int, data []byte, flags int, sa []byte) (int, error) {
 		p = unsafe.Pointer(&data[0])
 	}
 	n, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(data)), uintptr(flags),
-		uintptr(unsafe.Pointer(&sa[0])), uintptr(len(sa)))
+		sockaddrPtr(sa), uintptr(len(sa)))
 	return int(n), errOf(e)
 }
 
@@ -46,6 +54,18 @@ func rawSendmsg(fd int, data, control []byte, flags int, sa []byte) (int, error)
 	}
 	n, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(h)), uintptr(flags))
 	return int(n), errOf(e)
+}
+
+// rawGetsockname returns a socket's address exactly as the kernel holds it
+// (x/sys's Getsockname cuts an abstract name at its first NUL).
+func rawGetsockname(fd int) ([]byte, error) {
+	buf := make([]byte, maxSockaddr)
+	n := uint32(len(buf))
+	_, _, e := unix.Syscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&n)))
+	if e != 0 {
+		return nil, e
+	}
+	return buf[:min(int(n), len(buf))], nil
 }
 
 func errOf(e unix.Errno) error {
