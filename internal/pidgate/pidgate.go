@@ -160,7 +160,14 @@ type Gate struct {
 
 // New returns a gate.
 func New(cfg Config) *Gate {
-	return &Gate{cfg: cfg, entries: map[int]int{}, targets: map[int]target{}}
+	g := &Gate{cfg: cfg, entries: map[int]int{}, targets: map[int]target{}}
+	arch := sysnum.Native()
+	for _, s := range guarded {
+		if nr, ok := arch.Nr(s.name); ok {
+			g.targets[nr] = s.target
+		}
+	}
+	return g
 }
 
 // Register adds the gate's handlers to t: a check on every guarded syscall
@@ -175,7 +182,6 @@ func (g *Gate) Register(t *notify.Table, denied func(nr int) bool) {
 		if !ok || denied(nr) {
 			continue
 		}
-		g.targets[nr] = s.target
 		switch s.target {
 		case byPid, byPidOnly:
 			t.AddBuiltin(nr, "pid gate", true, notify.HandlerFunc(g.checkPid))
