@@ -554,14 +554,10 @@ func TestPidSetpgid(t *testing.T) {
 	}
 }
 
-func TestPidCommonPrograms(t *testing.T) {
-	// Everyday tools that name processes keep working on the sandbox's
-	// own: nice, renice, taskset, chrt, ionice, prlimit, ps, kill, and
-	// Python's os.sched_setaffinity.
-	sb := base()
-	sb.FSReadable = append(sb.FSReadable, "/proc")
-	sb.FSWritable = []string{"/dev/null"}
-	script := `
+// commonPrograms runs everyday tools that name processes on the sandbox's
+// own: nice, renice, taskset, ionice, chrt, prlimit, ps, kill, and Python's
+// os.sched_setaffinity. commonProgramsOut is what it prints.
+const commonPrograms = `
 set -e
 nice -n 5 nice
 renice -n 3 -p $$ >/dev/null; nice
@@ -576,10 +572,16 @@ prlimit --cpu=100 --pid $c; prlimit --cpu --pid $c -o SOFT --noheadings | tr -d 
 kill $c; wait $c || echo "killed $?"
 ` + python + ` -c 'import os; os.sched_setaffinity(0, {0}); print(sorted(os.sched_getaffinity(0)))'
 `
-	res := sh(t, sb, script)
-	want := "5\n3\n1\nidle\n4\n1\nidle\nSCHED_BATCH\n100\nkilled 143\n[0]\n"
-	if res.ExitCode != 0 || string(res.Stdout) != want {
-		t.Errorf("exit %d\nstdout %q\nwant   %q\nstderr %q", res.ExitCode, res.Stdout, want, res.Stderr)
+
+const commonProgramsOut = "5\n3\n1\nidle\n4\n1\nidle\nSCHED_BATCH\n100\nkilled 143\n[0]\n"
+
+func TestPidCommonPrograms(t *testing.T) {
+	sb := base()
+	sb.FSReadable = append(sb.FSReadable, "/proc")
+	sb.FSWritable = []string{"/dev/null"}
+	res := sh(t, sb, commonPrograms)
+	if res.ExitCode != 0 || string(res.Stdout) != commonProgramsOut {
+		t.Errorf("exit %d\nstdout %q\nwant   %q\nstderr %q", res.ExitCode, res.Stdout, commonProgramsOut, res.Stderr)
 	}
 }
 
@@ -624,6 +626,12 @@ func TestPidUnprivileged(t *testing.T) {
 		want := groupsWant()
 		wantResults(t, runCLI("groups", strconv.Itoa(pgid)), want)
 		checkVictim(t, "victim", v, before)
+	})
+	t.Run("programs", func(t *testing.T) {
+		code, stdout, stderr := cliAs(t, cliNobody, cliRunArgs(cliGrants("-r", "/proc", "-w", "/dev/null"), "/bin/sh", "-c", commonPrograms)...)
+		if code != 0 || stdout != commonProgramsOut {
+			t.Errorf("exit %d\nstdout %q\nwant   %q\nstderr %q", code, stdout, commonProgramsOut, stderr)
+		}
 	})
 	t.Run("setpgid", func(t *testing.T) {
 		wantResults(t, runCLI("setpgid", strconv.Itoa(pgid)), map[string]string{
