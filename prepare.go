@@ -15,6 +15,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/fsdeny"
 	"github.com/sandlock-go/sandlock/internal/landlock"
+	"github.com/sandlock-go/sandlock/internal/pidgate"
 	"github.com/sandlock-go/sandlock/internal/policy"
 	"github.com/sandlock-go/sandlock/internal/sandbox"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
@@ -338,6 +339,20 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		return nil, err
 	}
 
+	// The pid gate comes first on its syscalls, before every other builtin
+	// (limits' CPUPin and NumCPUs included): they may then trust that a
+	// target is the sandbox's.
+	var pids *pidgate.Gate
+	if !s.NoSupervisor {
+		pids = pidgate.New(pidgate.Config{
+			Traced:     p.session.Traced,
+			TGID:       p.session.TGID,
+			ProcessIDs: p.session.ProcessIDs,
+			Pool:       p.helpers(s),
+		})
+		pids.Register(p.session.Table, denied)
+	}
+
 	if len(s.FSDenied) > 0 {
 		p.denier, err = fsdeny.New(fsdeny.Config{Paths: s.FSDenied, Pool: p.helpers(s)})
 		if err != nil {
@@ -355,8 +370,12 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	fs := &policy.FilterSpec{Arch: arch, Deny: deny, UDP: network.udp, ICMP: network.icmp}
 	if s.NoSupervisor {
 		fs.NoFastOpen = true
+		fs.SelfOnly = pidgate.SelfOnly(denied)
 	} else {
-		fs.NotifyExcept = network.register(p.session, p, s, userSyscalls)
+		except := network.register(p.session, p, s, userSyscalls)
+		// Last, once every handler is in the table: a syscall another
+		// handler serves is notified every time.
+		fs.NotifyExcept = pids.Except(p.session.Table, except)
 		fs.Notify = p.session.Table.Syscalls()
 	}
 	fp, err := fs.Filter()
@@ -383,6 +402,11 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		Supervised: !s.NoSupervisor,
 		Knobs:      lim.knobs,
 		CPUPercent: lim.cpuPercent,
+	}
+	// The child stage's prlimit64 names itself (pid 0): when the filter
+	// lets exactly that through, it is no reason to leave the vfork mode.
+	if nr, ok := arch.Nr("prlimit64"); ok && len(fs.NotifyExcept[nr]) > 0 {
+		p.spec.SelfUnnotified = []int{nr}
 	}
 	return p, nil
 }

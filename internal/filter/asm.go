@@ -54,6 +54,12 @@ type asm struct {
 	labels []labelInfo
 	acc    accum // at the end of the program so far
 	dead   bool  // the end so far cannot be reached by falling through
+
+	// leafDef is the return of the default action that ends the leaf of
+	// the decision tree being emitted: a condition whose action is the
+	// default jumps there instead of returning on its own.
+	leafDef    label
+	leafDefAct Action
 }
 
 func (a *asm) newLabel() label {

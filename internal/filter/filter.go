@@ -120,14 +120,16 @@ type span struct {
 	rule   *Rule
 }
 
-// spans groups sorted rules into spans.
+// spans groups sorted rules into spans: consecutive syscalls decided alike
+// (the same action and the same conditions, often none) share one range
+// test and one body.
 func spans(rules []Rule) []span {
 	out := make([]span, 0, len(rules))
 	for i := range rules {
 		r := &rules[i]
 		if n := len(out); n > 0 {
 			last := &out[n-1]
-			if last.hi+1 == r.Nr && len(r.Conds) == 0 && len(last.rule.Conds) == 0 && last.rule.Action == r.Action {
+			if last.hi+1 == r.Nr && last.rule.Action == r.Action && sameConds(last.rule.Conds, r.Conds) {
 				last.hi = r.Nr
 				continue
 			}
@@ -135,6 +137,14 @@ func spans(rules []Rule) []span {
 		out = append(out, span{lo: r.Nr, hi: r.Nr, rule: r})
 	}
 	return out
+}
+
+// sameConds reports whether two rules' conditions decide alike, test by
+// test.
+func sameConds(a, b []Cond) bool {
+	return slices.EqualFunc(a, b, func(x, y Cond) bool {
+		return x.Action == y.Action && slices.Equal(x.Tests, y.Tests)
+	})
 }
 
 // leafSpans is how many spans a leaf of the decision tree tests one after
@@ -147,6 +157,7 @@ const leafSpans = 4
 // A syscall outside every span gets def.
 func (a *asm) tree(spans []span, def Action) {
 	if len(spans) <= leafSpans {
+		a.leafDef, a.leafDefAct = a.newLabel(), def
 		for _, s := range spans {
 			if s.lo == s.hi {
 				a.rule(s.rule)
@@ -154,6 +165,7 @@ func (a *asm) tree(spans []span, def Action) {
 				a.span(s)
 			}
 		}
+		a.bind(a.leafDef)
 		a.ret(def)
 		return
 	}
@@ -166,14 +178,16 @@ func (a *asm) tree(spans []span, def Action) {
 	a.tree(spans[mid:], def)
 }
 
-// span emits "if lo <= nr <= hi, return the span's action", falling
-// through otherwise with the syscall number still in the accumulator.
+// span emits "if lo <= nr <= hi, decide the span's rule", falling through
+// otherwise with the syscall number still in the accumulator.
 func (a *asm) span(s span) {
-	in, ret, next := a.newLabel(), a.newLabel(), a.newLabel()
+	in, body, next, none := a.newLabel(), a.newLabel(), a.newLabel(), a.newLabel()
 	a.jump(jumpGreaterOrEqual, uint32(s.lo), in, next)
 	a.bind(in)
-	a.jump(jumpGreaterOrEqual, uint32(s.hi)+1, next, ret)
-	a.bind(ret)
+	a.jump(jumpGreaterOrEqual, uint32(s.hi)+1, next, body)
+	a.bind(body)
+	a.conds(s.rule.Conds, 0, none)
+	a.bind(none)
 	a.ret(s.rule.Action)
 	a.bind(next)
 }
@@ -212,10 +226,17 @@ func (a *asm) conds(cs []Cond, depth int, fail label) {
 		if j < len(cs) {
 			next = a.newLabel()
 		}
-		pass := a.newLabel()
-		a.test(t, pass, next)
-		a.bind(pass)
-		a.conds(cs[i:j], depth+1, next)
+		if len(cs[i].Tests) == depth+1 && cs[i].Action == a.leafDefAct {
+			// The condition holds with this test, and its action is the
+			// default: jump to the leaf's return of it. (The conditions
+			// after it that share the test are never reached.)
+			a.test(t, a.leafDef, next)
+		} else {
+			pass := a.newLabel()
+			a.test(t, pass, next)
+			a.bind(pass)
+			a.conds(cs[i:j], depth+1, next)
+		}
 		if j < len(cs) {
 			a.bind(next)
 		}

@@ -1,10 +1,12 @@
 package filter
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -84,17 +86,19 @@ func refValid(p *Policy) bool {
 // argument word loaded afresh, no test shared) with every conditional jump
 // widened (two extra instructions each); the least is the header and a
 // return, plus the number test and the return of each rule with conditions
-// (conditions can share tests, and one that always holds hides the rest).
+// (conditions can share tests, and one that always holds hides the rest;
+// consecutive syscalls with the same conditions and action share them).
 func sizeBounds(p *Policy) (lo, hi int) {
 	head, jumps := 4, 1 // LD arch; JEQ; RET kill; LD nr
 	if p.Arch.X32 {
 		head, jumps = head+2, jumps+1
 	}
 	lo, hi = head+1, head
-	for _, r := range p.Rules {
+	sorted := slices.SortedFunc(slices.Values(p.Rules), func(a, b Rule) int { return cmp.Compare(a.Nr, b.Nr) })
+	for i, r := range sorted {
 		hi += 2 // JEQ nr … RET
 		jumps++
-		if len(r.Conds) > 0 {
+		if len(r.Conds) > 0 && (i == 0 || sorted[i-1].Nr+1 != r.Nr || !sameRule(sorted[i-1], r)) {
 			lo += 2
 		}
 		for _, c := range r.Conds {
@@ -112,6 +116,13 @@ func sizeBounds(p *Policy) (lo, hi int) {
 	hi += nodes + leaves // JGE nodes; RET default at each leaf
 	jumps += nodes
 	return lo, hi + 2*jumps
+}
+
+// sameRule reports whether two rules decide alike.
+func sameRule(a, b Rule) bool {
+	return a.Action == b.Action && slices.EqualFunc(a.Conds, b.Conds, func(x, y Cond) bool {
+		return x.Action == y.Action && slices.Equal(x.Tests, y.Tests)
+	})
 }
 
 // treeShape counts the JGE nodes and the leaves of the compiler's decision

@@ -146,8 +146,9 @@ func (c *CPUPin) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Actio
 		return notify.Errno(unix.EINVAL)
 	}
 	if !c.Traced(tid) {
-		// Not the sandbox's: the kernel's own permission check decides.
-		return notify.Continue()
+		// Not the sandbox's. The pid gate, which runs first, has refused
+		// it already; refusing again keeps this handler closed on its own.
+		return notify.Errno(unix.ESRCH)
 	}
 	var want unix.CPUSet
 	n := min(uint64(uint32(args[1])), uint64(unsafe.Sizeof(want)))

@@ -86,6 +86,9 @@ func (t *Table) Syscalls() []int {
 // Has reports whether nr has a chain.
 func (t *Table) Has(nr int) bool { _, ok := t.chains[int32(nr)]; return ok }
 
+// Len returns the number of handlers in nr's chain.
+func (t *Table) Len(nr int) int { return len(t.chains[int32(nr)]) }
+
 // dispatch runs nr's chain until a handler answers something other than
 // Continue. InjectFD installs its fd through injectFD at once and then goes
 // on like Continue, so the handlers after it, final ones included, still

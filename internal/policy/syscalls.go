@@ -204,6 +204,11 @@ type FilterSpec struct {
 	// passing Landlock's connect check, so where no supervisor judges it,
 	// it must not happen at all.
 	NoFastOpen bool
+	// SelfOnly are rules for a sandbox without a supervisor: each lets its
+	// syscall through when one of its conditions holds (their actions are
+	// ignored) and answers every other call with its Action. A syscall
+	// that is also denied keeps its deny.
+	SelfOnly []filter.Rule
 }
 
 // argRules are the syscalls Filter gives argument filters (or, for clone3,
@@ -267,6 +272,16 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 		for _, send := range fastOpenSends {
 			mark(send.name)
 		}
+	}
+	for _, r := range s.SelfOnly {
+		if r.Nr < 0 || r.Nr >= size {
+			return nil, fmt.Errorf("syscall number %d out of range", r.Nr)
+		}
+		if flags[r.Nr]&isNotified != 0 {
+			name, _ := arch.Name(r.Nr)
+			return nil, fmt.Errorf("syscall %s (%d) is both supervised and restricted to the caller by the filter", name, r.Nr)
+		}
+		flags[r.Nr] |= hasArgs
 	}
 	eperm := filter.Errno(unix.EPERM)
 	p := &filter.Policy{Arch: arch, Default: filter.Allow}
@@ -375,6 +390,17 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 				})
 			}
 		}
+	}
+
+	for _, sr := range s.SelfOnly {
+		if flags[sr.Nr]&isDenied != 0 {
+			continue
+		}
+		r := rule(sr.Nr)
+		for _, c := range sr.Conds {
+			r.Conds = append(r.Conds, filter.Cond{Tests: c.Tests, Action: r.Action})
+		}
+		r.Action = sr.Action
 	}
 
 	for nr, conds := range s.NotifyExcept {

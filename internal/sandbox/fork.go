@@ -348,10 +348,12 @@ var ChildStageSyscalls = []string{"read", "write", "close_range", "dup3", "close
 // can use the vfork mode: none of its steps after the filter may wait for
 // the supervisor, which cannot serve while the parent thread is suspended
 // (and, holding its scheduler P, may leave no other to serve on).
-func vforkSafe(notified []int) bool {
+// selfUnnotified are notified syscalls that the filter lets through when
+// they name the caller itself, as the child stage's calls all do.
+func vforkSafe(notified, selfUnnotified []int) bool {
 	arch := sysnum.Native()
 	for _, name := range []string{"close_range", "dup3", "close", "prlimit64", "chdir", "execve", "exit_group"} {
-		if nr, ok := arch.Nr(name); ok && slices.Contains(notified, nr) {
+		if nr, ok := arch.Nr(name); ok && slices.Contains(notified, nr) && !slices.Contains(selfUnnotified, nr) {
 			return false
 		}
 	}

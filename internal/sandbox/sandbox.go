@@ -76,6 +76,10 @@ type Spec struct {
 	// the filter only denies and the program is followed by its process
 	// group alone.
 	Supervised bool
+	// SelfUnnotified are notified syscalls that the filter lets through
+	// unnotified when they name the calling process itself (pid 0), as
+	// the child stage's own calls do.
+	SelfUnnotified []int
 }
 
 // Knobs are process settings the child applies to itself before exec.
@@ -142,7 +146,7 @@ func (s *Session) Start(spec *Spec) error {
 		s.tr.Abandon()
 		return &StepError{Step: "exec " + spec.Path, Err: err}
 	}
-	stage.vfork = !stage.noTHP && (!stage.listen || vforkSafe(notified))
+	stage.vfork = !stage.noTHP && (!stage.listen || vforkSafe(notified, spec.SelfUnnotified))
 	// The session's background work ends with it; end may come before
 	// Launch returns.
 	ctx, stop := context.WithCancel(context.Background())
