@@ -1041,16 +1041,17 @@ func TestEscapeNetUnixFSDenyRace(t *testing.T) {
 	escRace(t, "fs-deny, sendmsg", sb(), []*escCounter{deniedD}, []*escCounter{goodD},
 		"sendmsg", n, "unixd", "unix:"+goodD.addr, "null", "unix:"+deniedD.addr)
 	// bind: the parent is pinned and checked, then bound by name; no
-	// denied name is ever created (the allowed one only once: it exists
-	// afterwards).
+	// denied name is ever created, and the allowed one is. (A bind may
+	// also succeed on a name torn by the flipper mid-write, a name the
+	// program itself made up in the writable directory: it counts too.)
 	res := escRun(t, sb(), "bind", n, "unix", "unix:"+filepath.Join(w, "b.sock"), "unix:"+later, "unix:"+inDenied)
 	for _, p := range []string{later, inDenied} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("fs-deny, bind: a socket was created at %s", p)
 		}
 	}
-	if st, err := os.Lstat(filepath.Join(w, "b.sock")); err != nil || st.Mode()&os.ModeSocket == 0 || res.ok != 1 {
-		t.Errorf("fs-deny, bind: b.sock: %v (%d binds succeeded), want one socket bound", err, res.ok)
+	if st, err := os.Lstat(filepath.Join(w, "b.sock")); err != nil || st.Mode()&os.ModeSocket == 0 || res.ok < 1 {
+		t.Errorf("fs-deny, bind: b.sock: %v (%d binds succeeded), want the allowed socket bound", err, res.ok)
 	}
 	t.Logf("fs-deny, bind: %d tries, %d succeeded", escTries, res.ok)
 }
