@@ -27,7 +27,10 @@ type prepared struct {
 	ruleset *landlock.Ruleset
 	denier  *fsdeny.Denier
 	pool    *confine.Pool
-	grants  []string // readable and writable paths, for error hints
+	// procPool opens the sandbox's own /proc entries on its behalf: no
+	// capabilities, NO_NEW_PRIVS, no Landlock domain (see fsdeny/proc.go).
+	procPool *confine.Pool
+	grants   []string // readable and writable paths, for error hints
 }
 
 // abandon frees a run that will not start.
@@ -49,6 +52,9 @@ func (p *prepared) helpers(s *Sandbox) *confine.Pool {
 func (p *prepared) release() {
 	if p.pool != nil {
 		p.pool.Close()
+	}
+	if p.procPool != nil {
+		p.procPool.Close()
 	}
 	if p.ruleset != nil {
 		p.ruleset.Close()
@@ -326,7 +332,15 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	}
 
 	if len(s.FSDenied) > 0 {
-		p.denier, err = fsdeny.New(fsdeny.Config{Paths: s.FSDenied, Pool: p.helpers(s)})
+		p.procPool = confine.NewPool(nil, s.KeepCaps)
+		p.denier, err = fsdeny.New(fsdeny.Config{
+			Paths:    s.FSDenied,
+			Pool:     p.helpers(s),
+			ProcPool: p.procPool,
+			Grants:   landlock.NewGrants(llcfg.Paths),
+			Traced:   p.session.Traced,
+			TGID:     p.session.TGID,
+		})
 		if err != nil {
 			return nil, field("FSDenied", "", err)
 		}
