@@ -14,6 +14,7 @@ import (
 
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/fsdeny"
+	"github.com/sandlock-go/sandlock/internal/fsmeta"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/policy"
 	"github.com/sandlock-go/sandlock/internal/sandbox"
@@ -331,13 +332,17 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		return nil, err
 	}
 
+	var grants landlock.Grants
+	if !s.NoSupervisor {
+		grants = landlock.NewGrants(llcfg.Paths)
+	}
 	if len(s.FSDenied) > 0 {
 		p.procPool = confine.NewPool(nil, s.KeepCaps)
 		p.denier, err = fsdeny.New(fsdeny.Config{
 			Paths:    s.FSDenied,
 			Pool:     p.helpers(s),
 			ProcPool: p.procPool,
-			Grants:   landlock.NewGrants(llcfg.Paths),
+			Grants:   grants,
 			Traced:   p.session.Traced,
 			TGID:     p.session.TGID,
 		})
@@ -350,6 +355,15 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	for _, h := range handlers {
 		p.session.Table.AddUser(int(h.Syscall), h.Handler)
 		userSyscalls[int(h.Syscall)] = true
+	}
+	if !s.NoSupervisor {
+		// Metadata and the reads Landlock does not cover, judged by path
+		// in every supervised sandbox.
+		meta := fsmeta.Config{Grants: grants, Pool: p.helpers(s), TGID: p.session.TGID}
+		if p.denier != nil {
+			meta.Deny = p.denier.CheckFD
+		}
+		fsmeta.New(meta).Register(p.session.Table, func(nr int) bool { return userSyscalls[nr] })
 	}
 
 	lim.register(p.session)

@@ -1,0 +1,325 @@
+// Package fsmeta judges the filesystem syscalls Landlock does not cover, in
+// every supervised sandbox: changes of metadata (mode, owner, times, extended
+// attributes, file attributes) and reads of it that Landlock lets through
+// (extended attributes, file attributes, inotify and fanotify watches).
+//
+// A change needs the object to be under a writable grant, a read under any
+// grant, as Landlock requires of the same object's content; outside, the
+// syscall fails with EACCES, as Landlock answers elsewhere. With FSDenied,
+// a denied object is refused too.
+//
+// Nothing is decided on memory the kernel would read again, nor on the
+// identity of the file behind an fd number, which a sibling thread can swap
+// with dup2. The path is resolved the way the kernel would resolve it for the
+// task (package taskpath) and pinned with O_PATH; a descriptor argument is
+// duplicated from the task (pidfd_getfd). The judgment is on what the
+// supervisor then holds — its canonical location, what readlink of
+// /proc/self/fd/N reports, which is what Landlock's path rules judge — and
+// the syscall is performed on the task's behalf on that very object, from
+// the supervisor's private copies of every argument, on a helper thread
+// confined like the task (no capabilities: the kernel's ownership and
+// permission checks are the task's). Its result is copied back.
+//
+// Objects no path reaches — pipes, sockets, anonymous inodes, memfds and
+// files that have been unlinked — are the task's alone: their metadata may
+// be changed and read like the kernel allows.
+package fsmeta
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock/internal/confine"
+	"github.com/sandlock-go/sandlock/internal/landlock"
+	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/sysnum"
+	"github.com/sandlock-go/sandlock/internal/taskpath"
+)
+
+// Config configures the guard.
+type Config struct {
+	// Grants are the sandbox's filesystem grants.
+	Grants landlock.Grants
+	// Pool runs the syscalls performed on the task's behalf, on threads
+	// confined exactly like the task.
+	Pool *confine.Pool
+	// Deny, if set, fails with EACCES for a resolved object that is denied
+	// (FSDenied).
+	Deny func(fd int) error
+	// TGID returns a task's thread group (for kernels whose pidfds name
+	// thread groups only).
+	TGID func(tid int) int
+}
+
+// Guard serves the handlers.
+type Guard struct {
+	grants landlock.Grants
+	pool   *confine.Pool
+	paths  *taskpath.Resolver
+	deny   func(fd int) error
+	tgid   func(tid int) int
+	// checkOnly makes every handler stop after its judgment with Continue.
+	checkOnly bool
+}
+
+// New returns a guard.
+func New(cfg Config) *Guard {
+	return &Guard{grants: cfg.Grants, pool: cfg.Pool, paths: taskpath.New(cfg.Pool), deny: cfg.Deny, tgid: cfg.TGID}
+}
+
+// Register adds the handlers, for each syscall whose judgment is not
+// vacuous (a grant on "/" of the kind it needs, and nothing denied): as a
+// final handler that judges and performs the call once every user handler
+// said Continue, and, when a user handler watches the syscall, also as a
+// builtin that only judges, so that a refused call never reaches it.
+func (g *Guard) Register(t *notify.Table, watched func(nr int) bool) {
+	check := *g
+	check.checkOnly = true
+	arch := sysnum.Native()
+	for _, c := range g.calls() {
+		nr, ok := arch.Nr(c.name)
+		if !ok {
+			continue
+		}
+		if g.deny == nil && g.grants.Everything(c.write) {
+			continue
+		}
+		if watched(nr) {
+			t.AddBuiltin(nr, "fs meta: "+c.name, false, check.handler(c))
+		}
+		t.AddFinal(nr, "fs meta: "+c.name, false, g.handler(c))
+	}
+}
+
+// call is one syscall the guard serves.
+type call struct {
+	name  string
+	write bool // a change: needs a writable grant
+	serve func(g *Guard, hc *notify.HandlerCtx) (int64, error)
+}
+
+// errCheckedOnly is returned by serve when a checking guard has judged the
+// object and allowed it.
+type checked struct{}
+
+func (checked) Error() string { return "checked" }
+
+func (g *Guard) handler(c call) notify.HandlerFunc {
+	return func(_ context.Context, hc *notify.HandlerCtx) notify.Action {
+		v, err := c.serve(g, hc)
+		if _, ok := err.(checked); ok {
+			return notify.Continue()
+		}
+		if err != nil {
+			return taskpath.ErrAction(err)
+		}
+		return notify.ReturnValue(v)
+	}
+}
+
+// object is what a syscall acts on, held by the supervisor: a pinned
+// O_PATH descriptor of what the path resolved to, or (for descriptor
+// arguments and empty paths) a duplicate of the task's descriptor or its
+// working directory, on which the syscall is replayed as the task made it.
+type object struct {
+	fd     int
+	replay bool // replay the syscall on fd (its dirfd), or from the cwd
+	cwd    bool // fd is the task's cwd: replay with AT_FDCWD from there
+	null   bool // replay with a NULL path (else "")
+}
+
+func (o object) close() { unix.Close(o.fd) }
+
+// pathArg describes a path-taking syscall's lookup.
+type pathArg struct {
+	dirfd    uint64 // the dirfd register, taskpath.AtFDCWD for none
+	addr     uint64 // the path's address
+	nofollow bool
+	empty    bool // AT_EMPTY_PATH: an empty path names dirfd itself
+	nullOK   bool // with empty, a NULL path names dirfd too
+	fdget    bool // the dirfd form acts on the open file: O_PATH is EBADF
+}
+
+// target resolves the object of a path-taking syscall.
+func (g *Guard) target(hc *notify.HandlerCtx, pa pathArg) (object, error) {
+	if pa.addr == 0 && pa.empty && pa.nullOK {
+		return g.dirObject(hc, pa.dirfd, true, pa.fdget)
+	}
+	path, err := notify.ReadPath(hc, pa.addr)
+	if err != nil {
+		return object{}, err
+	}
+	if path == "" {
+		if !pa.empty {
+			return object{}, unix.ENOENT
+		}
+		return g.dirObject(hc, pa.dirfd, false, pa.fdget)
+	}
+	pin, err := g.paths.Resolve(hc, pa.dirfd, path, pa.nofollow)
+	if err != nil {
+		return object{}, err
+	}
+	return object{fd: pin}, nil
+}
+
+// dirObject is the object an empty path names: the task's dirfd, or its
+// cwd for AT_FDCWD.
+func (g *Guard) dirObject(hc *notify.HandlerCtx, dirfd uint64, null, fdget bool) (object, error) {
+	if taskpath.IsCWD(dirfd) {
+		fd, err := taskpath.OpenCWD(hc)
+		if err != nil {
+			return object{}, err
+		}
+		return object{fd: fd, replay: true, cwd: true, null: null}, nil
+	}
+	fd, err := g.dup(hc, dirfd, fdget)
+	if err != nil {
+		return object{}, err
+	}
+	return object{fd: fd, replay: true, null: null}, nil
+}
+
+// fdObject is the object of a descriptor argument (fchmod, fsetxattr…),
+// which the kernel takes with fdget: an O_PATH descriptor is EBADF.
+func (g *Guard) fdObject(hc *notify.HandlerCtx, fd uint64) (object, error) {
+	dup, err := g.dup(hc, fd, true)
+	if err != nil {
+		return object{}, err
+	}
+	return object{fd: dup, replay: true}, nil
+}
+
+// pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd naming one thread, whose
+// descriptor table pidfd_getfd then reads.
+const pidfdThread = unix.O_EXCL
+
+// dup duplicates the task's descriptor fd (the same open file). fdget
+// refuses an O_PATH descriptor with EBADF, as the kernel's fdget does.
+func (g *Guard) dup(hc *notify.HandlerCtx, fd uint64, fdget bool) (int, error) {
+	if int32(fd) < 0 {
+		return -1, unix.EBADF
+	}
+	tid := int(hc.Notif.PID)
+	pidfd, err := unix.PidfdOpen(tid, pidfdThread)
+	if err == unix.EINVAL && g.tgid != nil {
+		pidfd, err = unix.PidfdOpen(g.tgid(tid), 0)
+	}
+	if err != nil {
+		return -1, notify.ErrTaskGone
+	}
+	defer unix.Close(pidfd)
+	dup, err := unix.PidfdGetfd(pidfd, int(int32(fd)), 0)
+	if err == unix.EBADF {
+		return -1, unix.EBADF
+	}
+	if err != nil {
+		return -1, unix.EACCES // the task cannot be reached (undumpable): fail closed
+	}
+	if err := notify.TaskAlive(hc); err != nil {
+		unix.Close(dup)
+		return -1, err
+	}
+	if fdget {
+		if fl, err := unix.FcntlInt(uintptr(dup), unix.F_GETFL, 0); err != nil || fl&unix.O_PATH != 0 {
+			unix.Close(dup)
+			return -1, unix.EBADF
+		}
+	}
+	return dup, nil
+}
+
+// judge decides whether the task may act on the object: a change needs a
+// writable grant, a read any grant; private objects need none; denied
+// objects are refused.
+func (g *Guard) judge(o object, write bool) error {
+	p, err := taskpath.FDPath(o.fd)
+	if err != nil {
+		return unix.EACCES
+	}
+	if !private(o.fd, p) && !g.grants.Allows(p, write) {
+		return unix.EACCES
+	}
+	if g.deny != nil {
+		if err := g.deny(o.fd); err != nil {
+			return err
+		}
+	}
+	if g.checkOnly {
+		return checked{}
+	}
+	return nil
+}
+
+// private reports whether an object is reachable by no path: a pipe,
+// socket or anonymous inode (the kernel names them "pipe:[N]"…), or a file
+// with no link left (memfds, unlinked and O_TMPFILE files).
+func private(fd int, p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return true
+	}
+	if !strings.HasSuffix(p, " (deleted)") {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Nlink == 0
+}
+
+// op is a syscall performed on the task's behalf on a pinned object.
+type op func(pin int) (uintptr, error)
+
+// replayOp is the task's own syscall replayed with a dirfd (a duplicate,
+// or AT_FDCWD from the task's cwd) and its NULL or empty path.
+type replayOp func(dirfd int, path unsafe.Pointer) (uintptr, error)
+
+var emptyPath = [1]byte{}
+
+// perform runs the syscall on a confined helper thread.
+func (g *Guard) perform(o object, onPin op, replay replayOp) (uintptr, error) {
+	var r uintptr
+	var err error
+	if derr := g.pool.Do(func() {
+		if !o.replay {
+			r, err = onPin(o.fd)
+			return
+		}
+		path := unsafe.Pointer(&emptyPath[0])
+		if o.null {
+			path = nil
+		}
+		if !o.cwd {
+			r, err = replay(o.fd, path)
+			return
+		}
+		// The helper has a private cwd (confine.Pool): the task's for the
+		// time of the call.
+		if err = unix.Fchdir(o.fd); err != nil {
+			return
+		}
+		r, err = replay(unix.AT_FDCWD, path)
+		unix.Chdir("/")
+	}); derr != nil {
+		return 0, derr
+	}
+	return r, err
+}
+
+// procFD is the path of the helper's own descriptor: following it reaches
+// exactly the pinned object (a symlink, if that is what was pinned).
+func procFD(fd int) *byte {
+	p, _ := unix.BytePtrFromString("/proc/self/fd/" + strconv.Itoa(fd))
+	return p
+}
+
+// ret turns a raw syscall's outcome into a result and an error. Every
+// syscall is made with unix.Syscall6 and its pointer conversions in the
+// call expression itself, so the memory stays alive and in place.
+func ret(r, _ uintptr, e unix.Errno) (uintptr, error) {
+	if e != 0 {
+		return r, e
+	}
+	return r, nil
+}
