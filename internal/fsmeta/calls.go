@@ -112,16 +112,6 @@ func pathAt(dirfd, addr, flags uint64) pathArg {
 	}
 }
 
-// act judges o for a change (write) or a read and performs the syscall.
-func (g *Guard) act(o object, write bool, onPin op, replay replayOp) (int64, error) {
-	defer o.close()
-	if err := g.judge(o, write); err != nil {
-		return 0, err
-	}
-	r, err := g.perform(o, onPin, replay)
-	return int64(r), err
-}
-
 // chmodAt serves chmod, fchmodat and fchmodat2.
 func (g *Guard) chmodAt(hc *notify.HandlerCtx, dirfd, addr, mode, flags uint64) (int64, error) {
 	if err := atFlags(flags); err != nil {
@@ -131,7 +121,7 @@ func (g *Guard) chmodAt(hc *notify.HandlerCtx, dirfd, addr, mode, flags uint64) 
 	if err != nil {
 		return 0, err
 	}
-	return g.act(o, true, func(pin int) (uintptr, error) {
+	return g.act(hc, o, true, func(pin int) (uintptr, error) {
 		r, err := ret(unix.Syscall6(unix.SYS_FCHMODAT2, uintptr(pin), uintptr(unsafe.Pointer(&emptyPath[0])), uintptr(mode), unix.AT_EMPTY_PATH, 0, 0))
 		if err == unix.ENOSYS {
 			// Before Linux 6.6: through the helper's magic link.
@@ -149,7 +139,7 @@ func (g *Guard) fchmod(hc *notify.HandlerCtx) (int64, error) {
 		return 0, err
 	}
 	mode := arg(hc, 1)
-	return g.act(o, true, nil, func(fd int, _ unsafe.Pointer) (uintptr, error) {
+	return g.act(hc, o, true, nil, func(fd int, _ unsafe.Pointer) (uintptr, error) {
 		return ret(unix.Syscall(unix.SYS_FCHMOD, uintptr(fd), uintptr(mode), 0))
 	})
 }
@@ -163,7 +153,7 @@ func (g *Guard) chownAt(hc *notify.HandlerCtx, dirfd, addr, uid, gid, flags uint
 	if err != nil {
 		return 0, err
 	}
-	return g.act(o, true, func(pin int) (uintptr, error) {
+	return g.act(hc, o, true, func(pin int) (uintptr, error) {
 		return ret(unix.Syscall6(unix.SYS_FCHOWNAT, uintptr(pin), uintptr(unsafe.Pointer(&emptyPath[0])), uintptr(uid), uintptr(gid), unix.AT_EMPTY_PATH, 0))
 	}, func(dirfd int, path unsafe.Pointer) (uintptr, error) {
 		return ret(unix.Syscall6(unix.SYS_FCHOWNAT, uintptr(dirfd), uintptr(path), uintptr(uid), uintptr(gid), uintptr(flags), 0))
@@ -176,7 +166,7 @@ func (g *Guard) fchown(hc *notify.HandlerCtx) (int64, error) {
 		return 0, err
 	}
 	uid, gid := arg(hc, 1), arg(hc, 2)
-	return g.act(o, true, nil, func(fd int, _ unsafe.Pointer) (uintptr, error) {
+	return g.act(hc, o, true, nil, func(fd int, _ unsafe.Pointer) (uintptr, error) {
 		return ret(unix.Syscall(unix.SYS_FCHOWN, uintptr(fd), uintptr(uid), uintptr(gid)))
 	})
 }
@@ -256,7 +246,7 @@ func (g *Guard) utimensAt(hc *notify.HandlerCtx, dirfd, addr uint64, ts *[2]unix
 	if err != nil {
 		return 0, err
 	}
-	return g.act(o, true, func(pin int) (uintptr, error) {
+	return g.act(hc, o, true, func(pin int) (uintptr, error) {
 		return ret(unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(pin), uintptr(unsafe.Pointer(&emptyPath[0])), uintptr(tsp), unix.AT_EMPTY_PATH, 0, 0))
 	}, func(dirfd int, path unsafe.Pointer) (uintptr, error) {
 		return ret(unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(dirfd), uintptr(path), uintptr(tsp), uintptr(flags), 0, 0))
@@ -325,7 +315,7 @@ func (g *Guard) setxattr(hc *notify.HandlerCtx, nofollow bool) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return g.act(o, true, x.onPin, nil)
+	return g.act(hc, o, true, x.onPin, nil)
 }
 
 // onPin sets the attribute on a pinned object, through the helper's magic
@@ -345,7 +335,7 @@ func (g *Guard) fsetxattr(hc *notify.HandlerCtx) (int64, error) {
 		o.close()
 		return 0, err
 	}
-	return g.act(o, true, nil, func(fd int, _ unsafe.Pointer) (uintptr, error) {
+	return g.act(hc, o, true, nil, func(fd int, _ unsafe.Pointer) (uintptr, error) {
 		defer runtime.KeepAlive(x)
 		return ret(unix.Syscall6(unix.SYS_FSETXATTR, uintptr(fd), uintptr(unsafe.Pointer(&x.name[0])), uintptr(valuePtr(x.value)), uintptr(x.size), uintptr(x.flags), 0))
 	})
@@ -409,7 +399,7 @@ func (g *Guard) setxattrat(hc *notify.HandlerCtx) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return g.act(o, true, x.onPin, func(dirfd int, path unsafe.Pointer) (uintptr, error) {
+	return g.act(hc, o, true, x.onPin, func(dirfd int, path unsafe.Pointer) (uintptr, error) {
 		a := &xattrArgs{value: uint64(uintptr(valuePtr(x.value))), size: uint32(x.size), flags: uint32(x.flags)}
 		defer runtime.KeepAlive(x)
 		return ret(unix.Syscall6(unix.SYS_SETXATTRAT, uintptr(dirfd), uintptr(path), uintptr(at), uintptr(unsafe.Pointer(&x.name[0])), uintptr(unsafe.Pointer(a)), xattrArgsSize))
@@ -426,7 +416,7 @@ func (g *Guard) removexattr(hc *notify.HandlerCtx, nofollow bool) (int64, error)
 	if err != nil {
 		return 0, err
 	}
-	return g.act(o, true, removeOnPin(name), nil)
+	return g.act(hc, o, true, removeOnPin(name), nil)
 }
 
 func removeOnPin(name []byte) op {
@@ -445,7 +435,7 @@ func (g *Guard) fremovexattr(hc *notify.HandlerCtx) (int64, error) {
 		o.close()
 		return 0, err
 	}
-	return g.act(o, true, nil, func(fd int, _ unsafe.Pointer) (uintptr, error) {
+	return g.act(hc, o, true, nil, func(fd int, _ unsafe.Pointer) (uintptr, error) {
 		return ret(unix.Syscall(unix.SYS_FREMOVEXATTR, uintptr(fd), uintptr(unsafe.Pointer(&name[0])), 0))
 	})
 }
@@ -463,7 +453,7 @@ func (g *Guard) removexattrat(hc *notify.HandlerCtx) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return g.act(o, true, removeOnPin(name), func(dirfd int, path unsafe.Pointer) (uintptr, error) {
+	return g.act(hc, o, true, removeOnPin(name), func(dirfd int, path unsafe.Pointer) (uintptr, error) {
 		return ret(unix.Syscall6(unix.SYS_REMOVEXATTRAT, uintptr(dirfd), uintptr(path), uintptr(at), uintptr(unsafe.Pointer(&name[0])), 0, 0))
 	})
 }
@@ -497,7 +487,7 @@ func (g *Guard) getxattr(hc *notify.HandlerCtx, nofollow bool) (int64, error) {
 		return 0, err
 	}
 	buf := outBuf(arg(hc, 3))
-	n, err := g.act(o, false, getOnPin(name, buf), nil)
+	n, err := g.act(hc, o, false, getOnPin(name, buf), nil)
 	return copyOut(hc, arg(hc, 2), buf, n, err)
 }
 
@@ -529,7 +519,7 @@ func (g *Guard) getxattrat(hc *notify.HandlerCtx) (int64, error) {
 		return 0, err
 	}
 	buf := outBuf(uint64(args.size))
-	n, err := g.act(o, false, getOnPin(name, buf), func(dirfd int, path unsafe.Pointer) (uintptr, error) {
+	n, err := g.act(hc, o, false, getOnPin(name, buf), func(dirfd int, path unsafe.Pointer) (uintptr, error) {
 		a := &xattrArgs{value: uint64(uintptr(valuePtr(buf))), size: uint32(len(buf))}
 		defer runtime.KeepAlive(buf)
 		return ret(unix.Syscall6(unix.SYS_GETXATTRAT, uintptr(dirfd), uintptr(path), uintptr(at), uintptr(unsafe.Pointer(&name[0])), uintptr(unsafe.Pointer(a)), xattrArgsSize))
@@ -544,7 +534,7 @@ func (g *Guard) listxattr(hc *notify.HandlerCtx, nofollow bool) (int64, error) {
 		return 0, err
 	}
 	buf := outBuf(arg(hc, 2))
-	n, err := g.act(o, false, listOnPin(buf), nil)
+	n, err := g.act(hc, o, false, listOnPin(buf), nil)
 	return copyOut(hc, arg(hc, 1), buf, n, err)
 }
 
@@ -565,7 +555,7 @@ func (g *Guard) listxattrat(hc *notify.HandlerCtx) (int64, error) {
 		return 0, err
 	}
 	buf := outBuf(arg(hc, 4))
-	n, err := g.act(o, false, listOnPin(buf), func(dirfd int, path unsafe.Pointer) (uintptr, error) {
+	n, err := g.act(hc, o, false, listOnPin(buf), func(dirfd int, path unsafe.Pointer) (uintptr, error) {
 		defer runtime.KeepAlive(buf)
 		return ret(unix.Syscall6(unix.SYS_LISTXATTRAT, uintptr(dirfd), uintptr(path), uintptr(at), uintptr(valuePtr(buf)), uintptr(len(buf)), 0))
 	})
@@ -599,7 +589,7 @@ func (g *Guard) fileAttr(hc *notify.HandlerCtx, set bool) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := g.act(o, set, func(pin int) (uintptr, error) {
+	n, err := g.act(hc, o, set, func(pin int) (uintptr, error) {
 		defer runtime.KeepAlive(buf)
 		return ret(unix.Syscall6(nr, uintptr(atFDCWD), uintptr(unsafe.Pointer(procFD(pin))), uintptr(unsafe.Pointer(&buf[0])), uintptr(usize), 0, 0))
 	}, func(dirfd int, path unsafe.Pointer) (uintptr, error) {
@@ -641,7 +631,7 @@ func (g *Guard) inotifyAddWatch(hc *notify.HandlerCtx) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return g.act(o, false, func(pin int) (uintptr, error) {
+	return g.act(hc, o, false, func(pin int) (uintptr, error) {
 		// The magic link leads to the pinned object itself, symlink or
 		// not: following it is what IN_DONT_FOLLOW asked of the path.
 		return ret(unix.Syscall(unix.SYS_INOTIFY_ADD_WATCH, uintptr(ifd), uintptr(unsafe.Pointer(procFD(pin))), uintptr(mask&^unix.IN_DONT_FOLLOW)))
@@ -679,7 +669,7 @@ func (g *Guard) fanotifyMark(hc *notify.HandlerCtx) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return g.act(o, false, func(pin int) (uintptr, error) {
+	return g.act(hc, o, false, func(pin int) (uintptr, error) {
 		return ret(unix.Syscall6(unix.SYS_FANOTIFY_MARK, uintptr(ffd), uintptr(flags&^unix.FAN_MARK_DONT_FOLLOW), uintptr(mask), uintptr(atFDCWD), uintptr(unsafe.Pointer(procFD(pin))), 0))
 	}, mark)
 }

@@ -121,18 +121,29 @@ func (g *Guard) handler(c call) notify.HandlerFunc {
 	}
 }
 
-// object is what a syscall acts on, held by the supervisor: a pinned
-// O_PATH descriptor of what the path resolved to, or (for descriptor
-// arguments and empty paths) a duplicate of the task's descriptor or its
-// working directory, on which the syscall is replayed as the task made it.
+// object is what a syscall acts on. A path is resolved the way the kernel
+// would resolve it for the task, on the helper thread that then judges
+// and acts on the pinned object (see taskpath.Resolver.Use). An empty path
+// or a descriptor argument names a descriptor of the task, duplicated
+// (pidfd_getfd), or its working directory: the syscall is then replayed on
+// it as the task made it.
 type object struct {
-	fd     int
-	replay bool // replay the syscall on fd (its dirfd), or from the cwd
-	cwd    bool // fd is the task's cwd: replay with AT_FDCWD from there
-	null   bool // replay with a NULL path (else "")
+	// A path to resolve.
+	resolve  bool
+	dirfd    uint64
+	path     string
+	nofollow bool
+
+	fd   int  // the duplicate or the cwd, held by the supervisor
+	cwd  bool // fd is the task's cwd: replay with AT_FDCWD from there
+	null bool // replay with a NULL path (else "")
 }
 
-func (o object) close() { unix.Close(o.fd) }
+func (o object) close() {
+	if !o.resolve {
+		unix.Close(o.fd)
+	}
+}
 
 // pathArg describes a path-taking syscall's lookup.
 type pathArg struct {
@@ -159,11 +170,7 @@ func (g *Guard) target(hc *notify.HandlerCtx, pa pathArg) (object, error) {
 		}
 		return g.dirObject(hc, pa.dirfd, false, pa.fdget)
 	}
-	pin, err := g.paths.Resolve(hc, pa.dirfd, path, pa.nofollow)
-	if err != nil {
-		return object{}, err
-	}
-	return object{fd: pin}, nil
+	return object{resolve: true, dirfd: pa.dirfd, path: path, nofollow: pa.nofollow}, nil
 }
 
 // dirObject is the object an empty path names: the task's dirfd, or its
@@ -174,13 +181,13 @@ func (g *Guard) dirObject(hc *notify.HandlerCtx, dirfd uint64, null, fdget bool)
 		if err != nil {
 			return object{}, err
 		}
-		return object{fd: fd, replay: true, cwd: true, null: null}, nil
+		return object{fd: fd, cwd: true, null: null}, nil
 	}
 	fd, err := g.dup(hc, dirfd, fdget)
 	if err != nil {
 		return object{}, err
 	}
-	return object{fd: fd, replay: true, null: null}, nil
+	return object{fd: fd, null: null}, nil
 }
 
 // fdObject is the object of a descriptor argument (fchmod, fsetxattr…),
@@ -190,7 +197,7 @@ func (g *Guard) fdObject(hc *notify.HandlerCtx, fd uint64) (object, error) {
 	if err != nil {
 		return object{}, err
 	}
-	return object{fd: dup, replay: true}, nil
+	return object{fd: dup}, nil
 }
 
 // pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd naming one thread, whose
@@ -232,19 +239,19 @@ func (g *Guard) dup(hc *notify.HandlerCtx, fd uint64, fdget bool) (int, error) {
 	return dup, nil
 }
 
-// judge decides whether the task may act on the object: a change needs a
-// writable grant, a read any grant; private objects need none; denied
-// objects are refused.
-func (g *Guard) judge(o object, write bool) error {
-	p, err := taskpath.FDPath(o.fd)
+// judge decides whether the task may act on the object fd holds: a change
+// needs a writable grant, a read any grant; private objects need none;
+// denied objects are refused. It runs on a helper thread.
+func (g *Guard) judge(fd int, write bool) error {
+	p, err := taskpath.FDPath(fd)
 	if err != nil {
 		return unix.EACCES
 	}
-	if !private(o.fd, p) && !g.grants.Allows(p, write) {
+	if !private(fd, p) && !g.grants.Allows(p, write) {
 		return unix.EACCES
 	}
 	if g.deny != nil {
-		if err := g.deny(o.fd); err != nil {
+		if err := g.deny(fd); err != nil {
 			return err
 		}
 	}
@@ -277,13 +284,26 @@ type replayOp func(dirfd int, path unsafe.Pointer) (uintptr, error)
 
 var emptyPath = [1]byte{}
 
-// perform runs the syscall on a confined helper thread.
-func (g *Guard) perform(o object, onPin op, replay replayOp) (uintptr, error) {
+// act judges the object for a change (write) or a read and performs the
+// syscall, on one confined helper thread: onPin on a resolved path's pin,
+// replay on a descriptor or the cwd.
+func (g *Guard) act(hc *notify.HandlerCtx, o object, write bool, onPin op, replay replayOp) (int64, error) {
 	var r uintptr
+	if o.resolve {
+		err := g.paths.Use(hc, o.dirfd, o.path, o.nofollow, func(pin int) error {
+			if err := g.judge(pin, write); err != nil {
+				return err
+			}
+			var err error
+			r, err = onPin(pin)
+			return err
+		})
+		return int64(r), err
+	}
+	defer o.close()
 	var err error
 	if derr := g.pool.Do(func() {
-		if !o.replay {
-			r, err = onPin(o.fd)
+		if err = g.judge(o.fd, write); err != nil {
 			return
 		}
 		path := unsafe.Pointer(&emptyPath[0])
@@ -304,7 +324,7 @@ func (g *Guard) perform(o object, onPin op, replay replayOp) (uintptr, error) {
 	}); derr != nil {
 		return 0, derr
 	}
-	return r, err
+	return int64(r), err
 }
 
 // procFD is the path of the helper's own descriptor: following it reaches

@@ -334,15 +334,91 @@ func (r *Resolver) Resolve(hc *notify.HandlerCtx, dirfd uint64, path string, nof
 	return r.Open(s, unix.O_NOFOLLOW)
 }
 
+// Use resolves path like Resolve and runs use on the object, on one of the
+// pool's threads: a feature that judges and acts on the object there pays
+// one hand-off to a helper thread instead of two. use must not keep the
+// descriptor. A walk that lands in /proc is finished by the supervisor (see
+// ownProc) before use runs.
+func (r *Resolver) Use(hc *notify.HandlerCtx, dirfd uint64, path string, nofollow bool, use func(pin int) error) error {
+	if path == "" {
+		return unix.ENOENT
+	}
+	s, err := Locate(hc, dirfd, path)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	flags := 0
+	if nofollow {
+		flags = unix.O_NOFOLLOW
+	}
+	if s.rel == "" || (nofollow && s.link != "") {
+		// No walk: the object is a magic link's target or the link itself.
+		pin, err := r.Resolve(hc, dirfd, path, nofollow)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(pin)
+		return r.run(func() error { return use(pin) })
+	}
+	procPin, helper := -1, 0
+	if derr := r.pool.Do(func() {
+		var fd int
+		if fd, err = openat2(s.dirfd(), s.rel, flags); err != nil {
+			return
+		}
+		if p, perr := FDPath(fd); perr == nil && strings.HasPrefix(p, "/proc/") {
+			procPin, helper = fd, unix.Gettid()
+			return
+		}
+		err = use(fd)
+		unix.Close(fd)
+	}); derr != nil {
+		return derr
+	}
+	if procPin < 0 {
+		return err
+	}
+	own, err := ownProc(s, procPin, helper)
+	if err != nil || own == "" {
+		defer unix.Close(procPin)
+		if err != nil {
+			return err
+		}
+		return r.run(func() error { return use(procPin) })
+	}
+	unix.Close(procPin)
+	pin, _, err := r.walk(unix.AT_FDCWD, own, flags)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pin)
+	return r.run(func() error { return use(pin) })
+}
+
+// run runs fn on a pool thread.
+func (r *Resolver) run(fn func() error) error {
+	var err error
+	if derr := r.pool.Do(func() { err = fn() }); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// openat2 is the walk: an O_PATH descriptor, never through a magic link.
+func openat2(dirfd int, path string, flags int) (int, error) {
+	return unix.Openat2(dirfd, path, &unix.OpenHow{
+		Flags:   uint64(flags | unix.O_PATH | unix.O_CLOEXEC),
+		Resolve: unix.RESOLVE_NO_MAGICLINKS,
+	})
+}
+
 // walk resolves path from dirfd to an O_PATH descriptor on a helper thread
 // and returns it with the helper's thread id.
 func (r *Resolver) walk(dirfd int, path string, flags int) (fd, helper int, err error) {
 	if derr := r.pool.Do(func() {
 		helper = unix.Gettid()
-		fd, err = unix.Openat2(dirfd, path, &unix.OpenHow{
-			Flags:   uint64(flags | unix.O_PATH | unix.O_CLOEXEC),
-			Resolve: unix.RESOLVE_NO_MAGICLINKS,
-		})
+		fd, err = openat2(dirfd, path, flags)
 	}); derr != nil {
 		return -1, 0, derr
 	}
