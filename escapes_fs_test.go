@@ -7,6 +7,7 @@ package sandlock_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -1220,5 +1222,59 @@ git init -q repo && cd repo && cp ../src/sub/b . && git add b && git -c user.ema
 		if n, err := unix.Getxattr(filepath.Join(dir, copy, "a"), "user.tag", v); err != nil || string(v[:n]) != "kept" {
 			t.Errorf("%s/a: user.tag %q %v, want kept", copy, v[:max(n, 0)], err)
 		}
+	}
+}
+
+// TestFSMetaUserHandler: a user handler on a covered syscall sees only the
+// calls the guard allows (a refused one never reaches it), may answer them
+// itself, and when it says Continue the guard performs the call.
+func TestFSMetaUserHandler(t *testing.T) {
+	dir := tempDir(t)
+	inside := metaTarget(t, filepath.Join(dir, "inside"), -1)
+	veto := metaTarget(t, filepath.Join(dir, "veto"), -1)
+	outside := metaTarget(t, filepath.Join(tempDir(t), "outside"), -1)
+	before := metaOf(t, outside)
+	vetoBefore := metaOf(t, veto)
+	var mu sync.Mutex
+	var seen []string
+	h := sandlock.SyscallHandler{
+		Syscall: int64(mustNr(t, "chmod")),
+		Handler: sandlock.HandlerFunc(func(ctx context.Context, hc *sandlock.HandlerCtx) sandlock.Action {
+			p, err := hc.ReadCString(hc.Notif.Data.Args[0], 4096)
+			if err != nil {
+				return sandlock.Errno(unix.EFAULT)
+			}
+			mu.Lock()
+			seen = append(seen, filepath.Base(p))
+			mu.Unlock()
+			if p == veto {
+				return sandlock.Errno(unix.EROFS)
+			}
+			return sandlock.Continue()
+		}),
+	}
+	sb := base()
+	sb.FSWritable = []string{dir}
+	sb.Env = map[string]string{"D": dir}
+	code := errnoProbe + fmt.Sprintf(`
+import json
+R = {}
+for n, p in [("inside", %[2]q), ("outside", %[3]q), ("veto", %[4]q)]:
+    buf = ctypes.create_string_buffer(p.encode())
+    R[n] = sc(%[1]d, ctypes.addressof(buf), 0o600)
+print(json.dumps(R))
+`, mustNr(t, "chmod"), inside, outside, veto)
+	res, err := sb.RunWithHandlers(ctxT(t), []string{python, "-c", code}, h)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("run: %v exit %d\n%s", err, res.ExitCode, res.Stderr)
+	}
+	expect(t, lineJSON(t, strings.TrimSpace(string(res.Stdout))), map[string]string{"inside": "OK", "outside": "EACCES", "veto": "EROFS"})
+	if m := metaOf(t, inside); m.mode&0o7777 != 0o600 {
+		t.Errorf("inside: mode %o, want 600", m.mode&0o7777)
+	}
+	unchanged(t, outside, before)
+	unchanged(t, veto, vetoBefore)
+	if got := strings.Join(seen, " "); got != "inside veto" {
+		t.Errorf("the handler saw %q, want the allowed calls only (inside veto)", got)
 	}
 }
