@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandlock-go/sandlock/internal/sysnum"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
 
@@ -78,5 +79,23 @@ func TestAtFlags(t *testing.T) {
 		if err := atFlags(f); err != unix.EINVAL {
 			t.Errorf("atFlags(%#x) = %v, want EINVAL", f, err)
 		}
+	}
+}
+
+// TestImplemented: the probe tells this kernel's young syscalls (it has
+// them all: Linux ≥ 6.17) from a number that is no syscall.
+func TestImplemented(t *testing.T) {
+	arch := sysnum.Native()
+	for name := range young {
+		nr, ok := arch.Nr(name)
+		if !ok {
+			t.Fatalf("%s: no number", name)
+		}
+		if !implemented(nr) {
+			t.Errorf("%s (%d): not found on this kernel", name, nr)
+		}
+	}
+	if implemented(arch.Size() + 100) {
+		t.Errorf("a number past the table is a syscall")
 	}
 }
