@@ -332,10 +332,7 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		return nil, err
 	}
 
-	var grants landlock.Grants
-	if !s.NoSupervisor {
-		grants = landlock.NewGrants(llcfg.Paths)
-	}
+	grants := p.ruleset.Grants()
 	if len(s.FSDenied) > 0 {
 		p.procPool = confine.NewPool(nil, s.KeepCaps)
 		p.denier, err = fsdeny.New(fsdeny.Config{

@@ -83,7 +83,7 @@ func (g *Guard) Register(t *notify.Table, watched func(nr int) bool) {
 	arch := sysnum.Native()
 	for _, c := range g.calls() {
 		nr, ok := arch.Nr(c.name)
-		if !ok || (young[c.name] && !implemented(nr)) {
+		if !ok || (young(c.name) && !implemented(nr)) {
 			// Left to the kernel, which answers ENOSYS: emulating the call
 			// with an older one would answer what this kernel cannot.
 			continue
@@ -105,11 +105,14 @@ type call struct {
 	serve func(g *Guard, hc *notify.HandlerCtx) (int64, error)
 }
 
-// young are the syscalls newer than the rest (Linux 6.6–6.17), served only
-// where the kernel has them.
-var young = map[string]bool{
-	"fchmodat2": true, "setxattrat": true, "getxattrat": true, "listxattrat": true,
-	"removexattrat": true, "file_getattr": true, "file_setattr": true,
+// young reports the syscalls newer than the rest (Linux 6.6–6.17), served
+// only where the kernel has them.
+func young(name string) bool {
+	switch name {
+	case "fchmodat2", "setxattrat", "getxattrat", "listxattrat", "removexattrat", "file_getattr", "file_setattr":
+		return true
+	}
+	return false
 }
 
 // implemented reports whether the kernel has syscall nr. Each young

@@ -1,8 +1,10 @@
 package landlock
 
 import (
-	"path/filepath"
+	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Grants are a ruleset's path rules in canonical form (symlinks resolved),
@@ -19,25 +21,23 @@ type Grants struct {
 	writable []string
 }
 
-// NewGrants canonicalises rules. A rule is writable when it allows writing
-// files; rules whose path cannot be resolved are left out (they could not
-// have been added to a ruleset either).
-func NewGrants(rules []PathRule) Grants {
-	var g Grants
-	for _, r := range rules {
-		canon, err := filepath.EvalSymlinks(r.Path)
-		if err != nil {
-			continue
-		}
-		canon = filepath.Clean(canon)
-		if r.Access&(FSReadFile|FSReadDir|FSWriteFile) != 0 {
-			g.readable = append(g.readable, canon)
-		}
-		if r.Access&FSWriteFile != 0 {
-			g.writable = append(g.writable, canon)
-		}
+// add records the rule on the object fd, the descriptor the rule was made
+// from: its path as the kernel reports it is the grant's canonical form,
+// exactly the object the rule binds (a grant that could not be read is left
+// out: paths under it are refused).
+func (g *Grants) add(fd int, access uint64) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf)
+	if err != nil || n == 0 || buf[0] != '/' {
+		return
 	}
-	return g
+	canon := string(buf[:n])
+	if access&(FSReadFile|FSReadDir|FSWriteFile) != 0 {
+		g.readable = append(g.readable, canon)
+	}
+	if access&FSWriteFile != 0 {
+		g.writable = append(g.writable, canon)
+	}
 }
 
 // Allows reports whether the canonical path p is under a grant that lets
