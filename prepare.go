@@ -353,15 +353,6 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		p.session.Table.AddUser(int(h.Syscall), h.Handler)
 		userSyscalls[int(h.Syscall)] = true
 	}
-	if !s.NoSupervisor {
-		// Metadata and the reads Landlock does not cover, judged by path
-		// in every supervised sandbox.
-		meta := fsmeta.Config{Grants: grants, Pool: p.helpers(s), TGID: p.session.TGID}
-		if p.denier != nil {
-			meta.Deny = p.denier.CheckFD
-		}
-		fsmeta.New(meta).Register(p.session.Table, func(nr int) bool { return userSyscalls[nr] })
-	}
 
 	lim.register(p.session)
 	fs := &policy.FilterSpec{Arch: arch, Deny: deny, UDP: network.udp, ICMP: network.icmp}
@@ -369,7 +360,11 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		fs.NoFastOpen = true
 	} else {
 		fs.NotifyExcept = network.register(p.session, p, s, userSyscalls)
+		p.registerMeta(s, grants, userSyscalls, fs)
 		fs.Notify = p.session.Table.Syscalls()
+		if fs.NotifyIoctls != nil {
+			fs.Notify = slices.DeleteFunc(fs.Notify, func(nr int) bool { return nr == ioctlNr })
+		}
 	}
 	fp, err := fs.Filter()
 	if err != nil {
@@ -397,6 +392,26 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		CPUPercent: lim.cpuPercent,
 	}
 	return p, nil
+}
+
+// ioctlNr is ioctl's number on this architecture.
+var ioctlNr = sysnum.Native().MustNr("ioctl")
+
+// registerMeta adds the judgment of the filesystem syscalls Landlock does
+// not cover (metadata changes, xattr reads, watches), on in every
+// supervised sandbox. It comes after every other feature: when nothing
+// else watches ioctl, the filter notifies only the ioctl commands it
+// serves (fs.NotifyIoctls) rather than every ioctl.
+func (p *prepared) registerMeta(s *Sandbox, grants landlock.Grants, userSyscalls map[int]bool, fs *policy.FilterSpec) {
+	cfg := fsmeta.Config{Grants: grants, Pool: p.helpers(s), TGID: p.session.TGID}
+	if p.denier != nil {
+		cfg.Deny = p.denier.CheckFD
+	}
+	ioctlWatched := p.session.Table.Has(ioctlNr)
+	fsmeta.New(cfg).Register(p.session.Table, func(nr int) bool { return userSyscalls[nr] })
+	if !ioctlWatched && p.session.Table.Has(ioctlNr) {
+		fs.NotifyIoctls = fsmeta.IoctlCommands()
+	}
 }
 
 // execHint explains an exec that Landlock refused: which needed path is

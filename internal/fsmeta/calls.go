@@ -76,6 +76,9 @@ func (g *Guard) calls() []call {
 		{"file_getattr", false, func(g *Guard, hc *notify.HandlerCtx) (int64, error) { return g.fileAttr(hc, false) }},
 		{"inotify_add_watch", false, (*Guard).inotifyAddWatch},
 		{"fanotify_mark", false, (*Guard).fanotifyMark},
+		// The ioctls that change a file's attributes through any open
+		// descriptor (see IoctlCommands).
+		{"ioctl", true, (*Guard).ioctl},
 		// fgetxattr and flistxattr are left alone: they read through an
 		// open file (never O_PATH), which the program could only open
 		// through Landlock or was given.
@@ -651,7 +654,7 @@ func (g *Guard) fanotifyMark(hc *notify.HandlerCtx) (int64, error) {
 	if flags&unix.FAN_MARK_FLUSH != 0 {
 		// Removes marks, names no object.
 		if g.checkOnly {
-			return 0, checked{}
+			return 0, goOn{}
 		}
 		var r uintptr
 		if derr := g.pool.Do(func() { r, err = mark(atFDCWD, nil) }); derr != nil {

@@ -131,16 +131,18 @@ func implemented(nr int) bool {
 
 var probed sync.Map // syscall number → bool
 
-// checked is returned by serve when a checking guard has judged the
-// object and allowed it.
-type checked struct{}
+// goOn is returned by serve when the call goes on to the next handler (and
+// in the end to the kernel): a checking guard judged the object and allowed
+// it, or the call is not one the guard serves (an ioctl command it does not
+// cover, told by a register alone).
+type goOn struct{}
 
-func (checked) Error() string { return "checked" }
+func (goOn) Error() string { return "go on" }
 
 func (g *Guard) handler(c call) notify.HandlerFunc {
 	return func(_ context.Context, hc *notify.HandlerCtx) notify.Action {
 		v, err := c.serve(g, hc)
-		if _, ok := err.(checked); ok {
+		if _, ok := err.(goOn); ok {
 			return notify.Continue()
 		}
 		if err != nil {
@@ -285,7 +287,7 @@ func (g *Guard) judge(fd int, write bool) error {
 		}
 	}
 	if g.checkOnly {
-		return checked{}
+		return goOn{}
 	}
 	return nil
 }
