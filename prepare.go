@@ -403,7 +403,7 @@ var ioctlNr = sysnum.Native().MustNr("ioctl")
 // else watches ioctl, the filter notifies only the ioctl commands it
 // serves (fs.NotifyIoctls) rather than every ioctl.
 func (p *prepared) registerMeta(s *Sandbox, grants landlock.Grants, userSyscalls map[int]bool, fs *policy.FilterSpec) {
-	cfg := fsmeta.Config{Grants: grants, Pool: p.helpers(s), TGID: p.session.TGID}
+	cfg := fsmeta.Config{Grants: grants, Pool: p.helpers(s), KeepCaps: s.KeepCaps, TGID: p.session.TGID}
 	if p.denier != nil {
 		cfg.Deny = p.denier.CheckFD
 	}

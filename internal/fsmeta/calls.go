@@ -657,7 +657,7 @@ func (g *Guard) fanotifyMark(hc *notify.HandlerCtx) (int64, error) {
 			return 0, goOn{}
 		}
 		var r uintptr
-		if derr := g.pool.Do(func() { r, err = mark(atFDCWD, nil) }); derr != nil {
+		if derr := g.run(func() { r, err = mark(atFDCWD, nil) }); derr != nil {
 			return 0, derr
 		}
 		return int64(r), err

@@ -7,8 +7,9 @@
 // task can rewrite the path in memory, and anyone can swap a component on
 // disk, between a check and the kernel's own lookup.
 //
-// The walk runs on a helper thread confined like the task (see
-// confine.Pool): its /proc/self is the supervisor's, so the task's magic
+// The walk runs on a thread with the task's rights (a helper of a
+// confine.Pool, or a supervisor thread without capabilities, see
+// confine.Unprivileged): its /proc/self is the supervisor's, so the task's magic
 // links (fd/N, cwd, root, exe, also reached as /proc/self, /dev/fd,
 // /dev/stdin…) are opened by the supervisor from /proc/<tid>, and every
 // other magic link is refused during the walk. A walk that still lands in
@@ -38,13 +39,18 @@ const AtFDCWD = uint64(0xffffffffffffff9c)
 // register as an int).
 func IsCWD(dirfd uint64) bool { return int32(dirfd) == unix.AT_FDCWD }
 
-// Resolver walks paths on threads confined like the task.
+// Resolver walks paths on threads with the task's rights.
 type Resolver struct {
-	pool *confine.Pool
+	do func(func()) error
 }
 
 // New returns a resolver whose walks run on pool.
-func New(pool *confine.Pool) *Resolver { return &Resolver{pool: pool} }
+func New(pool *confine.Pool) *Resolver { return &Resolver{do: pool.Do} }
+
+// NewOn returns a resolver whose walks run through do, which must run its
+// function with the task's rights (no capabilities the task lacks), such
+// as confine.Unprivileged.
+func NewOn(do func(func()) error) *Resolver { return &Resolver{do: do} }
 
 // Start is where a path lookup begins: an O_PATH descriptor (owned) or the
 // root for absolute paths (fd -1), and the path left to walk.
@@ -334,9 +340,9 @@ func (r *Resolver) Resolve(hc *notify.HandlerCtx, dirfd uint64, path string, nof
 	return r.Open(s, unix.O_NOFOLLOW)
 }
 
-// Use resolves path like Resolve and runs use on the object, on one of the
-// pool's threads: a feature that judges and acts on the object there pays
-// one hand-off to a helper thread instead of two. use must not keep the
+// Use resolves path like Resolve and runs use on the object, on the thread
+// the walk ran on: a feature that judges and acts on the object there pays
+// for one switch to that thread at most. use must not keep the
 // descriptor. A walk that lands in /proc is finished by the supervisor (see
 // ownProc) before use runs.
 func (r *Resolver) Use(hc *notify.HandlerCtx, dirfd uint64, path string, nofollow bool, use func(pin int) error) error {
@@ -362,7 +368,7 @@ func (r *Resolver) Use(hc *notify.HandlerCtx, dirfd uint64, path string, nofollo
 		return r.run(func() error { return use(pin) })
 	}
 	procPin, helper := -1, 0
-	if derr := r.pool.Do(func() {
+	if derr := r.do(func() {
 		var fd int
 		if fd, err = openat2(s.dirfd(), s.rel, flags); err != nil {
 			return
@@ -396,10 +402,10 @@ func (r *Resolver) Use(hc *notify.HandlerCtx, dirfd uint64, path string, nofollo
 	return r.run(func() error { return use(pin) })
 }
 
-// run runs fn on a pool thread.
+// run runs fn like the walks.
 func (r *Resolver) run(fn func() error) error {
 	var err error
-	if derr := r.pool.Do(func() { err = fn() }); derr != nil {
+	if derr := r.do(func() { err = fn() }); derr != nil {
 		return derr
 	}
 	return err
@@ -416,7 +422,7 @@ func openat2(dirfd int, path string, flags int) (int, error) {
 // walk resolves path from dirfd to an O_PATH descriptor on a helper thread
 // and returns it with the helper's thread id.
 func (r *Resolver) walk(dirfd int, path string, flags int) (fd, helper int, err error) {
-	if derr := r.pool.Do(func() {
+	if derr := r.do(func() {
 		helper = unix.Gettid()
 		fd, err = openat2(dirfd, path, flags)
 	}); derr != nil {
