@@ -282,13 +282,16 @@ func (g *Guard) dup(hc *notify.HandlerCtx, fd uint64, fdget bool) (int, error) {
 	return dup, nil
 }
 
-// judge decides whether the task may act on the object fd holds: a change
+// judge decides whether the task may act on the object fd holds, whose
+// path p (FDPath's) is read here when "": a change
 // needs a writable grant, a read any grant; private objects need none;
 // denied objects are refused.
-func (g *Guard) judge(fd int, write bool) error {
-	p, err := taskpath.FDPath(fd)
-	if err != nil {
-		return unix.EACCES
+func (g *Guard) judge(fd int, p string, write bool) error {
+	if p == "" {
+		var err error
+		if p, err = taskpath.FDPath(fd); err != nil {
+			return unix.EACCES
+		}
 	}
 	if !private(fd, p) && !g.grants.Allows(p, write) {
 		return unix.EACCES
@@ -333,8 +336,8 @@ var emptyPath = [1]byte{}
 func (g *Guard) act(hc *notify.HandlerCtx, o object, write bool, onPin op, replay replayOp) (int64, error) {
 	var r uintptr
 	if o.resolve {
-		err := g.paths.Use(hc, o.dirfd, o.path, o.nofollow, func(pin int) error {
-			if err := g.judge(pin, write); err != nil {
+		err := g.paths.Use(hc, o.dirfd, o.path, o.nofollow, func(pin int, p string) error {
+			if err := g.judge(pin, p, write); err != nil {
 				return err
 			}
 			var err error
@@ -357,7 +360,7 @@ func (g *Guard) act(hc *notify.HandlerCtx, o object, write bool, onPin op, repla
 		do = g.pool.Do
 	}
 	if derr := do(func() {
-		if err = g.judge(o.fd, write); err != nil {
+		if err = g.judge(o.fd, "", write); err != nil {
 			return
 		}
 		if !o.cwd {

@@ -342,10 +342,11 @@ func (r *Resolver) Resolve(hc *notify.HandlerCtx, dirfd uint64, path string, nof
 
 // Use resolves path like Resolve and runs use on the object, on the thread
 // the walk ran on: a feature that judges and acts on the object there pays
-// for one switch to that thread at most. use must not keep the
+// for one switch to that thread at most. use gets the object's path as
+// FDPath reports it, or "" when it was not read; it must not keep the
 // descriptor. A walk that lands in /proc is finished by the supervisor (see
 // ownProc) before use runs.
-func (r *Resolver) Use(hc *notify.HandlerCtx, dirfd uint64, path string, nofollow bool, use func(pin int) error) error {
+func (r *Resolver) Use(hc *notify.HandlerCtx, dirfd uint64, path string, nofollow bool, use func(pin int, path string) error) error {
 	if path == "" {
 		return unix.ENOENT
 	}
@@ -365,7 +366,7 @@ func (r *Resolver) Use(hc *notify.HandlerCtx, dirfd uint64, path string, nofollo
 			return err
 		}
 		defer unix.Close(pin)
-		return r.run(func() error { return use(pin) })
+		return r.run(func() error { return use(pin, "") })
 	}
 	procPin, helper := -1, 0
 	if derr := r.do(func() {
@@ -373,11 +374,12 @@ func (r *Resolver) Use(hc *notify.HandlerCtx, dirfd uint64, path string, nofollo
 		if fd, err = openat2(s.dirfd(), s.rel, flags); err != nil {
 			return
 		}
-		if p, perr := FDPath(fd); perr == nil && strings.HasPrefix(p, "/proc/") {
+		p, perr := FDPath(fd)
+		if perr == nil && strings.HasPrefix(p, "/proc/") {
 			procPin, helper = fd, unix.Gettid()
 			return
 		}
-		err = use(fd)
+		err = use(fd, p)
 		unix.Close(fd)
 	}); derr != nil {
 		return derr
@@ -391,7 +393,7 @@ func (r *Resolver) Use(hc *notify.HandlerCtx, dirfd uint64, path string, nofollo
 		if err != nil {
 			return err
 		}
-		return r.run(func() error { return use(procPin) })
+		return r.run(func() error { return use(procPin, "") })
 	}
 	unix.Close(procPin)
 	pin, _, err := r.walk(unix.AT_FDCWD, own, flags)
@@ -399,7 +401,7 @@ func (r *Resolver) Use(hc *notify.HandlerCtx, dirfd uint64, path string, nofollo
 		return err
 	}
 	defer unix.Close(pin)
-	return r.run(func() error { return use(pin) })
+	return r.run(func() error { return use(pin, "") })
 }
 
 // run runs fn like the walks.
