@@ -25,6 +25,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -522,12 +523,30 @@ func (r *Resolver) Parent(hc *notify.HandlerCtx, dirfd uint64, path string) (int
 // reached through).
 func FDPath(fd int) (string, error) {
 	buf := make([]byte, unix.PathMax)
-	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf)
+	var n int
+	var err error
+	if dir := ownFDDir(); dir >= 0 {
+		n, err = unix.Readlinkat(dir, strconv.Itoa(fd), buf)
+	} else {
+		n, err = unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf)
+	}
 	if err != nil {
 		return "", err
 	}
 	return string(buf[:n]), nil
 }
+
+// ownFDDir is the supervisor's /proc/<pid>/fd directory, opened once: a
+// readlink relative to it looks up one name instead of walking /proc, self
+// and fd every time (the descriptor table is the process's, shared by its
+// threads). -1 if it cannot be opened.
+var ownFDDir = sync.OnceValue(func() int {
+	fd, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+})
 
 // ErrAction turns an error from resolving or acting on the task's behalf
 // into the syscall's answer: an errno as it is, EACCES for anything else
