@@ -1,7 +1,8 @@
 // Package fsmeta judges the filesystem syscalls Landlock does not cover, in
 // every supervised sandbox: changes of metadata (mode, owner, times, extended
-// attributes, file attributes) and reads of it that Landlock lets through
-// (extended attributes, file attributes, inotify and fanotify watches).
+// attributes, file attributes, also through the attribute ioctls) and reads
+// of it that Landlock lets through (extended attributes, file attributes,
+// inotify and fanotify watches).
 //
 // A change needs the object to be under a writable grant, a read under any
 // grant, as Landlock requires of the same object's content; outside, the
@@ -21,8 +22,9 @@
 // cleared for the time of the call (confine.Unprivileged), so the kernel's
 // ownership and permission checks are the task's. Its result is copied
 // back. Landlock judges none of these calls, nor an O_PATH walk, so the
-// thread needs no Landlock domain — and no hand-off to a helper thread,
-// which a loaded machine makes cost ten times the call.
+// thread needs no Landlock domain, and the call pays no hand-off to a
+// helper thread (a scheduler wake-up, which on a busy machine costs several
+// times the rest).
 //
 // Objects no path reaches — pipes, sockets, anonymous inodes, memfds and
 // files that have been unlinked — are the task's alone: their metadata may
