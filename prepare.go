@@ -14,6 +14,7 @@ import (
 
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/fsdeny"
+	"github.com/sandlock-go/sandlock/internal/fsmeta"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/pidgate"
 	"github.com/sandlock-go/sandlock/internal/policy"
@@ -30,6 +31,9 @@ type prepared struct {
 	pool    *confine.Pool
 	// unscoped runs the network gate's abstract socket operations.
 	unscoped *confine.Pool
+	// procPool opens the sandbox's own /proc entries on its behalf: no
+	// capabilities, NO_NEW_PRIVS, no Landlock domain (see fsdeny/proc.go).
+	procPool *confine.Pool
 	grants   []string // readable and writable paths, for error hints
 }
 
@@ -55,6 +59,9 @@ func (p *prepared) release() {
 	}
 	if p.unscoped != nil {
 		p.unscoped.Close()
+	}
+	if p.procPool != nil {
+		p.procPool.Close()
 	}
 	if p.ruleset != nil {
 		p.ruleset.Close()
@@ -353,8 +360,17 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		pids.Register(p.session.Table, denied)
 	}
 
+	grants := p.ruleset.Grants()
 	if len(s.FSDenied) > 0 {
-		p.denier, err = fsdeny.New(fsdeny.Config{Paths: s.FSDenied, Pool: p.helpers(s)})
+		p.procPool = confine.NewPool(nil, s.KeepCaps)
+		p.denier, err = fsdeny.New(fsdeny.Config{
+			Paths:    s.FSDenied,
+			Pool:     p.helpers(s),
+			ProcPool: p.procPool,
+			Grants:   grants,
+			Traced:   p.session.Traced,
+			TGID:     p.session.TGID,
+		})
 		if err != nil {
 			return nil, field("FSDenied", "", err)
 		}
@@ -373,10 +389,14 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		fs.SelfOnly = pidgate.SelfOnly(denied)
 	} else {
 		except := network.register(p.session, p, s, userSyscalls)
+		p.registerMeta(s, grants, userSyscalls, fs)
 		// Last, once every handler is in the table: a syscall another
 		// handler serves is notified every time.
 		fs.NotifyExcept = pids.Except(p.session.Table, except)
 		fs.Notify = p.session.Table.Syscalls()
+		if fs.NotifyIoctls != nil {
+			fs.Notify = slices.DeleteFunc(fs.Notify, func(nr int) bool { return nr == ioctlNr })
+		}
 	}
 	fp, err := fs.Filter()
 	if err != nil {
@@ -409,6 +429,26 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		p.spec.SelfUnnotified = []int{nr}
 	}
 	return p, nil
+}
+
+// ioctlNr is ioctl's number on this architecture.
+var ioctlNr = sysnum.Native().MustNr("ioctl")
+
+// registerMeta adds the judgment of the filesystem syscalls Landlock does
+// not cover (metadata changes, xattr reads, watches), on in every
+// supervised sandbox. It comes after every other feature: when nothing
+// else watches ioctl, the filter notifies only the ioctl commands it
+// serves (fs.NotifyIoctls) rather than every ioctl.
+func (p *prepared) registerMeta(s *Sandbox, grants landlock.Grants, userSyscalls map[int]bool, fs *policy.FilterSpec) {
+	cfg := fsmeta.Config{Grants: grants, Pool: p.helpers(s), KeepCaps: s.KeepCaps, TGID: p.session.TGID}
+	if p.denier != nil {
+		cfg.Deny = p.denier.CheckFD
+	}
+	ioctlWatched := p.session.Table.Has(ioctlNr)
+	fsmeta.New(cfg).Register(p.session.Table, func(nr int) bool { return userSyscalls[nr] })
+	if !ioctlWatched && p.session.Table.Has(ioctlNr) {
+		fs.NotifyIoctls = fsmeta.IoctlCommands()
+	}
 }
 
 // execHint explains an exec that Landlock refused: which needed path is

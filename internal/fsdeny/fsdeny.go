@@ -5,7 +5,7 @@
 //
 // The verdict is never made on a path string the kernel would resolve again:
 // the supervisor resolves the path itself, on a thread confined like the
-// program (see opener), to an O_PATH descriptor; checks what that
+// program (see package taskpath), to an O_PATH descriptor; checks what that
 // descriptor is (its canonical path against the denied trees, its inode
 // against the denied files, which catches hard links made before the run);
 // and then performs the operation on the program's behalf through that
@@ -14,7 +14,7 @@
 // paths and a program swapping a path component between check and use thus
 // all meet the same check.
 //
-// Three exceptions, where the kernel resolves the path again after the
+// Two exceptions, where the kernel resolves the path again after the
 // check:
 //
 //   - exec cannot be performed on the program's behalf. A program racing a
@@ -22,16 +22,17 @@
 //     executable; this is documented as a limitation.
 //   - O_PATH opens: the kernel refuses to inject O_PATH descriptors. A
 //     program racing a swap can get an O_PATH descriptor of a denied file,
-//     which reads nothing: every use of it that opens, execs or links goes
-//     through these handlers again.
-//   - absolute paths lexically inside /proc (no ".."), where everything the
-//     kernel walks is procfs, which the program cannot change: the kernel
-//     then opens the program's own /proc/self, with the program's rights.
+//     which reads nothing: every use of it that opens, execs, links or
+//     changes metadata goes through these handlers (or fsmeta's) again.
 //
-// The helper threads' own /proc/self is the supervisor's: a walk that lands
-// in the supervisor's /proc entries through a symlink is mapped to the
-// program's entries, and naming the supervisor's pid is refused (the
-// helpers, in its thread group, could read its environment and memory).
+// Opens of /proc are no exception: the path is resolved and checked like
+// any other, and the inode reopened on the program's behalf (see proc.go
+// for the entries of the sandbox's own processes, which a thread in
+// another Landlock domain could not open).
+//
+// The walk is package taskpath's: the program's own /proc/self, /dev/fd and
+// cwd are followed as the program's /proc would follow them, and the
+// supervisor's own /proc entries are never reached for it.
 package fsdeny
 
 import (
@@ -40,14 +41,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/confine"
+	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
+	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
 
 // Config configures the denials.
@@ -57,6 +59,19 @@ type Config struct {
 	// Pool runs the operations done on the program's behalf, confined
 	// exactly like the program.
 	Pool *confine.Pool
+	// ProcPool runs the opens of the sandbox's own /proc/<pid> entries:
+	// its threads have NO_NEW_PRIVS and no capabilities (unless the sandbox
+	// keeps them) but no Landlock domain, since a thread in another domain
+	// than the program's may not open them (see proc.go). Nil opens them
+	// on Pool.
+	ProcPool *confine.Pool
+	// Grants are the sandbox's grants: ProcPool's opens are checked
+	// against them here, as Landlock would check the program's.
+	Grants landlock.Grants
+	// Traced reports whether a thread id is a live task of the sandbox;
+	// TGID returns a task's thread group.
+	Traced func(tid int) bool
+	TGID   func(tid int) int
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -66,6 +81,8 @@ type Denier struct {
 	trees []string        // canonical absolute paths
 	ids   map[fileID]bool // denied files, and hard-linked files in denied trees
 	op    *confine.Pool
+	paths *taskpath.Resolver
+	proc  *procOpener
 	// checkOnly makes every handler stop after its checks with Continue.
 	checkOnly bool
 }
@@ -73,7 +90,10 @@ type Denier struct {
 // New resolves the denied paths. A path that does not exist is denied by
 // name (creating it is denied too).
 func New(cfg Config) (*Denier, error) {
-	d := &Denier{ids: make(map[fileID]bool), op: cfg.Pool}
+	d := &Denier{ids: make(map[fileID]bool), op: cfg.Pool, paths: taskpath.New(cfg.Pool)}
+	if cfg.ProcPool != nil {
+		d.proc = newProcOpener(cfg)
+	}
 	for _, p := range cfg.Paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {
@@ -164,7 +184,17 @@ func (d *Denier) Register(t *notify.Table) {
 	check.checkOnly = true
 	check.register(t.AddBuiltin, true)
 	d.register(t.AddFinal, false)
+	if d.proc != nil {
+		if nr, ok := sysnum.Native().Nr("landlock_restrict_self"); ok {
+			t.AddBuiltin(nr, "fs deny: nested landlock domain", true, notify.HandlerFunc(d.proc.nestedDomain))
+		}
+	}
 }
+
+// CheckFD fails with EACCES if a resolved descriptor is, or is inside,
+// something denied: for other features that reach files on the program's
+// behalf and must honour the denials.
+func (d *Denier) CheckFD(fd int) error { return d.checkFD(fd) }
 
 func (d *Denier) register(addTo func(nr int, name string, quick bool, h notify.Handler), withExec bool) {
 	arch := sysnum.Native()
@@ -176,14 +206,14 @@ func (d *Denier) register(addTo func(nr int, name string, quick bool, h notify.H
 	a := func(i int) func(hc *notify.HandlerCtx) uint64 {
 		return func(hc *notify.HandlerCtx) uint64 { return hc.Notif.Data.Args[i] }
 	}
-	cwd := func(*notify.HandlerCtx) uint64 { return atFDCWD }
+	cwd := func(*notify.HandlerCtx) uint64 { return taskpath.AtFDCWD }
 	zero := func(*notify.HandlerCtx) uint64 { return 0 }
 
 	add("open", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-		return d.open(hc, atFDCWD, a(0)(hc), a(1)(hc), a(2)(hc), 0)
+		return d.open(hc, taskpath.AtFDCWD, a(0)(hc), a(1)(hc), a(2)(hc), 0)
 	})
 	add("creat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-		return d.open(hc, atFDCWD, a(0)(hc), unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC, a(1)(hc), 0)
+		return d.open(hc, taskpath.AtFDCWD, a(0)(hc), unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC, a(1)(hc), 0)
 	})
 	add("openat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
 		return d.open(hc, a(0)(hc), a(1)(hc), a(2)(hc), a(3)(hc), 0)
@@ -192,7 +222,7 @@ func (d *Denier) register(addTo func(nr int, name string, quick bool, h notify.H
 	if withExec {
 		// exec is only checked: the kernel runs it.
 		add("execve", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-			return d.exec(hc, atFDCWD, a(0)(hc), 0)
+			return d.exec(hc, taskpath.AtFDCWD, a(0)(hc), 0)
 		})
 		add("execveat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
 			return d.exec(hc, a(0)(hc), a(1)(hc), a(4)(hc))
@@ -213,20 +243,6 @@ func (d *Denier) register(addTo func(nr int, name string, quick bool, h notify.H
 	add("mknodat", d.createHandler(a(0), a(1), mknod(a(2), a(3))))
 	add("symlink", d.symlinkHandler(a(0), cwd, a(1)))
 	add("symlinkat", d.symlinkHandler(a(0), a(1), a(2)))
-}
-
-const atFDCWD = uint64(0xffffffffffffff9c) // AT_FDCWD as a syscall argument
-
-// errAction turns an error from the helpers into the syscall's answer.
-func errAction(err error) notify.Action {
-	var e unix.Errno
-	if errors.As(err, &e) {
-		return notify.Errno(e)
-	}
-	if errors.Is(err, notify.ErrTaskGone) {
-		return notify.Errno(unix.ENOENT) // dropped: nobody is waiting
-	}
-	return notify.Errno(unix.EACCES)
 }
 
 // deniedPath reports whether a canonical path is in a denied tree.
@@ -260,7 +276,7 @@ func (d *Denier) checkFD(fd int) error {
 	if d.ids[fileID{st.Dev, st.Ino}] {
 		return unix.EACCES
 	}
-	p, err := fdPath(fd)
+	p, err := taskpath.FDPath(fd)
 	if err != nil {
 		return err
 	}
@@ -273,7 +289,7 @@ func (d *Denier) checkFD(fd int) error {
 // checkEntry denies the name in a resolved parent directory if it is denied,
 // or (for renames and links) holds a denied tree.
 func (d *Denier) checkEntry(parent int, name string, moving bool) error {
-	pp, err := fdPath(parent)
+	pp, err := taskpath.FDPath(parent)
 	if err != nil {
 		return err
 	}
@@ -286,15 +302,4 @@ func (d *Denier) checkEntry(parent int, name string, moving bool) error {
 		return unix.EACCES
 	}
 	return nil
-}
-
-// fdPath returns the path a descriptor was opened with, as the kernel keeps
-// it (canonical: symlinks and ".." resolved).
-func fdPath(fd int) (string, error) {
-	buf := make([]byte, unix.PathMax)
-	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
 }

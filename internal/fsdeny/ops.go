@@ -9,7 +9,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
 
 type argFn func(*notify.HandlerCtx) uint64
@@ -24,14 +26,14 @@ func (d *Denier) openat2(ctx context.Context, hc *notify.HandlerCtx) notify.Acti
 	}
 	b, err := hc.ReadMem(args[2], int(unsafe.Sizeof(how)))
 	if err != nil {
-		return errAction(unix.EFAULT)
+		return taskpath.ErrAction(unix.EFAULT)
 	}
 	how = *(*unix.OpenHow)(unsafe.Pointer(&b[0]))
 	if size > uint64(unsafe.Sizeof(how)) {
 		// Fields this kernel interface does not know must be zero.
 		extra, err := hc.ReadMem(args[2]+uint64(unsafe.Sizeof(how)), int(min(size-uint64(unsafe.Sizeof(how)), 4096)))
 		if err != nil {
-			return errAction(unix.EFAULT)
+			return taskpath.ErrAction(unix.EFAULT)
 		}
 		for _, c := range extra {
 			if c != 0 {
@@ -47,7 +49,7 @@ func (d *Denier) openat2(ctx context.Context, hc *notify.HandlerCtx) notify.Acti
 func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resolve uint64) notify.Action {
 	path, err := notify.ReadPath(hc, pathAddr)
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	if path == "" {
 		return notify.Errno(unix.ENOENT)
@@ -57,11 +59,11 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 		// are rare enough to refuse rather than reimplement.
 		return notify.Errno(unix.EOPNOTSUPP)
 	}
-	s, err := locate(hc, dirfd, path)
+	s, err := taskpath.Locate(hc, dirfd, path)
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
-	defer s.close()
+	defer s.Close()
 
 	fl := int(flags)
 	if fl&unix.O_TMPFILE == unix.O_TMPFILE && fl&unix.O_CREAT != 0 {
@@ -71,16 +73,16 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 		// The kernel ignores every other flag with O_PATH (O_CREAT too).
 		fl &= unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	}
-	pfd, err := d.openPath(s, fl&(unix.O_NOFOLLOW|unix.O_DIRECTORY))
+	pfd, err := d.paths.Open(s, fl&(unix.O_NOFOLLOW|unix.O_DIRECTORY))
 	if err == unix.ENOENT && fl&unix.O_CREAT != 0 {
 		return d.create(hc, dirfd, path, fl, uint32(mode))
 	}
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	defer unix.Close(pfd)
 	if err := d.checkFD(pfd); err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	if fl&unix.O_CREAT != 0 && fl&unix.O_EXCL != 0 {
 		return notify.Errno(unix.EEXIST)
@@ -94,12 +96,6 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 		// (see the package comment).
 		return notify.Continue()
 	}
-	if s.proc && onProc(pfd) {
-		// Inside /proc, which the task cannot change: the kernel resolves
-		// the path again, as the task's own (its /proc/self, and its right
-		// to read its own environ, maps…).
-		return notify.Continue()
-	}
 	var st unix.Stat_t
 	if err := unix.Fstat(pfd, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return notify.Errno(unix.ELOOP) // O_NOFOLLOW on a symlink
@@ -110,14 +106,21 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 		// An anonymous file is created: it gets the task's mode and umask,
 		// and O_EXCL keeps it from ever being linked.
 		rflags |= fl & unix.O_EXCL
-		perm = uint32(mode) & 0o7777 &^ umaskOf(hc.Notif.PID)
+		perm = uint32(mode) & 0o7777 &^ taskpath.Umask(hc.Notif.PID)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFIFO && fl&unix.O_NONBLOCK == 0 {
 		return d.openFIFO(pfd, rflags, fl)
 	}
-	fd, err := d.reopen(pfd, rflags, perm)
-	if err != nil {
-		return errAction(err)
+	var fd int
+	if pool, err := d.proc.poolFor(hc, pfd, fl); err != nil {
+		return taskpath.ErrAction(err)
+	} else if pool != nil {
+		fd, err = reopenOn(pool, pfd, rflags, perm)
+		if err != nil {
+			return taskpath.ErrAction(err)
+		}
+	} else if fd, err = d.reopen(pfd, rflags, perm); err != nil {
+		return taskpath.ErrAction(err)
 	}
 	defer unix.Close(fd)
 	return inject(fd, fl)
@@ -130,7 +133,7 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 func (d *Denier) openFIFO(pfd, rflags, fl int) notify.Action {
 	pin, err := unix.FcntlInt(uintptr(pfd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	return notify.Defer(func(ctx context.Context) notify.Action {
 		defer unix.Close(pin)
@@ -145,10 +148,10 @@ func (d *Denier) openFIFO(pfd, rflags, fl int) notify.Action {
 		if derr := d.op.DoContext(ctx, func() {
 			fd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(pin), rflags|unix.O_CLOEXEC, 0)
 		}, release); derr != nil {
-			return errAction(derr)
+			return taskpath.ErrAction(derr)
 		}
 		if err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
 		defer unix.Close(fd)
 		return inject(fd, fl)
@@ -159,9 +162,14 @@ func (d *Denier) openFIFO(pfd, rflags, fl int) notify.Action {
 // on a confined helper thread, so Landlock and file permissions judge it as
 // they would judge the task. perm is the mode of an O_TMPFILE file.
 func (d *Denier) reopen(pfd int, flags int, perm uint32) (int, error) {
+	return reopenOn(d.op, pfd, flags, perm)
+}
+
+// reopenOn reopens the inode behind pfd on one of pool's threads.
+func reopenOn(pool *confine.Pool, pfd int, flags int, perm uint32) (int, error) {
 	var fd int
 	var err error
-	if derr := d.op.Do(func() {
+	if derr := pool.Do(func() {
 		fd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), flags|unix.O_CLOEXEC, perm)
 	}); derr != nil {
 		return -1, derr
@@ -175,13 +183,13 @@ func (d *Denier) create(hc *notify.HandlerCtx, dirfd uint64, path string, flags 
 	if strings.HasSuffix(path, "/") {
 		return notify.Errno(unix.EISDIR)
 	}
-	pfd, name, err := d.parent(hc, dirfd, path)
+	pfd, name, err := d.paths.Parent(hc, dirfd, path)
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	defer unix.Close(pfd)
 	if err := d.checkEntry(pfd, name, false); err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	if d.checkOnly {
 		return notify.Continue()
@@ -190,10 +198,10 @@ func (d *Denier) create(hc *notify.HandlerCtx, dirfd uint64, path string, flags 
 	if flags&unix.O_EXCL == 0 {
 		cflags |= unix.O_NOFOLLOW
 	}
-	perm := mode &^ umaskOf(hc.Notif.PID)
+	perm := mode &^ taskpath.Umask(hc.Notif.PID)
 	var fd int
 	if derr := d.op.Do(func() { fd, err = unix.Openat(pfd, name, cflags|unix.O_CLOEXEC, perm) }); derr != nil {
-		return errAction(derr)
+		return taskpath.ErrAction(derr)
 	}
 	if err == unix.ELOOP && flags&unix.O_NOFOLLOW == 0 {
 		// A dangling symlink: the kernel would create its target, wherever
@@ -201,17 +209,17 @@ func (d *Denier) create(hc *notify.HandlerCtx, dirfd uint64, path string, flags 
 		return notify.Errno(unix.EACCES)
 	}
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	defer unix.Close(fd)
 	if err := d.checkFD(fd); err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	if flags&unix.O_TRUNC != 0 && flags&unix.O_ACCMODE != unix.O_RDONLY {
 		var st unix.Stat_t
 		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
 			if err := unix.Ftruncate(fd, 0); err != nil {
-				return errAction(err)
+				return taskpath.ErrAction(err)
 			}
 		}
 	}
@@ -222,7 +230,7 @@ func (d *Denier) create(hc *notify.HandlerCtx, dirfd uint64, path string, flags 
 func inject(fd int, flags int) notify.Action {
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	var fdFlags uint32
 	if flags&unix.O_CLOEXEC != 0 {
@@ -236,28 +244,28 @@ func inject(fd int, flags int) notify.Action {
 func (d *Denier) exec(hc *notify.HandlerCtx, dirfd, pathAddr, flags uint64) notify.Action {
 	path, err := notify.ReadPath(hc, pathAddr)
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	var pfd int
 	if path == "" && flags&unix.AT_EMPTY_PATH != 0 {
-		pfd, err = openFD(hc, dirfd)
+		pfd, err = taskpath.OpenFD(hc, dirfd)
 	} else {
-		var s start
-		if s, err = locate(hc, dirfd, path); err == nil {
+		var s taskpath.Start
+		if s, err = taskpath.Locate(hc, dirfd, path); err == nil {
 			nofollow := 0
 			if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
 				nofollow = unix.O_NOFOLLOW
 			}
-			pfd, err = d.openPath(s, nofollow)
-			s.close()
+			pfd, err = d.paths.Open(s, nofollow)
+			s.Close()
 		}
 	}
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	defer unix.Close(pfd)
 	if err := d.checkFD(pfd); err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	return notify.Continue()
 }
@@ -266,7 +274,7 @@ func (d *Denier) exec(hc *notify.HandlerCtx, dirfd, pathAddr, flags uint64) noti
 func (d *Denier) truncate(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
 	path, err := notify.ReadPath(hc, hc.Notif.Data.Args[0])
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	length := int64(hc.Notif.Data.Args[1])
 	if length < 0 {
@@ -275,25 +283,25 @@ func (d *Denier) truncate(ctx context.Context, hc *notify.HandlerCtx) notify.Act
 	if path == "" {
 		return notify.Errno(unix.ENOENT)
 	}
-	s, err := locate(hc, atFDCWD, path)
+	s, err := taskpath.Locate(hc, taskpath.AtFDCWD, path)
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
-	defer s.close()
-	pfd, err := d.openPath(s, 0)
+	defer s.Close()
+	pfd, err := d.paths.Open(s, 0)
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	defer unix.Close(pfd)
 	if err := d.checkFD(pfd); err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	if d.checkOnly {
 		return notify.Continue()
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(pfd, &st); err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -304,11 +312,11 @@ func (d *Denier) truncate(ctx context.Context, hc *notify.HandlerCtx) notify.Act
 	}
 	fd, err := d.reopen(pfd, unix.O_WRONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	defer unix.Close(fd)
 	if err := unix.Ftruncate(fd, length); err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	return notify.ReturnValue(0)
 }
@@ -316,7 +324,7 @@ func (d *Denier) truncate(ctx context.Context, hc *notify.HandlerCtx) notify.Act
 // result answers with the outcome of an operation done on the task's behalf.
 func result(err error) notify.Action {
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	return notify.ReturnValue(0)
 }
@@ -325,22 +333,22 @@ func (d *Denier) removeHandler(dirfdF, pathF, flagsF argFn) notify.HandlerFunc {
 	return func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
 		path, err := notify.ReadPath(hc, pathF(hc))
 		if err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
-		pfd, name, err := d.parent(hc, dirfdF(hc), path)
+		pfd, name, err := d.paths.Parent(hc, dirfdF(hc), path)
 		if err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
 		defer unix.Close(pfd)
 		if err := d.checkEntry(pfd, strings.TrimSuffix(name, "/"), false); err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
 		if d.checkOnly {
 			return notify.Continue()
 		}
 		flags := int(flagsF(hc))
 		if derr := d.op.Do(func() { err = unix.Unlinkat(pfd, name, flags) }); derr != nil {
-			return errAction(derr)
+			return taskpath.ErrAction(derr)
 		}
 		return result(err)
 	}
@@ -362,7 +370,7 @@ func (d *Denier) linkHandler(oldDirF, oldF, newDirF, newF, flagsF argFn) notify.
 		}
 		oldPath, err := notify.ReadPath(hc, oldF(hc))
 		if err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
 		if flags&unix.AT_SYMLINK_FOLLOW == 0 && (oldPath != "" || flags&unix.AT_EMPTY_PATH == 0) {
 			// The name itself is linked, whatever it is.
@@ -377,34 +385,34 @@ func (d *Denier) linkHandler(oldDirF, oldF, newDirF, newF, flagsF argFn) notify.
 		var src int
 		switch {
 		case oldPath == "" && flags&unix.AT_EMPTY_PATH != 0:
-			src, err = openFD(hc, oldDirF(hc))
+			src, err = taskpath.OpenFD(hc, oldDirF(hc))
 		case oldPath == "":
 			return notify.Errno(unix.ENOENT)
 		default:
-			var s start
-			if s, err = locate(hc, oldDirF(hc), oldPath); err == nil {
-				src, err = d.openPath(s, 0)
-				s.close()
+			var s taskpath.Start
+			if s, err = taskpath.Locate(hc, oldDirF(hc), oldPath); err == nil {
+				src, err = d.paths.Open(s, 0)
+				s.Close()
 			}
 		}
 		if err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
 		defer unix.Close(src)
 		if err := d.checkFD(src); err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
 		newPath, err := notify.ReadPath(hc, newF(hc))
 		if err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
-		p2, n2, err := d.parent(hc, newDirF(hc), newPath)
+		p2, n2, err := d.paths.Parent(hc, newDirF(hc), newPath)
 		if err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
 		defer unix.Close(p2)
 		if err := d.checkEntry(p2, strings.TrimSuffix(n2, "/"), true); err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
 		if d.checkOnly {
 			return notify.Continue()
@@ -415,7 +423,7 @@ func (d *Denier) linkHandler(oldDirF, oldF, newDirF, newF, flagsF argFn) notify.
 			// deleted or O_EXCL anonymous file, EPERM for a directory).
 			err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(src), p2, n2, unix.AT_SYMLINK_FOLLOW)
 		}); derr != nil {
-			return errAction(derr)
+			return taskpath.ErrAction(derr)
 		}
 		return result(err)
 	}
@@ -426,33 +434,33 @@ func (d *Denier) linkHandler(oldDirF, oldF, newDirF, newF, flagsF argFn) notify.
 func (d *Denier) twoPaths(hc *notify.HandlerCtx, oldDirF, oldF, newDirF, newF argFn, moving bool, op func(int, string, int, string) error) notify.Action {
 	oldPath, err := notify.ReadPath(hc, oldF(hc))
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	newPath, err := notify.ReadPath(hc, newF(hc))
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
-	p1, n1, err := d.parent(hc, oldDirF(hc), oldPath)
+	p1, n1, err := d.paths.Parent(hc, oldDirF(hc), oldPath)
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	defer unix.Close(p1)
-	p2, n2, err := d.parent(hc, newDirF(hc), newPath)
+	p2, n2, err := d.paths.Parent(hc, newDirF(hc), newPath)
 	if err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	defer unix.Close(p2)
 	if err := d.checkEntry(p1, strings.TrimSuffix(n1, "/"), moving); err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	if err := d.checkEntry(p2, strings.TrimSuffix(n2, "/"), moving); err != nil {
-		return errAction(err)
+		return taskpath.ErrAction(err)
 	}
 	if d.checkOnly {
 		return notify.Continue()
 	}
 	if derr := d.op.Do(func() { err = op(p1, n1, p2, n2) }); derr != nil {
-		return errAction(derr)
+		return taskpath.ErrAction(derr)
 	}
 	return result(err)
 }
@@ -479,22 +487,22 @@ func (d *Denier) createHandler(dirfdF, pathF argFn, create createFn) notify.Hand
 	return func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
 		path, err := notify.ReadPath(hc, pathF(hc))
 		if err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
-		pfd, name, err := d.parent(hc, dirfdF(hc), path)
+		pfd, name, err := d.paths.Parent(hc, dirfdF(hc), path)
 		if err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
 		defer unix.Close(pfd)
 		if err := d.checkEntry(pfd, strings.TrimSuffix(name, "/"), false); err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
 		if d.checkOnly {
 			return notify.Continue()
 		}
-		umask := umaskOf(hc.Notif.PID)
+		umask := taskpath.Umask(hc.Notif.PID)
 		if derr := d.op.Do(func() { err = create(hc, pfd, name, umask) }); derr != nil {
-			return errAction(derr)
+			return taskpath.ErrAction(derr)
 		}
 		return result(err)
 	}
@@ -505,25 +513,25 @@ func (d *Denier) symlinkHandler(targetF, dirfdF, pathF argFn) notify.HandlerFunc
 		// What a symlink points at is not checked: following it later is.
 		target, err := notify.ReadPath(hc, targetF(hc))
 		if err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
 		path, err := notify.ReadPath(hc, pathF(hc))
 		if err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
-		pfd, name, err := d.parent(hc, dirfdF(hc), path)
+		pfd, name, err := d.paths.Parent(hc, dirfdF(hc), path)
 		if err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
 		defer unix.Close(pfd)
 		if err := d.checkEntry(pfd, strings.TrimSuffix(name, "/"), false); err != nil {
-			return errAction(err)
+			return taskpath.ErrAction(err)
 		}
 		if d.checkOnly {
 			return notify.Continue()
 		}
 		if derr := d.op.Do(func() { err = unix.Symlinkat(target, pfd, name) }); derr != nil {
-			return errAction(derr)
+			return taskpath.ErrAction(derr)
 		}
 		return result(err)
 	}

@@ -169,7 +169,8 @@ func (e *PathError) Unwrap() error { return e.Err }
 
 // Ruleset is a built ruleset, ready to restrict threads.
 type Ruleset struct {
-	fd int
+	fd     int
+	grants Grants
 }
 
 // Build creates the ruleset and adds every rule. Rules on paths that do not
@@ -239,8 +240,12 @@ func (rs *Ruleset) addPath(p PathRule, handled uint64) error {
 	if _, _, errno := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(rs.fd), unix.LANDLOCK_RULE_PATH_BENEATH, uintptr(unsafe.Pointer(&attr)), 0, 0, 0); errno != 0 {
 		return &PathError{Path: p.Path, Err: fmt.Errorf("adding landlock rule: %w", errno)}
 	}
+	rs.grants.add(fd, access)
 	return nil
 }
+
+// Grants returns the ruleset's path rules in canonical form.
+func (rs *Ruleset) Grants() Grants { return rs.grants }
 
 // RestrictThread confines the calling OS thread (only it) with the ruleset.
 // The caller must have locked the goroutine to its thread and set

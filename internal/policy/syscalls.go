@@ -199,6 +199,9 @@ type FilterSpec struct {
 	// NotifyExcept lets a notified syscall through without notification
 	// when one of its conditions holds (the condition's action is ignored).
 	NotifyExcept map[int][]filter.Cond
+	// NotifyIoctls sends these ioctl commands to the supervisor when ioctl
+	// itself is not notified; every other command keeps its verdict.
+	NotifyIoctls []uint32
 	// NoFastOpen fails sends with MSG_FASTOPEN with EOPNOTSUPP, as the
 	// kernel does when fast open is off. Such a send connects without
 	// passing Landlock's connect check, so where no supervisor judges it,
@@ -341,6 +344,11 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 	if r := argRule("ioctl"); r != nil {
 		for _, cmd := range deniedIoctls {
 			r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{{Arg: 1, Value: cmd}}, Action: eperm})
+		}
+		if r.Action != filter.Notify {
+			for _, cmd := range s.NotifyIoctls {
+				r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{{Arg: 1, Value: cmd}}, Action: filter.Notify})
+			}
 		}
 	}
 	if r := argRule("prctl"); r != nil {
