@@ -393,10 +393,12 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		// Last, once every handler is in the table: a syscall another
 		// handler serves is notified every time.
 		fs.NotifyExcept = pids.Except(p.session.Table, except)
-		fs.Notify = p.session.Table.Syscalls()
-		if fs.NotifyIoctls != nil {
-			fs.Notify = slices.DeleteFunc(fs.Notify, func(nr int) bool { return nr == ioctlNr })
-		}
+		// A syscall the policy denies needs no builtin's judgement: the
+		// kernel refuses it outright. (A user handler on one was refused
+		// above.)
+		fs.Notify = slices.DeleteFunc(p.session.Table.Syscalls(), func(nr int) bool {
+			return denied(nr) || (fs.NotifyIoctls != nil && nr == ioctlNr)
+		})
 	}
 	fp, err := fs.Filter()
 	if err != nil {

@@ -316,3 +316,18 @@ func acceptAll(t *testing.T, network, addr string) net.Listener {
 	}()
 	return ln
 }
+
+// TestExtraDenyWinsOverBuiltins denies syscalls that builtin features
+// otherwise judge (metadata, network, other processes): the denial is what
+// the program meets, before any judgement.
+func TestExtraDenyWinsOverBuiltins(t *testing.T) {
+	for _, name := range []string{"fchmodat", "chmod", "connect", "listen", "sendmsg", "setxattr", "getpriority", "sched_getparam"} {
+		sb := base()
+		sb.ExtraDenySyscalls = []string{name}
+		// Arguments that natively fail with something else than EPERM.
+		out := py(t, sb, errnoProbe+fmt.Sprintf("print(sc(%d, -1, 0, 0, 0))", mustNr(t, name)))
+		if out != "EPERM" {
+			t.Errorf("%s denied: %q, want EPERM", name, out)
+		}
+	}
+}
