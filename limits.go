@@ -96,6 +96,9 @@ func (l *resourceLimits) register(sess *sandbox.Session) {
 		p := limits.NewProcesses(l.maxProcesses, sess.Processes, sess.TGID)
 		p.Register(sess.Table)
 		sess.OnFork(p.Forked)
+		sess.OnProcessStart(p.Started)
+		sess.OnExit(p.Exited)
+		sess.OnEnd(p.Close)
 	}
 	if l.maxMemory > 0 {
 		m := limits.NewMemory(l.maxMemory, sess.TGID, func(pid int) { sess.KillProcess(pid, memoryLimitReason) })

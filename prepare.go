@@ -369,7 +369,6 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		KeepCaps:   s.KeepCaps,
 		Supervised: !s.NoSupervisor,
 		Knobs:      lim.knobs,
-		CPUPercent: lim.cpuPercent,
 	}
 	return p, nil
 }
