@@ -105,9 +105,21 @@ func (l *resourceLimits) register(sess *sandbox.Session) {
 		sess.OnEnd(p.Close)
 	}
 	if l.maxMemory > 0 {
-		m := limits.NewMemory(l.maxMemory, sess.TGID, func(pid int) { sess.KillProcess(pid, memoryLimitReason) })
+		m := limits.NewMemory(l.maxMemory, sess.TGID, func(pid int, why string) {
+			if why != "" {
+				sess.Log.Warn("sandlock: "+why, "pid", pid)
+			}
+			sess.KillProcess(pid, memoryLimitReason)
+		})
 		m.Register(sess.Table)
 		sess.OnExit(m.Exited)
+		// What the syscalls do not show, the sampler sees.
+		sampler := limits.NewMemorySampler(l.maxMemory, sess.ProcessIDs, func(detail string) {
+			sess.KillSandbox(memoryLimitReason, detail)
+		}, func(sig syscall.Signal) { sess.Signal(sig) }, sess.Log)
+		sess.OnProcessStart(sampler.Started)
+		sess.Background(sampler.Run)
+		sess.OnEnd(sampler.Report)
 	}
 	if l.cpuPercent > 0 && l.cpuPercent < 100 {
 		signal := func(sig syscall.Signal) { sess.Signal(sig) }

@@ -36,8 +36,9 @@ import (
 type Memory struct {
 	limit uint64
 	tgid  func(tid int) int
-	// kill kills a process for exceeding the budget.
-	kill func(pid int)
+	// kill kills a process for exceeding the budget; why, if not empty,
+	// says why it counts as over.
+	kill func(pid int, why string)
 
 	mu    sync.Mutex
 	spans map[int]*span // thread group → its use at its last allocation
@@ -56,11 +57,14 @@ type span struct {
 
 // NewMemory returns the budget. tgid comes from the tracer; kill kills a
 // process and records why.
-func NewMemory(limit uint64, tgid func(int) int, kill func(pid int)) *Memory {
+func NewMemory(limit uint64, tgid func(int) int, kill func(pid int, why string)) *Memory {
 	return &Memory{limit: limit, tgid: tgid, kill: kill, spans: make(map[int]*span)}
 }
 
 var pageSize = uint64(os.Getpagesize())
+
+// mremapDontUnmap is MREMAP_DONTUNMAP (Linux 5.7).
+const mremapDontUnmap = 4
 
 // Register adds the allocation handlers.
 func (m *Memory) Register(t *notify.Table) {
@@ -94,7 +98,12 @@ func (m *Memory) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Actio
 	case arch.MustNr("mmap"):
 		grow, shared = mmapSize(tid, args)
 	case arch.MustNr("mremap"):
-		if args[2] > args[1] {
+		switch {
+		case args[3]&mremapDontUnmap != 0:
+			// The old range stays mapped (empty, to be faulted in
+			// afresh): the new one is all growth.
+			grow = pageAlign(args[2])
+		case args[2] > args[1]:
 			grow = args[2] - args[1]
 		}
 	case arch.MustNr("brk"):
@@ -124,11 +133,20 @@ func (m *Memory) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Actio
 	data, ok := dataSize(tid)
 	var sharedSize uint64
 	hasShared := false
+	mapsOK := true
 	if ok && readMaps {
-		sharedSize, hasShared, ok = sharedAnonSize(tid)
+		sharedSize, hasShared, mapsOK = sharedAnonSize(tid)
+		ok = mapsOK
 	}
 	if notify.TaskAlive(hc) != nil {
 		return notify.Continue()
+	}
+	if !mapsOK {
+		// The process is alive but its maps cannot be read (it made
+		// itself undumpable): what it maps cannot be counted, so it
+		// counts as over the budget.
+		m.kill(g, "cannot read /proc/"+strconv.Itoa(tid)+"/maps (an undumpable process?): its memory cannot be counted, so it counts as over the budget")
+		return notify.Errno(unix.ENOMEM)
 	}
 	m.mu.Lock()
 	if sp = m.spans[g]; sp == nil {
@@ -158,7 +176,7 @@ func (m *Memory) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Actio
 	}
 	m.mu.Unlock()
 	if over {
-		m.kill(g)
+		m.kill(g, "")
 		return notify.Errno(unix.ENOMEM)
 	}
 	return notify.Continue()
