@@ -356,7 +356,7 @@ func TestEscapeMemoryBypassesCLI(t *testing.T) {
 			}
 			if m := footprintRe.FindStringSubmatch(stderr); m != nil {
 				n, _ := strconv.ParseUint(m[1], 10, 64)
-				t.Logf("%s: killed at a footprint of %.1f MiB", b.name, float64(n)/mib)
+				t.Logf("%s: killed at a footprint of %.1f MiB\n%s", b.name, float64(n)/mib, stderr)
 				if n > escBudget+escBound {
 					t.Errorf("%s: killed at %.1f MiB, over budget plus bound", b.name, float64(n)/mib)
 				}
@@ -482,8 +482,9 @@ int main(int argc, char **argv) {
 	res := run(t, bypassSandbox(prog, false), prog, "40")
 	wantExit0(t, "a 40 MiB memfd mapped by two processes", res)
 	peak, _ := samplerPeak(t, log.all())
-	t.Logf("40 MiB memfd, held and mapped twice: sampler peak %.1f MiB", float64(peak)/mib)
-	if peak > 56*mib || peak < 36*mib {
+	t.Logf("40 MiB memfd, held and mapped twice: sampler peak %.1f MiB\n%s", float64(peak)/mib, log.all())
+	// Counted twice it would be 80 MiB, over the budget.
+	if peak >= escBudget || peak < 36*mib {
 		t.Errorf("a 40 MiB memfd mapped twice counted %.1f MiB, want about 40", float64(peak)/mib)
 	}
 }
@@ -645,13 +646,15 @@ func TestEscapeCPUShareIsPerSandbox(t *testing.T) {
 	if r := cpu / wall; r < 0.1 || r > 0.3 {
 		t.Errorf("CLI -c 20, 2 busy processes: %.3f of one core, want 0.1–0.3", r)
 	}
-	// The other side: without the throttle, two processes get about two
-	// cores' worth of time (the machine has 2).
+	// The other side: without the throttle, two processes get more than
+	// the band allows (up to two cores on this machine; less when other
+	// work shares it).
 	sb.MaxCPU = 0
 	out := strings.TrimSpace(string(run(t, sb, prog, "2", "1").Stdout))
-	if _, err := fmt.Sscan(out, &cpu, &wall); err != nil || cpu/wall < 0.8 {
-		t.Errorf("unthrottled, 2 busy processes: %q, want well over one core's share", out)
+	if _, err := fmt.Sscan(out, &cpu, &wall); err != nil || cpu/wall < 0.35 {
+		t.Errorf("unthrottled, 2 busy processes: %q, want more than 0.35 of one core", out)
 	}
+	t.Logf("unthrottled, 2 busy processes: %.3f of one core", cpu/wall)
 }
 
 // ---- the sampler's cost ----

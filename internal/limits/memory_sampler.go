@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,9 +33,10 @@ const (
 	maxSamplePeriod    = 100 * time.Millisecond
 	samplePeriodFactor = 10
 	// assumedGrowthRate is how fast a sandbox can gain memory, in bytes
-	// per second, with margin: here both CPUs together fault in fresh
-	// pages or copy copy-on-write pages at about 1.3 GB/s.
-	assumedGrowthRate = 4 << 30
+	// per second. Here both CPUs together fault in fresh pages or copy
+	// copy-on-write pages at 1.3–1.8 GB/s; the margin covers a tick that
+	// comes a few milliseconds late.
+	assumedGrowthRate = 8 << 30
 )
 
 // OvershootBound is how far over its budget a sandbox's footprint may have
@@ -84,14 +86,22 @@ type MemorySampler struct {
 	signal func(syscall.Signal)
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	ever   map[int]bool       // every process the sandbox had: SysV creators
-	memfds map[objKey]uint64  // memfds counted whole: last size seen through an fd
-	peak   uint64             // the largest footprint sampled
-	cost   time.Duration      // what the last sample cost
-	count  int                // samples taken
-	last   Footprint          // the last sample
-	extra  map[objKey]objInfo // scratch, reused between samples
+	// started counts the processes the sandbox has had: a full sample
+	// taken while one was being forked misses the share of the pages its
+	// parent already shares with it, so a new process calls for a new
+	// full sample.
+	started atomic.Int64
+
+	mu       sync.Mutex
+	ever     map[int]bool       // every process the sandbox had: SysV creators
+	memfds   map[objKey]uint64  // memfds counted whole: last size seen through an fd
+	peak     Footprint          // the largest footprint sampled
+	cost     time.Duration      // what the last tick cost
+	count    int                // ticks
+	fullCost time.Duration      // what the last full sample cost
+	fulls    int                // full samples
+	last     Footprint          // the last sample
+	extra    map[objKey]objInfo // scratch, reused between samples
 }
 
 // objKey names a shared-memory object: a memfd by device and inode, a
@@ -142,6 +152,7 @@ func NewMemorySampler(limit uint64, procs func() []int, kill func(detail string)
 // Started records a process of the sandbox (SysV segments are attributed
 // by their creator's pid).
 func (m *MemorySampler) Started(pid, parent int) {
+	m.started.Add(1)
 	m.mu.Lock()
 	m.ever[pid] = true
 	m.mu.Unlock()
@@ -151,7 +162,7 @@ func (m *MemorySampler) Started(pid, parent int) {
 func (m *MemorySampler) Peak() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.peak
+	return m.peak.Total()
 }
 
 // Cost returns what the last sample cost.
@@ -165,10 +176,10 @@ func (m *MemorySampler) Cost() time.Duration {
 // cost; it is called once the sandbox has ended.
 func (m *MemorySampler) Report() {
 	m.mu.Lock()
-	peak, count, cost, last := m.peak, m.count, m.cost, m.last.Total()
+	peak, count, cost, fulls, fullCost := m.peak, m.count, m.cost, m.fulls, m.fullCost
 	m.mu.Unlock()
-	m.log.Debug(fmt.Sprintf("sandlock: memory sampler: peak footprint %d bytes", peak),
-		"samples", count, "cost", cost, "period", m.period(cost, last), "limit", m.limit)
+	m.log.Debug(fmt.Sprintf("sandlock: memory sampler: peak footprint %s", peak),
+		"samples", count, "cost", cost, "full_samples", fulls, "full_cost", fullCost, "limit", m.limit)
 }
 
 // Run samples until ctx is done or the sandbox is killed.
@@ -182,15 +193,19 @@ func (m *MemorySampler) Report() {
 // or a resident-size increase for a huge page), or, for shared memory,
 // with the system's shared-memory count; so the last full sample plus
 // that growth bounds the footprint from above. A full sample is taken when
-// that bound passes the budget, and at least every maxSamplePeriod.
+// that bound passes the budget, when a process has started since the last
+// one (a sample taken during a fork misses the share the parent already
+// shares with its child), and at least every maxSamplePeriod.
 func (m *MemorySampler) Run(ctx context.Context) {
 	timer := time.NewTimer(minSamplePeriod)
 	defer timer.Stop()
 	var (
-		marks     map[int]growthMark // per process, at the last full sample
-		shmemMark uint64             // the system's shared memory then
-		last      Footprint          // the last full sample
-		lastAt    time.Time
+		marks       map[int]growthMark // per process, at the last full sample
+		shmemMark   uint64             // the system's shared memory then
+		startedMark int64              // m.started then
+		last        Footprint          // the last full sample
+		lastAt      time.Time
+		nextFull    time.Time // a full sample not called for by the bound waits until then
 	)
 	for {
 		select {
@@ -199,26 +214,50 @@ func (m *MemorySampler) Run(ctx context.Context) {
 		case <-timer.C:
 		}
 		start := time.Now()
-		bound := uint64(0)
-		stoppedSample := false
-		full := marks == nil || start.Sub(lastAt) >= maxSamplePeriod
-		if !full {
+		var bound uint64
+		overBudget := false
+		if marks != nil {
 			bound = last.Total() + m.growth(marks, shmemMark)
-			full = bound > m.limit
+			overBudget = bound > m.limit
 		}
-		if full {
+		refresh := marks == nil || start.Sub(lastAt) >= maxSamplePeriod || m.started.Load() != startedMark
+		tickCost := time.Since(start)
+		if overBudget || refresh && !start.Before(nextFull) {
 			// Past the budget by the bound, the sandbox is stopped for
 			// the full sample: it cannot grow meanwhile, nor outrun the
 			// sample with more runnable threads than the sampler has.
-			stopped := marks != nil && bound > m.limit && m.signal != nil
-			stoppedSample = stopped
+			stopped := overBudget && m.signal != nil
 			if stopped {
 				m.signal(unix.SIGSTOP)
 			}
 			// The marks are taken first: what grows during the sample is
 			// counted in the next bound.
+			fullStart := time.Now()
+			newStarted := m.started.Load()
 			newMarks, newShmem := m.marks()
-			f, err := m.Sample()
+			// A long sample of a running sandbox keeps checking the bound
+			// of the last one at the tick's period, and stops the sandbox
+			// once that passes the budget; then the sample is taken again,
+			// consistent.
+			checkAt := fullStart.Add(m.period(tickCost, bound))
+			between := func() {
+				if stopped || marks == nil || time.Now().Before(checkAt) {
+					return
+				}
+				b := last.Total() + m.growth(marks, shmemMark)
+				if b > m.limit && m.signal != nil {
+					m.signal(unix.SIGSTOP)
+					stopped = true
+				}
+				checkAt = time.Now().Add(m.period(tickCost, b))
+			}
+			f, err := m.sample(between)
+			if err == nil && stopped && !overBudget {
+				newStarted = m.started.Load()
+				newMarks, newShmem = m.marks()
+				f, err = m.Sample()
+			}
+			fullCost := time.Since(fullStart)
 			if stopped && (err == nil && f.Total() <= m.limit || ctx.Err() != nil) {
 				m.signal(unix.SIGCONT)
 			}
@@ -231,24 +270,24 @@ func (m *MemorySampler) Run(ctx context.Context) {
 			}
 			if f.Total() > m.limit {
 				m.kill(fmt.Sprintf("footprint %s over the limit of %d bytes; the full sample before, %v earlier, saw %d bytes; this one took %v",
-					f, m.limit, start.Sub(lastAt), last.Total(), time.Since(start)))
+					f, m.limit, start.Sub(lastAt), last.Total(), fullCost))
 				return
 			}
-			marks, shmemMark, last, lastAt = newMarks, newShmem, f, start
+			marks, shmemMark, last, lastAt, startedMark = newMarks, newShmem, f, start, newStarted
 			bound = f.Total()
+			// Full samples the bound does not call for take no more than
+			// about a tenth of a CPU.
+			nextFull = time.Now().Add(min(fullCost*samplePeriodFactor, maxSamplePeriod))
+			m.mu.Lock()
+			m.fullCost = fullCost
+			m.fulls++
+			m.mu.Unlock()
 		}
-		cost := time.Since(start)
 		m.mu.Lock()
-		m.cost = cost
+		m.cost = tickCost
 		m.count++
 		m.mu.Unlock()
-		if stoppedSample {
-			// The sandbox did not run during the sample: its cost took
-			// nothing from it, and near the budget a prompt next tick
-			// matters more than the sampler's share of a CPU.
-			cost = 0
-		}
-		timer.Reset(m.period(cost, bound))
+		timer.Reset(m.period(tickCost, bound))
 	}
 }
 
@@ -275,8 +314,7 @@ func (m *MemorySampler) marks() (map[int]growthMark, uint64) {
 // every page fault since, a page each, plus any rise of resident size (a
 // huge page is one fault), plus the rise of the system's shared memory
 // (memfds written with write(2), SysV segments). A process new since then
-// counts its faults since it started; what it shares with its parent is
-// not new. marks gains the new processes.
+// counts its whole resident size and every fault since it started.
 func (m *MemorySampler) growth(marks map[int]growthMark, shmemMark uint64) uint64 {
 	var g uint64
 	for _, pid := range m.procs() {
@@ -284,11 +322,11 @@ func (m *MemorySampler) growth(marks map[int]growthMark, shmemMark uint64) uint6
 		if !ok {
 			continue
 		}
-		was, known := marks[pid]
-		if !known {
-			was = growthMark{rss: now.rss}
-			marks[pid] = was
-		}
+		// A process new since the marks counts all it has: what it still
+		// shares with its parent was counted already, but the last full
+		// sample may have missed the parent's share of it, taken while it
+		// was being forked.
+		was := marks[pid]
 		if now.rss > was.rss {
 			g += (now.rss - was.rss) * pageSize
 		}
@@ -364,7 +402,11 @@ func (e *UnmeasurableError) Unwrap() error { return e.Err }
 
 // Sample measures the sandbox's footprint once. An error is a process that
 // could not be measured.
-func (m *MemorySampler) Sample() (Footprint, error) {
+func (m *MemorySampler) Sample() (Footprint, error) { return m.sample(nil) }
+
+// sample is Sample, calling between calls to check, if set, between
+// processes.
+func (m *MemorySampler) sample(between func()) (Footprint, error) {
 	pids := m.procs()
 	var f Footprint
 	objs := m.extra
@@ -375,6 +417,9 @@ func (m *MemorySampler) Sample() (Footprint, error) {
 	}
 	var shmemProcs []shmemProc
 	for _, pid := range pids {
+		if between != nil {
+			between()
+		}
 		r, err := readRollup(pid)
 		if err != nil {
 			if gone(pid, err) {
@@ -433,7 +478,9 @@ func (m *MemorySampler) Sample() (Footprint, error) {
 		}
 	}
 	m.memfds = next
-	m.peak = max(m.peak, f.Total())
+	if f.Total() >= m.peak.Total() {
+		m.peak = f
+	}
 	m.last = f
 	return f, nil
 }
