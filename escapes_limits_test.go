@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -669,14 +668,13 @@ func TestEscapeMemorySamplerCost(t *testing.T) {
 		sb.MaxProcesses = 100
 		res := sh(t, sb, fmt.Sprintf(`i=0; while [ $i -lt %d ]; do sleep 1 & i=$((i+1)); done; sleep 1; wait`, n-1))
 		wantExit0(t, "sleepers", res)
-		m := regexp.MustCompile(`samples=(\d+) .*cost=(\S+)`).FindStringSubmatch(log.all())
+		m := regexp.MustCompile(`samples=(\d+) cost=(\S+) full_samples=(\d+) full_cost=(\S+)`).FindStringSubmatch(log.all())
 		if m == nil {
 			t.Fatalf("no sampler figures logged:\n%s", log.all())
 		}
-		t.Logf("%d processes: %s samples, last sample cost %s", n, m[1], m[2])
+		t.Logf("%d processes: %s ticks, the last cost %s; %s full samples, the last cost %s", n, m[1], m[2], m[3], m[4])
 		if s, _ := strconv.Atoi(m[1]); s < 5 {
 			t.Errorf("%d processes: only %d samples in a second", n, s)
 		}
 	}
-	_ = time.Second
 }

@@ -2,7 +2,9 @@ package limits
 
 import (
 	"os"
+	"os/exec"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -197,5 +199,42 @@ func TestSamplerPeriod(t *testing.T) {
 	// Never more often than twice a tick's cost.
 	if p := m.period(50*costPeriodFloor, 62*mib); p < 100*costPeriodFloor {
 		t.Errorf("a tick costing %v: period %v", 50*costPeriodFloor, p)
+	}
+}
+
+func TestSamplerCostFigures(t *testing.T) {
+	// The cost of a tick (growth bound) and of a full sample, for 1 and
+	// 64 processes, logged for the record (no timing is asserted).
+	for _, n := range []int{1, 64} {
+		var pids []int
+		for i := 0; i < n; i++ {
+			cmd := exec.Command("/bin/sleep", "30")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			pids = append(pids, cmd.Process.Pid)
+		}
+		m := NewMemorySampler(1<<40, func() []int { return pids }, func(string) {}, nil, nil)
+		const rounds = 50
+		start := time.Now()
+		var f Footprint
+		for i := 0; i < rounds; i++ {
+			var err error
+			if f, err = m.Sample(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		full := time.Since(start) / rounds
+		marks, shm := m.marks()
+		start = time.Now()
+		for i := 0; i < rounds; i++ {
+			m.growth(marks, shm)
+		}
+		tick := time.Since(start) / rounds
+		if f.Processes != n {
+			t.Errorf("%d processes sampled, want %d", f.Processes, n)
+		}
+		t.Logf("%d processes: a tick costs %v, a full sample %v (footprint %v)", n, tick, full, f)
 	}
 }
