@@ -19,14 +19,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Sampler periods. A sample is taken at least every maxSamplePeriod. Far
-// from the budget the period is samplePeriodFactor times what the last
-// sample cost, and no less than costPeriodFloor, so that the sampler takes
-// no more than about a tenth of one CPU however many processes the sandbox
-// has. Near the budget it shrinks, down to minSamplePeriod, so that a
-// sandbox growing at assumedGrowthRate cannot pass the budget by more than
-// the overshoot bound before the next sample; it never samples more often
-// than every two sample costs.
+// Sampler periods (see Run for the two tiers). A tick comes at least every
+// maxSamplePeriod. Far from the budget the period is samplePeriodFactor
+// times what the last tick cost, and no less than costPeriodFloor, so that
+// the sampler takes no more than about a tenth of one CPU however many
+// processes the sandbox has. Near the budget it shrinks, down to
+// minSamplePeriod, so that a sandbox growing at assumedGrowthRate cannot
+// pass the budget by more than the overshoot bound before the next tick;
+// it never ticks more often than every two tick costs. Full samples the
+// budget does not call for are spaced likewise by their own cost.
 const (
 	minSamplePeriod    = 2 * time.Millisecond
 	costPeriodFloor    = 10 * time.Millisecond
@@ -101,7 +102,7 @@ type MemorySampler struct {
 	fullCost time.Duration      // what the last full sample cost
 	fulls    int                // full samples
 	last     Footprint          // the last sample
-	extra    map[objKey]objInfo // scratch, reused between samples
+	scratch  map[objKey]objInfo // reused between samples
 }
 
 // objKey names a shared-memory object: a memfd by device and inode, a
@@ -145,7 +146,7 @@ func NewMemorySampler(limit uint64, procs func() []int, kill func(detail string)
 	}
 	return &MemorySampler{
 		limit: limit, procs: procs, kill: kill, signal: signal, log: log,
-		ever: make(map[int]bool), memfds: make(map[objKey]uint64), extra: make(map[objKey]objInfo),
+		ever: make(map[int]bool), memfds: make(map[objKey]uint64), scratch: make(map[objKey]objInfo),
 	}
 }
 
@@ -193,9 +194,13 @@ func (m *MemorySampler) Report() {
 // or a resident-size increase for a huge page), or, for shared memory,
 // with the system's shared-memory count; so the last full sample plus
 // that growth bounds the footprint from above. A full sample is taken when
-// that bound passes the budget, when a process has started since the last
-// one (a sample taken during a fork misses the share the parent already
-// shares with its child), and at least every maxSamplePeriod.
+// that bound passes the budget (with the sandbox stopped meanwhile: it
+// cannot grow during the sample, nor outrun it with more runnable threads
+// than the sampler has), and otherwise, spaced by ten times its own cost,
+// when a process has started since the last one (a full sample taken
+// during a fork misses the share of the pages the parent already shares
+// with its child; until then a new process counts whole in the bound) and
+// at least every maxSamplePeriod.
 func (m *MemorySampler) Run(ctx context.Context) {
 	timer := time.NewTimer(minSamplePeriod)
 	defer timer.Stop()
@@ -409,7 +414,7 @@ func (m *MemorySampler) Sample() (Footprint, error) { return m.sample(nil) }
 func (m *MemorySampler) sample(between func()) (Footprint, error) {
 	pids := m.procs()
 	var f Footprint
-	objs := m.extra
+	objs := m.scratch
 	clear(objs)
 	type shmemProc struct {
 		pid int
