@@ -236,8 +236,10 @@ func (s *Session) KillProcess(pid int, reason string) {
 	}
 	s.reasons[pid] = reason
 	s.reasonsMu.Unlock()
-	unix.Kill(pid, unix.SIGKILL)
+	// Said before it is done: a parent in the sandbox that reports the
+	// kill (a shell's "Killed") comes after.
 	s.Log.Warn("sandlock: process killed: "+reason+" exceeded", "pid", pid)
+	unix.Kill(pid, unix.SIGKILL)
 }
 
 // KillSandbox SIGKILLs every process of the sandbox and records why as the
@@ -250,8 +252,8 @@ func (s *Session) KillSandbox(reason, detail string) {
 	}
 	s.reasons[root] = reason
 	s.reasonsMu.Unlock()
-	s.tr.KillAll()
 	s.Log.Warn("sandlock: sandbox killed: "+reason+" exceeded: "+detail, "pid", root)
+	s.tr.KillAll()
 }
 
 // KillReason returns why sandlock killed pid, or "".
