@@ -85,6 +85,27 @@ int main(int argc, char **argv) {
 	return 0;
 }
 `, false},
+	{"memfd-closed-mapped", memPrelude + `
+int main(int argc, char **argv) {
+	setup(argc, argv);
+	// 8 MiB written into each memfd with write(2), one page of it mapped,
+	// the fd closed: only the mapping keeps the memfd, and the mapping
+	// shows one page.
+	static char buf[1 << 20];
+	memset(buf, 'x', sizeof buf);
+	size_t each = 8 << 20;
+	for (size_t done = each; done <= target; done += each) {
+		int fd = memfd_create("bypass", 0);
+		for (size_t i = 0; i < each; i += sizeof buf)
+			if (write(fd, buf, sizeof buf) != sizeof buf) { perror("write"); return 1; }
+		if (mmap(0, 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED) { perror("mmap"); return 1; }
+		close(fd);
+		progress(done);
+	}
+	finish();
+	return 0;
+}
+`, false},
 	{"mprotect", memPrelude + `
 int main(int argc, char **argv) {
 	setup(argc, argv);

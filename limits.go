@@ -117,9 +117,11 @@ func (l *resourceLimits) register(sess *sandbox.Session) {
 		sampler := limits.NewMemorySampler(l.maxMemory, sess.ProcessIDs, func(detail string) {
 			sess.KillSandbox(memoryLimitReason, detail)
 		}, func(sig syscall.Signal) { sess.Signal(sig) }, sess.Log)
+		m.MapMemfd = sampler.MapMemfd
 		sess.OnProcessStart(sampler.Started)
 		sess.Background(sampler.Run)
 		sess.OnEnd(sampler.Report)
+		sess.OnEnd(sampler.Close)
 	}
 	if l.cpuPercent > 0 && l.cpuPercent < 100 {
 		signal := func(sig syscall.Signal) { sess.Signal(sig) }

@@ -42,6 +42,10 @@ type Memory struct {
 	// kill kills a process for exceeding the budget; why, if not empty,
 	// says why it counts as over.
 	kill func(pid int, why string)
+	// MapMemfd, if set, is told of every shared mapping of an fd that is
+	// a memfd, before the kernel maps it (process, fd number); an error
+	// refuses the mapping (ENOMEM).
+	MapMemfd func(pid, fd int) error
 
 	mu    sync.Mutex
 	spans map[int]*span // thread group → its use at its last allocation
@@ -104,8 +108,14 @@ func (m *Memory) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Actio
 	switch int(hc.Notif.Data.Nr) {
 	case arch.MustNr("mmap"):
 		grow, shared = mmapSize(tid, args)
-		if shared && grow > 0 && args[3]&unix.MAP_ANONYMOUS == 0 {
-			object = fdObject(tid, int(int32(args[4])))
+		if shared && args[3]&unix.MAP_ANONYMOUS == 0 {
+			fd := int(int32(args[4]))
+			if grow > 0 {
+				object = fdObject(tid, fd)
+			}
+			if m.MapMemfd != nil && m.MapMemfd(g, fd) != nil {
+				return notify.Errno(unix.ENOMEM)
+			}
 		}
 	case arch.MustNr("mremap"):
 		switch {

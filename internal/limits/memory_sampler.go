@@ -62,10 +62,13 @@ func OvershootBound(limit uint64) uint64 { return max(limit/10, 16<<20) }
 //     by the sandbox (Pss_Shmem), except the objects counted whole below;
 //
 // plus, once each (by inode, or SysV shmid), whatever their mappings:
-//   - every memfd a process of the sandbox holds an fd to (/proc/<pid>/fd),
-//     by the pages the kernel allocated to it (fstat's st_blocks), mapped
-//     or not; one it has since closed but still maps keeps counting at no
-//     less than that size;
+//   - every memfd a process of the sandbox holds an fd to (/proc/<pid>/fd)
+//     or maps, by the pages the kernel allocated to it (fstat's st_blocks),
+//     mapped or not. A memfd mapped and then closed is sized through a
+//     private duplicate the supervisor took at its mmap (MapMemfd); a
+//     memfd mapping the supervisor holds no duplicate of (its fd was
+//     swapped between the check and the kernel's mmap) cannot be sized,
+//     and fails closed like an unreadable process;
 //   - every SysV shared memory segment created by a process of the sandbox
 //     (/proc/sysvipc/shm: cpid, and its resident and swapped bytes).
 //
@@ -93,9 +96,15 @@ type MemorySampler struct {
 	// full sample.
 	started atomic.Int64
 
-	mu       sync.Mutex
-	ever     map[int]bool       // every process the sandbox had: SysV creators
-	memfds   map[objKey]uint64  // memfds counted whole: last size seen through an fd
+	mu   sync.Mutex
+	ever map[int]bool // every process the sandbox had: SysV creators
+	// mapped: a private duplicate of every memfd the sandbox has mapped,
+	// taken at its mmap, so that its size can be read once the sandbox
+	// has closed its own fds; dropped once nothing of the sandbox holds
+	// or maps it.
+	mapped   map[objKey]mappedMemfd
+	mapSeq   uint64             // counts MapMemfd calls
+	closed   bool               // the sandbox has ended: no more duplicates
 	peak     Footprint          // the largest footprint sampled
 	cost     time.Duration      // what the last tick cost
 	count    int                // ticks
@@ -103,6 +112,12 @@ type MemorySampler struct {
 	fulls    int                // full samples
 	last     Footprint          // the last sample
 	scratch  map[objKey]objInfo // reused between samples
+}
+
+// mappedMemfd is the supervisor's duplicate of a memfd the sandbox mapped.
+type mappedMemfd struct {
+	fd  int
+	seq uint64 // mapSeq when it was last mapped
 }
 
 // objKey names a shared-memory object: a memfd by device and inode, a
@@ -115,9 +130,8 @@ type objKey struct {
 }
 
 type objInfo struct {
-	size   uint64 // what counts for it
-	mapped uint64 // Pss of its mappings seen this sample
-	held   bool   // an fd to it was seen this sample
+	size uint64 // what counts for it
+	held bool   // an fd to it was seen this sample
 }
 
 // Footprint is one sample, in bytes.
@@ -146,7 +160,7 @@ func NewMemorySampler(limit uint64, procs func() []int, kill func(detail string)
 	}
 	return &MemorySampler{
 		limit: limit, procs: procs, kill: kill, signal: signal, log: log,
-		ever: make(map[int]bool), memfds: make(map[objKey]uint64), scratch: make(map[objKey]objInfo),
+		ever: make(map[int]bool), mapped: make(map[objKey]mappedMemfd), scratch: make(map[objKey]objInfo),
 	}
 }
 
@@ -398,9 +412,12 @@ type UnmeasurableError struct {
 }
 
 func (e *UnmeasurableError) Error() string {
-	return fmt.Sprintf("cannot read %s of process %d (%v): its memory cannot be counted, "+
-		"so the sandbox counts as over its budget (a process that made itself undumpable, "+
-		"e.g. by running an execute-only binary, cannot be measured)", e.What, e.PID, e.Err)
+	hint := ""
+	if errors.Is(e.Err, fs.ErrPermission) {
+		hint = " (a process that made itself undumpable, e.g. by running an execute-only binary, cannot be read)"
+	}
+	return fmt.Sprintf("cannot read %s of process %d: %v%s: its memory cannot be counted, so the sandbox counts as over its budget",
+		e.What, e.PID, e.Err, hint)
 }
 
 func (e *UnmeasurableError) Unwrap() error { return e.Err }
@@ -409,9 +426,11 @@ func (e *UnmeasurableError) Unwrap() error { return e.Err }
 // could not be measured.
 func (m *MemorySampler) Sample() (Footprint, error) { return m.sample(nil) }
 
-// sample is Sample, calling between calls to check, if set, between
-// processes.
+// sample is Sample, calling between, if set, between processes.
 func (m *MemorySampler) sample(between func()) (Footprint, error) {
+	m.mu.Lock()
+	startSeq := m.mapSeq
+	m.mu.Unlock()
 	pids := m.procs()
 	var f Footprint
 	objs := m.scratch
@@ -421,6 +440,7 @@ func (m *MemorySampler) sample(between func()) (Footprint, error) {
 		pss uint64
 	}
 	var shmemProcs []shmemProc
+	memfdMaps := make(map[objKey]int) // memfds mapped → a process that maps it
 	for _, pid := range pids {
 		if between != nil {
 			between()
@@ -437,11 +457,15 @@ func (m *MemorySampler) sample(between func()) (Footprint, error) {
 		if r.shmem > 0 {
 			shmemProcs = append(shmemProcs, shmemProc{pid, r.shmem})
 		}
-		if err := heldMemfds(pid, objs); err != nil {
+		err = heldMemfds(pid, objs)
+		if err == nil {
+			err = mappedMemfds(pid, memfdMaps)
+		}
+		if err != nil {
 			if gone(pid, err) {
 				continue
 			}
-			return f, &UnmeasurableError{PID: pid, What: "fd", Err: err}
+			return f, &UnmeasurableError{PID: pid, What: "fd or maps", Err: err}
 		}
 	}
 	// SysV segments: the reader shares the sandbox's IPC namespace (the
@@ -449,14 +473,13 @@ func (m *MemorySampler) sample(between func()) (Footprint, error) {
 	if err := m.sysvSegments(objs); err != nil {
 		return f, &UnmeasurableError{PID: 0, What: "/proc/sysvipc/shm", Err: err}
 	}
-	// Only Sample replaces m.memfds, and samples do not overlap.
-	m.mu.Lock()
-	remembered := m.memfds
-	m.mu.Unlock()
+	if err := m.mappedSizes(objs, memfdMaps, startSeq); err != nil {
+		return f, err
+	}
 	for _, p := range shmemProcs {
 		unknown := p.pss
-		if len(objs) > 0 || len(remembered) > 0 {
-			known, err := knownShmemPss(p.pid, objs, remembered)
+		if len(objs) > 0 {
+			known, err := knownShmemPss(p.pid, objs)
 			if err != nil {
 				if gone(p.pid, err) {
 					continue
@@ -467,27 +490,146 @@ func (m *MemorySampler) sample(between func()) (Footprint, error) {
 		}
 		f.Shmem += unknown
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	next := make(map[objKey]uint64, len(objs))
 	for k, o := range objs {
-		if !o.held && !k.sysv {
-			// Closed but still mapped: no less than it last was.
-			o.size = max(o.size, o.mapped, m.memfds[k])
-		}
 		if k.sysv {
 			f.SysV += o.size
 		} else {
 			f.Memfds += o.size
-			next[k] = o.size
 		}
 	}
-	m.memfds = next
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if f.Total() >= m.peak.Total() {
 		m.peak = f
 	}
 	m.last = f
 	return f, nil
+}
+
+// maxMappedMemfds is how many memfds a sandbox may have mapped at once
+// (each costs the supervisor a descriptor); a mmap past it fails ENOMEM.
+const maxMappedMemfds = 4096
+
+// errTooManyMemfds refuses a mapping past maxMappedMemfds.
+var errTooManyMemfds = errors.New("too many memfds mapped")
+
+// MapMemfd is called by the mmap handler, before the kernel maps, for a
+// shared mapping of fd of process pid: if fd is a memfd, the sampler takes
+// a private duplicate of it, to size it after the sandbox has closed its
+// own fds. A mapping past maxMappedMemfds is refused (errTooManyMemfds).
+func (m *MemorySampler) MapMemfd(pid, fd int) error {
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil // gone: nothing is mapped
+	}
+	dup, err := unix.PidfdGetfd(pidfd, fd, 0)
+	unix.Close(pidfd)
+	if err != nil {
+		return nil // not an fd: the kernel refuses the mmap
+	}
+	k, ok := memfdKey(dup)
+	if !ok {
+		unix.Close(dup)
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mapSeq++
+	if mm, known := m.mapped[k]; known || m.closed {
+		unix.Close(dup)
+		if known {
+			// Mapped again: a sample under way may have missed it.
+			m.mapped[k] = mappedMemfd{fd: mm.fd, seq: m.mapSeq}
+		}
+		return nil
+	}
+	if len(m.mapped) >= maxMappedMemfds {
+		unix.Close(dup)
+		return errTooManyMemfds
+	}
+	m.mapped[k] = mappedMemfd{fd: dup, seq: m.mapSeq}
+	return nil
+}
+
+// memfdKey names the memfd fd refers to, if it is one.
+func memfdKey(fd int) (objKey, bool) {
+	link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil || len(link) < 7 || link[:7] != "/memfd:" {
+		return objKey{}, false
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return objKey{}, false
+	}
+	return objKey{major: unix.Major(st.Dev), minor: unix.Minor(st.Dev), ino: st.Ino}, true
+}
+
+// mappedSizes counts the memfds the sandbox maps, by their duplicates, and
+// drops the duplicates of those nothing of the sandbox holds or maps any
+// more. A memfd mapped with no duplicate cannot be sized: an error.
+func (m *MemorySampler) mappedSizes(objs map[objKey]objInfo, maps map[objKey]int, startSeq uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, pid := range maps {
+		mm, ok := m.mapped[k]
+		if !ok {
+			if _, held := objs[k]; held {
+				continue // sized through the fd the sandbox holds
+			}
+			return &UnmeasurableError{PID: pid, What: "the size of a memfd it maps",
+				Err: errors.New("mapped without the supervisor seeing it at its mmap (an fd swapped meanwhile?), and no fd to it is held")}
+		}
+		var st unix.Stat_t
+		if unix.Fstat(mm.fd, &st) != nil {
+			continue
+		}
+		o := objs[k]
+		o.size = max(o.size, uint64(st.Blocks)*512)
+		objs[k] = o
+	}
+	for k, mm := range m.mapped {
+		if _, mapped := maps[k]; mapped {
+			continue
+		}
+		if _, held := objs[k]; held || mm.seq > startSeq {
+			continue // held, or mapped since the sample began
+		}
+		unix.Close(mm.fd)
+		delete(m.mapped, k)
+	}
+	return nil
+}
+
+// Close drops the duplicates, once the sandbox has ended.
+func (m *MemorySampler) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	for k, mm := range m.mapped {
+		unix.Close(mm.fd)
+		delete(m.mapped, k)
+	}
+}
+
+// mappedMemfds adds the memfds process pid maps (shared) to maps.
+func mappedMemfds(pid int, maps map[objKey]int) error {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/maps")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		fields := bytes.Fields(sc.Bytes())
+		if len(fields) < 6 || len(fields[1]) < 4 || fields[1][3] != 's' || !bytes.HasPrefix(fields[5], []byte("/memfd:")) {
+			continue
+		}
+		if k, ok := mappingKey(fields); ok {
+			maps[k] = pid
+		}
+	}
+	return sc.Err()
 }
 
 // gone reports whether err reading a process's /proc entries means it has
@@ -619,9 +761,8 @@ func (m *MemorySampler) sysvSegments(objs map[objKey]objInfo) error {
 }
 
 // knownShmemPss reads /proc/<pid>/smaps and returns the Pss of the shared
-// mappings of objects counted whole (in objs, or remembered memfds); the
-// Pss of remembered memfds it maps is added to their entry in objs.
-func knownShmemPss(pid int, objs map[objKey]objInfo, remembered map[objKey]uint64) (uint64, error) {
+// mappings of objects counted whole (in objs).
+func knownShmemPss(pid int, objs map[objKey]objInfo) (uint64, error) {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/smaps")
 	if err != nil {
 		return 0, err
@@ -630,7 +771,6 @@ func knownShmemPss(pid int, objs map[objKey]objInfo, remembered map[objKey]uint6
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	var known uint64
-	var cur objKey
 	counted := false // the current mapping is of an object counted whole
 	for sc.Scan() {
 		line := sc.Bytes()
@@ -641,25 +781,13 @@ func knownShmemPss(pid int, objs map[objKey]objInfo, remembered map[objKey]uint6
 			if len(fields) < 6 || len(fields[1]) < 4 || fields[1][3] != 's' {
 				continue
 			}
-			k, ok := mappingKey(fields)
-			if !ok {
-				continue
-			}
-			cur = k
-			if _, ok := objs[k]; ok {
-				counted = true
-			} else if _, ok := remembered[k]; ok {
-				objs[k] = objInfo{}
-				counted = true
+			if k, ok := mappingKey(fields); ok {
+				_, counted = objs[k]
 			}
 			continue
 		}
 		if counted && bytes.HasPrefix(line, []byte("Pss:")) {
-			pss := kbField(line)
-			known += pss
-			o := objs[cur]
-			o.mapped += pss
-			objs[cur] = o
+			known += kbField(line)
 		}
 	}
 	return known, sc.Err()

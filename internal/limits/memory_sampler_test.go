@@ -3,6 +3,7 @@ package limits
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,11 +47,16 @@ func TestSampleCountsMemfdOnce(t *testing.T) {
 	if got := held.Memfds - before.Memfds; got != 8*mib {
 		t.Errorf("an 8 MiB memfd held, never mapped: memfds %d bytes more, want %d", got, 8*mib)
 	}
-	// Mapped and touched as well: still once.
+	// Mapped and touched as well: still once. (The mmap handler tells
+	// the sampler of the mapping first.)
+	if err := m.MapMemfd(os.Getpid(), fd); err != nil {
+		t.Fatal(err)
+	}
 	b, err := unix.Mmap(fd, 0, 8*mib, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer unix.Munmap(b)
 	for i := 0; i < len(b); i += 4096 {
 		b[i] = 1
 	}
@@ -71,13 +77,35 @@ func TestSampleCountsMemfdOnce(t *testing.T) {
 	if closed.Total()+mib < mapped.Total() {
 		t.Errorf("closing the mapped memfd dropped the footprint: %v → %v", mapped, closed)
 	}
-	unix.Munmap(b)
-	gone, err := m.Sample()
+	// (Unmapped and closed, it would no longer count; this process holds
+	// the sampler's duplicate itself, so the end-to-end tests show that.)
+	m.Close()
+}
+
+func TestSampleUnknownMemfdMappingFailsClosed(t *testing.T) {
+	// A memfd mapped without the sampler being told (its fd swapped
+	// between the handler's look and the kernel's mmap), then closed,
+	// cannot be sized: the sample fails.
+	m := selfSampler(1 << 40)
+	fd, err := unix.MemfdCreate("sampler-unknown", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gone.Total()+7*mib > closed.Total() {
-		t.Errorf("the memfd, closed and unmapped, still counts: %v → %v", closed, gone)
+	if err := unix.Ftruncate(fd, mib); err != nil {
+		t.Fatal(err)
+	}
+	b, err := unix.Mmap(fd, 0, mib, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(b)
+	// Held, it is sized through the fd.
+	if _, err := m.Sample(); err != nil {
+		t.Errorf("a mapped memfd still held: %v", err)
+	}
+	unix.Close(fd)
+	if _, err := m.Sample(); err == nil || !strings.Contains(err.Error(), "memfd") {
+		t.Errorf("a memfd mapped unseen and closed: %v, want an error", err)
 	}
 }
 
