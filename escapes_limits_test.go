@@ -611,22 +611,39 @@ func TestEscapeZombiesHoldProcessSlots(t *testing.T) {
 
 // cpuBurners forks argv[1] processes that spin for argv[2] seconds of wall
 // time, waits for them, and prints the CPU time they used in all (from
-// getrusage of the children) and the wall time.
+// getrusage of the children) and the wall time. Each child first prints
+// the share of its wall time it spent stopped: neither running nor waiting
+// for a CPU (from /proc/self/schedstat, when /proc is readable).
 const cpuBurners = `
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+static double clk(clockid_t c) { struct timespec t; clock_gettime(c, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+static double now(void) { return clk(CLOCK_MONOTONIC); }
+static double waited(void) {
+	FILE *f = fopen("/proc/self/schedstat", "r");
+	unsigned long long run = 0, wait = 0;
+	if (!f) return 0;
+	if (fscanf(f, "%llu %llu", &run, &wait) != 2) wait = 0;
+	fclose(f);
+	return wait / 1e9;
+}
 int main(int argc, char **argv) {
 	int n = atoi(argv[1]);
 	double secs = atof(argv[2]), start = now();
 	for (int i = 0; i < n; i++) {
 		if (fork() == 0) {
+			double w0 = now(), q0 = waited(), c0 = clk(CLOCK_PROCESS_CPUTIME_ID);
 			volatile unsigned long x = 0;
 			while (now() - start < secs) for (int j = 0; j < 100000; j++) x++;
+			double wall = now() - w0, cpu = clk(CLOCK_PROCESS_CPUTIME_ID) - c0, wait = waited() - q0;
+			char line[64];
+			snprintf(line, sizeof line, "stopped %f\n", (wall - cpu - wait) / wall);
+			if (write(1, line, strlen(line)) < 0) _exit(1);
 			_exit(0);
 		}
 	}
@@ -639,42 +656,56 @@ int main(int argc, char **argv) {
 }
 `
 
+// burnFigures parses cpuBurners' output: the share of one core used, and
+// the largest share of time a child spent stopped.
+func burnFigures(t *testing.T, out string) (share, stopped float64) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var cpu, wall float64
+	if _, err := fmt.Sscan(lines[len(lines)-1], &cpu, &wall); err != nil || wall <= 0 {
+		t.Fatalf("output %q", out)
+	}
+	for _, l := range lines[:len(lines)-1] {
+		var s float64
+		if _, err := fmt.Sscanf(l, "stopped %f", &s); err == nil {
+			stopped = max(stopped, s)
+		}
+	}
+	return cpu / wall, stopped
+}
+
 func TestEscapeCPUShareIsPerSandbox(t *testing.T) {
 	prog := cProgram(t, "cpu-burners", cpuBurners)
 	sb := base()
-	sb.FSReadable = append(sb.FSReadable, filepath.Dir(prog))
+	sb.FSReadable = append(sb.FSReadable, filepath.Dir(prog), "/proc")
 	sb.MaxCPU = 20
 	for _, n := range []int{1, 2, 4} {
-		out := strings.TrimSpace(string(run(t, sb, prog, strconv.Itoa(n), "2").Stdout))
-		var cpu, wall float64
-		if _, err := fmt.Sscan(out, &cpu, &wall); err != nil || wall <= 0 {
-			t.Fatalf("%d burners: output %q", n, out)
-		}
-		ratio := cpu / wall
-		t.Logf("-c 20, %d busy processes: %.2f s CPU in %.2f s wall, %.3f of one core", n, cpu, wall, ratio)
-		if ratio < 0.1 || ratio > 0.3 {
-			t.Errorf("-c 20 with %d busy processes: %.3f of one core, want 0.1–0.3", n, ratio)
+		share, stopped := burnFigures(t, string(run(t, sb, prog, strconv.Itoa(n), "2").Stdout))
+		t.Logf("-c 20, %d busy processes for 2 s: %.3f of one core in all (each stopped up to %.0f%% of the time)", n, share, 100*stopped)
+		if share < 0.1 || share > 0.3 {
+			t.Errorf("-c 20 with %d busy processes: %.3f of one core, want 0.1–0.3", n, share)
 		}
 	}
 	// The CLI, two busy processes, as nobody.
-	code, stdout, stderr := cliAs(t, nobody, cliRunArgs(append(readArgs(), "-r", filepath.Dir(prog), "-c", "20"), prog, "2", "2")...)
-	var cpu, wall float64
-	if _, err := fmt.Sscan(stdout, &cpu, &wall); code != 0 || err != nil || wall <= 0 {
+	code, stdout, stderr := cliAs(t, nobody, cliRunArgs(append(readArgs(), "-r", filepath.Dir(prog), "-r", "/proc", "-c", "20"), prog, "2", "2")...)
+	if code != 0 {
 		t.Fatalf("CLI: exit %d stdout %q stderr %q", code, stdout, stderr)
 	}
-	t.Logf("CLI -c 20 as nobody, 2 busy processes: %.3f of one core", cpu/wall)
-	if r := cpu / wall; r < 0.1 || r > 0.3 {
-		t.Errorf("CLI -c 20, 2 busy processes: %.3f of one core, want 0.1–0.3", r)
+	share, _ := burnFigures(t, stdout)
+	t.Logf("CLI -c 20 as nobody, 2 busy processes: %.3f of one core", share)
+	if share < 0.1 || share > 0.3 {
+		t.Errorf("CLI -c 20, 2 busy processes: %.3f of one core, want 0.1–0.3", share)
 	}
-	// The other side: without the throttle, two processes get more than
-	// the band allows (up to two cores on this machine; less when other
-	// work shares it).
-	sb.MaxCPU = 0
-	out := strings.TrimSpace(string(run(t, sb, prog, "2", "1").Stdout))
-	if _, err := fmt.Sscan(out, &cpu, &wall); err != nil || cpu/wall < 0.25 {
-		t.Errorf("unthrottled, 2 busy processes: %q, want more than 0.25 of one core", out)
+	// The other side: without the throttle (and at 100) nothing is ever
+	// stopped, however busy the machine is.
+	for _, pct := range []uint8{0, 100} {
+		sb.MaxCPU = pct
+		share, stopped := burnFigures(t, string(run(t, sb, prog, "2", "1").Stdout))
+		t.Logf("MaxCPU %d, 2 busy processes: %.3f of one core, stopped up to %.0f%%", pct, share, 100*stopped)
+		if stopped > 0.15 {
+			t.Errorf("MaxCPU %d: a busy process was stopped %.0f%% of the time", pct, 100*stopped)
+		}
 	}
-	t.Logf("unthrottled, 2 busy processes: %.3f of one core", cpu/wall)
 }
 
 // ---- the sampler's cost ----
