@@ -27,12 +27,14 @@ import (
 // minSamplePeriod, so that a sandbox growing at assumedGrowthRate cannot
 // pass the budget by more than the overshoot bound before the next tick;
 // it never ticks more often than every two tick costs. Full samples the
-// budget does not call for are spaced likewise by their own cost.
+// budget does not call for are spaced by fullSampleFactor times their own
+// cost.
 const (
 	minSamplePeriod    = 2 * time.Millisecond
 	costPeriodFloor    = 10 * time.Millisecond
 	maxSamplePeriod    = 100 * time.Millisecond
 	samplePeriodFactor = 10
+	fullSampleFactor   = 20
 	// assumedGrowthRate is how fast a sandbox can gain memory, in bytes
 	// per second. Here both CPUs together fault in fresh pages or copy
 	// copy-on-write pages at 1.3–1.8 GB/s; the margin covers a tick that
@@ -210,8 +212,8 @@ func (m *MemorySampler) Report() {
 // that growth bounds the footprint from above. A full sample is taken when
 // that bound passes the budget (with the sandbox stopped meanwhile: it
 // cannot grow during the sample, nor outrun it with more runnable threads
-// than the sampler has), and otherwise, spaced by ten times its own cost,
-// when a process has started since the last one (a full sample taken
+// than the sampler has), and otherwise, spaced by twenty times its own
+// cost, when a process has started since the last one (a full sample taken
 // during a fork misses the share of the pages the parent already shares
 // with its child; until then a new process counts whole in the bound) and
 // at least every maxSamplePeriod.
@@ -295,8 +297,8 @@ func (m *MemorySampler) Run(ctx context.Context) {
 			marks, shmemMark, last, lastAt, startedMark = newMarks, newShmem, f, start, newStarted
 			bound = f.Total()
 			// Full samples the bound does not call for take no more than
-			// about a tenth of a CPU.
-			nextFull = time.Now().Add(min(fullCost*samplePeriodFactor, maxSamplePeriod))
+			// about a twentieth of a CPU.
+			nextFull = time.Now().Add(fullCost * fullSampleFactor)
 			m.mu.Lock()
 			m.fullCost = fullCost
 			m.fulls++
