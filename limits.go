@@ -1,10 +1,12 @@
 package sandlock
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -19,6 +21,7 @@ type resourceLimits struct {
 	maxMemory    uint64 // 0: none
 	knobs        sandbox.Knobs
 	cpuPercent   int
+	traced       bool // the tracer follows every process (not NoSupervisor)
 	numCPUs      int
 	gpu          limits.GPUAccess
 }
@@ -35,6 +38,7 @@ func (s *Sandbox) limits() (*resourceLimits, error) {
 			NoCoredump:        s.NoCoredump,
 		},
 		cpuPercent: int(s.MaxCPU),
+		traced:     !s.NoSupervisor,
 		numCPUs:    int(s.NumCPUs),
 	}
 	if s.NoSupervisor {
@@ -97,11 +101,41 @@ func (l *resourceLimits) register(sess *sandbox.Session) {
 		p.Register(sess.Table)
 		sess.OnFork(p.Forked)
 		sess.OnForkInterrupted(p.Interrupted)
+		sess.OnProcessStart(p.Started)
+		sess.OnExit(p.Exited)
+		sess.OnEnd(p.Close)
 	}
 	if l.maxMemory > 0 {
-		m := limits.NewMemory(l.maxMemory, sess.TGID, func(pid int) { sess.KillProcess(pid, memoryLimitReason) })
+		m := limits.NewMemory(l.maxMemory, sess.TGID, func(pid int, why string) {
+			if why != "" {
+				sess.Log.Warn("sandlock: "+why, "pid", pid)
+			}
+			sess.KillProcess(pid, memoryLimitReason)
+		})
 		m.Register(sess.Table)
 		sess.OnExit(m.Exited)
+		// What the syscalls do not show, the sampler sees.
+		sampler := limits.NewMemorySampler(l.maxMemory, sess.ProcessIDs, func(detail string) {
+			sess.KillSandbox(memoryLimitReason, detail)
+		}, func(sig syscall.Signal) { sess.Signal(sig) }, sess.Log)
+		m.MapMemfd = sampler.MapMemfd
+		sess.OnProcessStart(sampler.Started)
+		sess.Background(sampler.Run)
+		sess.OnEnd(sampler.Report)
+		sess.OnEnd(sampler.Close)
+	}
+	if l.cpuPercent > 0 && l.cpuPercent < 100 {
+		signal := func(sig syscall.Signal) { sess.Signal(sig) }
+		if l.traced {
+			c := limits.NewCPUShare(l.cpuPercent, sess.ProcessIDs, signal)
+			sess.OnProcessStart(c.Started)
+			sess.OnExitUsage(c.Exited)
+			sess.Background(c.Run)
+		} else {
+			// Without the tracer nobody lists the processes to sum: the
+			// process group is stopped for the rest of each period.
+			sess.Background(func(ctx context.Context) { limits.DutyCycle(ctx, l.cpuPercent, signal) })
+		}
 	}
 	if l.numCPUs > 0 {
 		limits.NumCPUs{N: l.numCPUs, Pinned: l.knobs.CPUs}.Register(sess.Table)

@@ -423,7 +423,6 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		KeepCaps:   s.KeepCaps,
 		Supervised: !s.NoSupervisor,
 		Knobs:      lim.knobs,
-		CPUPercent: lim.cpuPercent,
 	}
 	// The child stage's prlimit64 names itself (pid 0): when the filter
 	// lets exactly that through, it is no reason to leave the vfork mode.

@@ -70,10 +70,10 @@ type Sandbox struct {
 	HTTPKeyFile string
 
 	// Resource limits.
-	MaxMemory    string   // budget on private writable and shared anonymous memory (not files, page cache, tmpfs), "512M" (K, M, G: 1024-based); "" = none
+	MaxMemory    string   // budget on the sandbox's anonymous memory, memfds and SysV shm, all processes together (not files, page cache, tmpfs files), "512M" (K, M, G: 1024-based); "" = none
 	MaxDisk      string   // copy-on-write disk quota (not supported yet)
-	MaxProcesses uint32   // live processes at once, threads excluded; 0 = 64
-	MaxCPU       uint8    // share of one core, 1–100 percent; 0 = no throttle
+	MaxProcesses uint32   // processes at once, until each is reaped (zombies count), threads excluded; 0 = 64
+	MaxCPU       uint8    // share of one core, 1–100 percent, for all processes together; 0 = no throttle
 	MaxOpenFiles uint32   // RLIMIT_NOFILE in the program, clamped to the caller's; 0 = inherit
 	CPUCores     []uint32 // pin to these CPUs (sched_setaffinity)
 	NumCPUs      uint32   // CPUs sched_getaffinity reports (what nproc prints); 0 = the real ones

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -14,13 +16,161 @@ import (
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
-// ThrottlePeriod is the duty cycle of the CPU throttle.
+// ThrottlePeriod is the CPU throttle's accounting period: the sandbox may
+// run its share of one core per period, and no credit saved while idle
+// carries over beyond one period's budget.
 const ThrottlePeriod = 100 * time.Millisecond
 
-// Throttle holds a sandbox to pct percent of one core: in every period it
-// lets it run for pct% of the time and stops it (SIGSTOP) for the rest. It
-// returns when ctx is done, leaving the sandbox running.
-func Throttle(ctx context.Context, pct int, signal func(syscall.Signal)) {
+// Throttle tick bounds: how often the CPU time of a running sandbox is
+// read. The tick shrinks as the period's credit runs out, so that the
+// overshoot carried into the next period stays about a tick's worth.
+const (
+	minThrottleTick = 5 * time.Millisecond
+	maxThrottleTick = 50 * time.Millisecond
+)
+
+// CPUShare holds a sandbox to pct percent of one core in all: the CPU time
+// of every process of the sandbox, and of those that have exited, is
+// summed; once a period's budget is spent the whole sandbox is stopped
+// (SIGSTOP) until the time run over is paid back at the pct rate, then
+// continued (SIGCONT). Overshoot is carried into the next period as debt,
+// so the share holds over any number of processes and CPUs.
+//
+// A live process's CPU time is read from its process CPU clock
+// (clock_gettime of the clock clock_getcpuclockid names: all its threads,
+// those that ended included, in nanoseconds, one syscall). At its exit the
+// clock is read once more (a zombie's still reads); if the process is
+// already reaped, its time is its wait4 rusage less what its children that
+// exited before it reported (they were counted at their own exits), and no
+// less than its last reading.
+type CPUShare struct {
+	pct    int
+	procs  func() []int
+	signal func(syscall.Signal)
+	// cpus is how many CPUs the sandbox can burn at once, for the tick.
+	cpus int
+
+	mu       sync.Mutex
+	last     map[int]time.Duration // live process → CPU time at its last reading
+	parent   map[int]int           // live process → its parent
+	children map[int]time.Duration // process → rusage of its children that exited
+	total    time.Duration         // CPU time of the sandbox so far
+}
+
+// NewCPUShare returns the throttle. procs lists the live processes (the
+// tracer's); signal sends a signal to all of them.
+func NewCPUShare(pct int, procs func() []int, signal func(syscall.Signal)) *CPUShare {
+	return &CPUShare{
+		pct: pct, procs: procs, signal: signal, cpus: max(runtime.NumCPU(), 1),
+		last: make(map[int]time.Duration), parent: make(map[int]int), children: make(map[int]time.Duration),
+	}
+}
+
+// Started is called when process pid is first known.
+func (c *CPUShare) Started(pid, parent int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.parent[pid] = parent
+}
+
+// Exited is called when process pid has exited, with the rusage wait4
+// reported for it.
+func (c *CPUShare) Exited(pid int, usage *unix.Rusage) {
+	now, ok := processCPUTime(pid)
+	var both time.Duration
+	if usage != nil {
+		both = time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	last := c.last[pid]
+	if !ok {
+		// Reaped already (by the tracer itself, or a quick parent): its
+		// own time is its rusage less its children's, counted at their
+		// exits.
+		now = max(last, both-c.children[pid])
+	}
+	if now > last {
+		c.total += now - last
+	}
+	if p, ok := c.parent[pid]; ok && p != 0 {
+		c.children[p] += both
+	}
+	delete(c.last, pid)
+	delete(c.parent, pid)
+	delete(c.children, pid)
+}
+
+// Used reads the live processes' CPU clocks and returns the sandbox's CPU
+// time so far.
+func (c *CPUShare) Used() time.Duration {
+	pids := c.procs()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, pid := range pids {
+		now, ok := processCPUTime(pid)
+		if !ok {
+			continue // gone: Exited counts the rest
+		}
+		if last := c.last[pid]; now > last {
+			c.total += now - last
+			c.last[pid] = now
+		}
+	}
+	return c.total
+}
+
+// Run throttles the sandbox until ctx is done, leaving it running.
+func (c *CPUShare) Run(ctx context.Context) {
+	rate := float64(c.pct) / 100 // CPU seconds per wall second
+	budget := time.Duration(float64(ThrottlePeriod) * rate)
+	credit := budget
+	used := c.Used()
+	lastWall := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	stopped := false
+	for {
+		var wait time.Duration
+		if credit > 0 {
+			if stopped {
+				c.signal(unix.SIGCONT)
+				stopped = false
+			}
+			// The credit can burn at most this fast.
+			wait = min(max(credit/time.Duration(c.cpus), minThrottleTick), maxThrottleTick)
+		} else {
+			if !stopped {
+				c.signal(unix.SIGSTOP)
+				stopped = true
+			}
+			// Paid back at the share's rate.
+			wait = max(time.Duration(float64(-credit)/rate), minThrottleTick)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			if stopped {
+				c.signal(unix.SIGCONT)
+			}
+			return
+		case <-timer.C:
+		}
+		now := time.Now()
+		total := c.Used()
+		credit += time.Duration(float64(now.Sub(lastWall))*rate) - (total - used)
+		credit = min(credit, budget)
+		used, lastWall = total, now
+	}
+}
+
+// DutyCycle is the throttle for a sandbox whose processes nobody lists
+// (NoSupervisor): in every period it lets the process group run for pct% of
+// the time and stops it (SIGSTOP) for the rest. That bounds wall time, not
+// CPU time: n busy processes on n CPUs get n times the share. It returns
+// when ctx is done, leaving the sandbox running.
+func DutyCycle(ctx context.Context, pct int, signal func(syscall.Signal)) {
 	run := ThrottlePeriod * time.Duration(pct) / 100
 	stop := ThrottlePeriod - run
 	t := time.NewTimer(run)
@@ -44,6 +194,19 @@ func Throttle(ctx context.Context, pct int, signal func(syscall.Signal)) {
 		}
 		stopped = !stopped
 	}
+}
+
+// processCPUTime reads the CPU time of process pid (all its threads) from
+// its process CPU clock. Any process's clock may be read; a reaped one's
+// is gone.
+func processCPUTime(pid int) (time.Duration, bool) {
+	// MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED) of the kernel.
+	clock := int32(^uint32(pid)<<3) | 2
+	var ts unix.Timespec
+	if err := unix.ClockGettime(clock, &ts); err != nil {
+		return 0, false
+	}
+	return time.Duration(ts.Nano()), true
 }
 
 // CPUMask builds a sched_setaffinity mask of cores, checking each against

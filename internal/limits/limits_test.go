@@ -1,9 +1,12 @@
 package limits
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -574,7 +577,117 @@ func TestCPUMask(t *testing.T) {
 	}
 }
 
-func TestThrottleDutyCycle(t *testing.T) {
+// busyProcesses starts n processes that spin until killed.
+func busyProcesses(t *testing.T, n int) []*exec.Cmd {
+	t.Helper()
+	var cmds []*exec.Cmd
+	for i := 0; i < n; i++ {
+		cmd := exec.Command("/bin/sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	t.Cleanup(func() {
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	})
+	return cmds
+}
+
+func TestCPUShareHoldsOverProcesses(t *testing.T) {
+	// One, two and three busy processes share 20% of one core in all: the
+	// throttle sums their CPU time, it does not time-slice each.
+	for _, n := range []int{1, 2, 3} {
+		cmds := busyProcesses(t, n)
+		pids := make([]int, n)
+		for i, c := range cmds {
+			pids[i] = c.Process.Pid
+		}
+		share := NewCPUShare(20, func() []int { return pids }, func(sig syscall.Signal) {
+			for _, pid := range pids {
+				unix.Kill(pid, sig)
+			}
+		})
+		start := share.Used()
+		t0 := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		share.Run(ctx)
+		cancel()
+		wall := time.Since(t0)
+		used := share.Used() - start
+		ratio := float64(used) / float64(wall)
+		t.Logf("%d busy processes at 20%%: %v CPU in %v wall, %.3f of one core", n, used, wall, ratio)
+		if ratio < 0.1 || ratio > 0.3 {
+			t.Errorf("%d busy processes at 20%%: %.3f of one core, want 0.1–0.3", n, ratio)
+		}
+		// The throttle leaves them running.
+		for _, pid := range pids {
+			if st := procState(t, pid); st == "T" {
+				t.Errorf("process %d left stopped", pid)
+			}
+		}
+		for _, c := range cmds {
+			c.Process.Kill()
+		}
+	}
+}
+
+// procState returns the state letter of /proc/<pid>/stat.
+func procState(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return string(bytes.Fields(b[i+1:])[0])
+}
+
+func TestCPUShareCountsExitedProcesses(t *testing.T) {
+	// A process that has exited keeps its CPU time in the total: read
+	// from its clock while it is a zombie, or from its rusage once reaped.
+	share := NewCPUShare(50, func() []int { return nil }, func(syscall.Signal) {})
+	burn := func() *exec.Cmd {
+		cmd := exec.Command("/bin/sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		share.Started(cmd.Process.Pid, os.Getpid())
+		return cmd
+	}
+	// A zombie: its clock still reads.
+	zombie := burn()
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, zombie.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+		t.Fatal(err)
+	}
+	want, ok := processCPUTime(zombie.Process.Pid)
+	if !ok || want <= 0 {
+		t.Fatalf("the zombie's clock: %v %v", want, ok)
+	}
+	share.Exited(zombie.Process.Pid, nil)
+	zombie.Wait()
+	if got := share.Used(); got != want {
+		t.Errorf("after a zombie's exit: %v, want its clock %v", got, want)
+	}
+	// Reaped already: its rusage counts.
+	reaped := burn()
+	var ws unix.WaitStatus
+	var ru unix.Rusage
+	if _, err := unix.Wait4(reaped.Process.Pid, &ws, 0, &ru); err != nil {
+		t.Fatal(err)
+	}
+	share.Exited(reaped.Process.Pid, &ru)
+	both := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if got := share.Used(); got != want+both || both <= 0 {
+		t.Errorf("after a reaped process's exit: %v, want %v + %v", got, want, both)
+	}
+}
+
+func TestDutyCycle(t *testing.T) {
 	// With a fake signal sink: the throttle alternates SIGSTOP and SIGCONT
 	// and leaves the sandbox running when it ends.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -582,7 +695,7 @@ func TestThrottleDutyCycle(t *testing.T) {
 	var sigs []syscall.Signal
 	done := make(chan struct{})
 	go func() {
-		Throttle(ctx, 50, func(s syscall.Signal) { mu.Lock(); sigs = append(sigs, s); mu.Unlock() })
+		DutyCycle(ctx, 50, func(s syscall.Signal) { mu.Lock(); sigs = append(sigs, s); mu.Unlock() })
 		close(done)
 	}()
 	for {

@@ -29,15 +29,23 @@ import (
 // making a reserved region writable) is counted at the process's next
 // allocation. Reservations without write access (PROT_NONE, as malloc and
 // language runtimes make for arenas and heaps) are not counted until made
-// writable. Shared anonymous memory is counted in every process that maps
-// it. Not counted: file-backed shared mappings other than memfds, memfd
-// contents that are not mapped, kernel memory, the page cache and files in
-// tmpfs.
+// writable. Shared anonymous memory is counted once per object (inode),
+// however many processes map it. Not counted here: file-backed shared
+// mappings other than memfds, memfd contents that are not mapped, SysV
+// shared memory, kernel memory, the page cache and files in tmpfs.
+//
+// This accounting gives the fast, precise answer (ENOMEM at the
+// allocation). What it cannot see, MemorySampler catches.
 type Memory struct {
 	limit uint64
 	tgid  func(tid int) int
-	// kill kills a process for exceeding the budget.
-	kill func(pid int)
+	// kill kills a process for exceeding the budget; why, if not empty,
+	// says why it counts as over.
+	kill func(pid int, why string)
+	// MapMemfd, if set, is told of every shared mapping of an fd that is
+	// a memfd, before the kernel maps it (process, fd number); an error
+	// refuses the mapping (ENOMEM).
+	MapMemfd func(pid, fd int) error
 
 	mu    sync.Mutex
 	spans map[int]*span // thread group → its use at its last allocation
@@ -46,8 +54,11 @@ type Memory struct {
 
 // span is what one process (thread group) uses.
 type span struct {
-	data   uint64 // private writable memory (statm's data)
-	shared uint64 // shared anonymous mappings
+	data uint64 // private writable memory (statm's data)
+	// shared: its accessible shared anonymous mappings, by object (a
+	// memfd or MAP_SHARED|MAP_ANONYMOUS region, by inode): an object
+	// several processes map counts once.
+	shared map[objKey]uint64
 	brk    uint64 // the page-aligned break it last asked for; 0: unknown
 	// sharedMaps: the process has or may have shared anonymous mappings,
 	// so its maps must be read at each allocation.
@@ -56,11 +67,14 @@ type span struct {
 
 // NewMemory returns the budget. tgid comes from the tracer; kill kills a
 // process and records why.
-func NewMemory(limit uint64, tgid func(int) int, kill func(pid int)) *Memory {
+func NewMemory(limit uint64, tgid func(int) int, kill func(pid int, why string)) *Memory {
 	return &Memory{limit: limit, tgid: tgid, kill: kill, spans: make(map[int]*span)}
 }
 
 var pageSize = uint64(os.Getpagesize())
+
+// mremapDontUnmap is MREMAP_DONTUNMAP (Linux 5.7).
+const mremapDontUnmap = 4
 
 // Register adds the allocation handlers.
 func (m *Memory) Register(t *notify.Table) {
@@ -90,11 +104,26 @@ func (m *Memory) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Actio
 
 	var grow, newBrk uint64
 	shared := false // the allocation is shared anonymous memory
+	var object objKey
 	switch int(hc.Notif.Data.Nr) {
 	case arch.MustNr("mmap"):
 		grow, shared = mmapSize(tid, args)
+		if shared && args[3]&unix.MAP_ANONYMOUS == 0 {
+			fd := int(int32(args[4]))
+			if grow > 0 {
+				object = fdObject(tid, fd)
+			}
+			if m.MapMemfd != nil && m.MapMemfd(g, fd) != nil {
+				return notify.Errno(unix.ENOMEM)
+			}
+		}
 	case arch.MustNr("mremap"):
-		if args[2] > args[1] {
+		switch {
+		case args[3]&mremapDontUnmap != 0:
+			// The old range stays mapped (empty, to be faulted in
+			// afresh): the new one is all growth.
+			grow = pageAlign(args[2])
+		case args[2] > args[1]:
 			grow = args[2] - args[1]
 		}
 	case arch.MustNr("brk"):
@@ -122,13 +151,22 @@ func (m *Memory) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Actio
 		}
 	}
 	data, ok := dataSize(tid)
-	var sharedSize uint64
+	var sharedObjs map[objKey]uint64
 	hasShared := false
+	mapsOK := true
 	if ok && readMaps {
-		sharedSize, hasShared, ok = sharedAnonSize(tid)
+		sharedObjs, hasShared, mapsOK = sharedAnonObjects(tid)
+		ok = mapsOK
 	}
 	if notify.TaskAlive(hc) != nil {
 		return notify.Continue()
+	}
+	if !mapsOK {
+		// The process is alive but its maps cannot be read (it made
+		// itself undumpable): what it maps cannot be counted, so it
+		// counts as over the budget.
+		m.kill(g, "cannot read /proc/"+strconv.Itoa(tid)+"/maps (an undumpable process?): its memory cannot be counted, so it counts as over the budget")
+		return notify.Errno(unix.ENOMEM)
 	}
 	m.mu.Lock()
 	if sp = m.spans[g]; sp == nil {
@@ -138,7 +176,7 @@ func (m *Memory) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Actio
 	if ok {
 		sp.data = data
 		if readMaps {
-			sp.shared = sharedSize
+			sp.shared = sharedObjs
 			sp.sharedMaps = hasShared
 		}
 	}
@@ -149,8 +187,19 @@ func (m *Memory) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Actio
 		sp.brk = newBrk
 	}
 	var total uint64
+	objects := make(map[objKey]uint64)
 	for _, s := range m.spans {
-		total += s.data + s.shared
+		total += s.data
+		for k, n := range s.shared {
+			objects[k] = max(objects[k], n)
+		}
+	}
+	for _, n := range objects {
+		total += n
+	}
+	if object != (objKey{}) {
+		// Mapping a memfd already counted adds only what goes beyond.
+		grow -= min(grow, objects[object])
 	}
 	over := total+grow > m.limit || total+grow < total
 	if !over {
@@ -158,7 +207,7 @@ func (m *Memory) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Actio
 	}
 	m.mu.Unlock()
 	if over {
-		m.kill(g)
+		m.kill(g, "")
 		return notify.Errno(unix.ENOMEM)
 	}
 	return notify.Continue()
@@ -234,14 +283,34 @@ func dataSize(tid int) (uint64, bool) {
 	return pages * pageSize, true
 }
 
+// fdObject names the memfd behind fd number fd of task tid, or the zero
+// key.
+func fdObject(tid, fd int) objKey {
+	var st unix.Stat_t
+	if fd < 0 || unix.Stat("/proc/"+strconv.Itoa(tid)+"/fd/"+strconv.Itoa(fd), &st) != nil {
+		return objKey{}
+	}
+	return objKey{major: unix.Major(st.Dev), minor: unix.Minor(st.Dev), ino: st.Ino}
+}
+
 // sharedAnonSize sums a task's accessible shared mappings of anonymous
-// memory from /proc/<tid>/maps: memfds and MAP_SHARED|MAP_ANONYMOUS (which
-// the kernel shows as /dev/zero, deleted). found reports whether it has any
-// such mapping, accessible or not.
+// memory; see sharedAnonObjects.
 func sharedAnonSize(tid int) (total uint64, found, ok bool) {
+	objs, found, ok := sharedAnonObjects(tid)
+	for _, n := range objs {
+		total += n
+	}
+	return total, found, ok
+}
+
+// sharedAnonObjects sums a task's accessible shared mappings of anonymous
+// memory from /proc/<tid>/maps, by object: memfds and
+// MAP_SHARED|MAP_ANONYMOUS (which the kernel shows as /dev/zero, deleted).
+// found reports whether it has any such mapping, accessible or not.
+func sharedAnonObjects(tid int) (objs map[objKey]uint64, found, ok bool) {
 	f, err := os.Open("/proc/" + strconv.Itoa(tid) + "/maps")
 	if err != nil {
-		return 0, false, false
+		return nil, false, false
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -261,11 +330,15 @@ func sharedAnonSize(tid int) (total uint64, found, ok bool) {
 		if string(fields[1][:3]) == "---" {
 			continue // inaccessible until mprotect
 		}
-		if start, end, ok := mapRange(fields[0]); ok {
-			total += end - start
+		k, kok := mappingKey(fields)
+		if start, end, ok := mapRange(fields[0]); ok && kok {
+			if objs == nil {
+				objs = make(map[objKey]uint64)
+			}
+			objs[k] += end - start
 		}
 	}
-	return total, found, sc.Err() == nil
+	return objs, found, sc.Err() == nil
 }
 
 // brkGrowth is what brk(addr) adds to a heap whose page-aligned break is

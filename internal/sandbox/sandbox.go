@@ -33,7 +33,6 @@ import (
 
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/landlock"
-	"github.com/sandlock-go/sandlock/internal/limits"
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 	"github.com/sandlock-go/sandlock/internal/tracer"
@@ -67,9 +66,6 @@ type Spec struct {
 	KeepCaps bool
 	// Knobs are process settings applied in the child stage.
 	Knobs Knobs
-	// CPUPercent, from 1 to 99, throttles the sandbox to that share of one
-	// core; 0 and 100 leave it alone.
-	CPUPercent int
 	// Supervised traces every task and, when the session's handler table
 	// has any chain, installs the filter with a listener and serves it with
 	// the table (a filter that notifies nothing needs neither). Without it,
@@ -103,6 +99,10 @@ type Session struct {
 	onFork            []func(parent int)
 	onExit            []func(pid int)
 	onForkInterrupted []func(parent int)
+	onStart           []func(pid, parent int)
+	onExitUsage       []func(pid int, usage *unix.Rusage)
+	background        []func(ctx context.Context)
+	onEnd             []func()
 
 	reasonsMu sync.Mutex
 	reasons   map[int]string // pid → why sandlock killed it
@@ -158,7 +158,15 @@ func (s *Session) Start(spec *Spec) error {
 				f(parent)
 			}
 		},
-		OnProcessExit: func(pid int) {
+		OnProcessStart: func(pid, parent int) {
+			for _, f := range s.onStart {
+				f(pid, parent)
+			}
+		},
+		OnProcessExit: func(pid int, usage *unix.Rusage) {
+			for _, f := range s.onExitUsage {
+				f(pid, usage)
+			}
 			for _, f := range s.onExit {
 				f(pid)
 			}
@@ -173,10 +181,11 @@ func (s *Session) Start(spec *Spec) error {
 		// Launch has reaped whatever it started.
 		stop()
 		s.endSupervisor()
+		s.runEndHooks()
 		return err
 	}
-	if spec.CPUPercent > 0 && spec.CPUPercent < 100 {
-		go limits.Throttle(ctx, spec.CPUPercent, s.tr.Signal)
+	for _, f := range s.background {
+		go f(ctx)
 	}
 	return nil
 }
@@ -222,6 +231,28 @@ func (s *Session) forkFamily(nr int) bool {
 // exited. Call it before Start; f must not block.
 func (s *Session) OnExit(f func(pid int)) { s.onExit = append(s.onExit, f) }
 
+// OnProcessStart registers f to be called when a process of the sandbox is
+// first known, with its parent (0 if unknown). The process cannot have been
+// reaped during the call, so pidfd_open(pid) names it. Call it before
+// Start; f must not block.
+func (s *Session) OnProcessStart(f func(pid, parent int)) { s.onStart = append(s.onStart, f) }
+
+// OnExitUsage registers f to be called when a process of the sandbox has
+// exited, with the rusage wait4 reported for it (its own and its reaped
+// children's). Call it before Start; f must not block.
+func (s *Session) OnExitUsage(f func(pid int, usage *unix.Rusage)) {
+	s.onExitUsage = append(s.onExitUsage, f)
+}
+
+// Background registers f to run in its own goroutine from the moment the
+// program runs; its ctx is done when the sandbox has ended. Call it before
+// Start.
+func (s *Session) Background(f func(ctx context.Context)) { s.background = append(s.background, f) }
+
+// OnEnd registers f to be called once no task of the sandbox is left (also
+// when Start fails), before Wait returns. Call it before Start.
+func (s *Session) OnEnd(f func()) { s.onEnd = append(s.onEnd, f) }
+
 // Processes returns the number of live processes of the sandbox.
 func (s *Session) Processes() int { return s.tr.Processes() }
 
@@ -243,8 +274,24 @@ func (s *Session) KillProcess(pid int, reason string) {
 	}
 	s.reasons[pid] = reason
 	s.reasonsMu.Unlock()
-	unix.Kill(pid, unix.SIGKILL)
+	// Said before it is done: a parent in the sandbox that reports the
+	// kill (a shell's "Killed") comes after.
 	s.Log.Warn("sandlock: process killed: "+reason+" exceeded", "pid", pid)
+	unix.Kill(pid, unix.SIGKILL)
+}
+
+// KillSandbox SIGKILLs every process of the sandbox and records why as the
+// root's reason, for the run's result; detail says what was measured.
+func (s *Session) KillSandbox(reason, detail string) {
+	root := s.tr.Root()
+	s.reasonsMu.Lock()
+	if s.reasons == nil {
+		s.reasons = make(map[int]string)
+	}
+	s.reasons[root] = reason
+	s.reasonsMu.Unlock()
+	s.Log.Warn("sandlock: sandbox killed: "+reason+" exceeded: "+detail, "pid", root)
+	s.tr.KillAll()
 }
 
 // KillReason returns why sandlock killed pid, or "".
@@ -549,8 +596,16 @@ func newChildStage(spec *Spec, listen bool) (*childStage, error) {
 func (s *Session) end(root tracer.Exit) {
 	s.stop()
 	s.endSupervisor()
+	s.runEndHooks()
 	s.status = root.Status
 	close(s.ended)
+}
+
+// runEndHooks runs the OnEnd hooks, once no task of the sandbox is left.
+func (s *Session) runEndHooks() {
+	for _, f := range s.onEnd {
+		f()
+	}
 }
 
 // endSupervisor stops the supervisor, if there is one, once no task of the

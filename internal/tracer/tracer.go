@@ -68,10 +68,12 @@ type Tracer struct {
 	started  chan error // the launch's outcome
 	rootExit Exit       // how the root ended; set before done is closed
 	done     chan struct{}
-	// onProcExit and onFork are called on the tracer's thread.
-	onProcExit func(pid int)
-	onFork     func(parent int)
-	onSignal   func(tid, nr, code int) bool
+	// onProcStart, onProcExit, onFork and onSignal are called on the
+	// tracer's thread.
+	onProcStart func(pid, parent int)
+	onProcExit  func(pid int, usage *unix.Rusage)
+	onFork      func(parent int)
+	onSignal    func(tid, nr, code int) bool
 }
 
 // Config for Launch.
@@ -80,9 +82,16 @@ type Config struct {
 	// false, the tracer only forks and reaps the root, and kills its
 	// process group when it exits.
 	Trace bool
+	// OnProcessStart, if set, is called when a process (not thread) of the
+	// sandbox is first known, with the pid of its parent (0 if unknown).
+	// The process cannot have been reaped yet: it is a tracee whose exit
+	// the tracer has not waited for, so its pid is stable during the call
+	// (pidfd_open on it names that process). It must not block.
+	OnProcessStart func(pid, parent int)
 	// OnProcessExit, if set, is called when a traced process (not thread)
-	// has exited. It must not block.
-	OnProcessExit func(pid int)
+	// has exited, with the rusage wait4 reported for it (its own and its
+	// reaped children's). It must not block.
+	OnProcessExit func(pid int, usage *unix.Rusage)
 	// OnFork, if set, is called when a process of thread group parent has
 	// created a process (not a thread). It must not block.
 	OnFork func(parent int)
@@ -247,7 +256,7 @@ func (t *Tracer) run() {
 	if !ok {
 		return
 	}
-	t.trace, t.onProcExit, t.onFork, t.onSignal = req.cfg.Trace, req.cfg.OnProcessExit, req.cfg.OnFork, req.cfg.OnSignalInSyscall
+	t.trace, t.onProcStart, t.onProcExit, t.onFork, t.onSignal = req.cfg.Trace, req.cfg.OnProcessStart, req.cfg.OnProcessExit, req.cfg.OnFork, req.cfg.OnSignalInSyscall
 	l, err := req.launch()
 	if err != nil {
 		t.started <- err
@@ -260,7 +269,7 @@ func (t *Tracer) run() {
 		// Seized at once, before the root can create any process or
 		// thread: those syscalls wait until Release. The root counts as
 		// the sandbox's from now on (it may already be running).
-		t.add(l.Root, l.Root)
+		t.add(l.Root, l.Root, 0)
 		if err := seize(l.Root); err != nil && !exited(l.Root) {
 			t.mu.Lock()
 			delete(t.tasks, l.Root)
@@ -305,7 +314,8 @@ func (t *Tracer) follow() {
 	}
 	for {
 		var ws unix.WaitStatus
-		tid, err := unix.Wait4(-1, &ws, unix.WALL|wNoThread, nil)
+		var usage unix.Rusage
+		tid, err := unix.Wait4(-1, &ws, unix.WALL|wNoThread, &usage)
 		if err == unix.EINTR {
 			continue
 		}
@@ -314,7 +324,7 @@ func (t *Tracer) follow() {
 		}
 		switch {
 		case ws.Exited() || ws.Signaled():
-			t.exited(tid, ws)
+			t.exited(tid, ws, &usage)
 		case ws.Stopped():
 			t.stopped(tid, ws)
 		}
@@ -336,10 +346,12 @@ func seize(pid int) error {
 	return nil
 }
 
-func (t *Tracer) add(tid, tgid int) {
+// add records a new task; parent is the process that created it, or 0 if
+// unknown (read from /proc then).
+func (t *Tracer) add(tid, tgid, parent int) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if _, ok := t.tasks[tid]; ok {
+		t.mu.Unlock()
 		return
 	}
 	t.tasks[tid] = task{tgid: tgid}
@@ -349,20 +361,32 @@ func (t *Tracer) add(tid, tgid int) {
 	if t.dying {
 		unix.Kill(tid, unix.SIGKILL)
 	}
+	t.mu.Unlock()
+	if tid == tgid && t.onProcStart != nil {
+		if parent == 0 && tid != t.root {
+			parent = ppidOf(tid)
+		}
+		t.onProcStart(tid, parent)
+	}
 }
 
-func (t *Tracer) exited(tid int, ws unix.WaitStatus) {
+func (t *Tracer) exited(tid int, ws unix.WaitStatus, usage *unix.Rusage) {
 	t.mu.Lock()
 	tk, ok := t.tasks[tid]
+	t.mu.Unlock()
+	// The hook runs before the process leaves the count, so that whoever
+	// follows it from the hook (an unreaped zombie still holds its pid)
+	// never sees it counted nowhere.
+	if ok && tid == tk.tgid && t.onProcExit != nil {
+		t.onProcExit(tid, usage)
+	}
 	if ok {
+		t.mu.Lock()
 		delete(t.tasks, tid)
 		if tid == tk.tgid {
 			t.procs--
 		}
-	}
-	t.mu.Unlock()
-	if ok && tid == tk.tgid && t.onProcExit != nil {
-		t.onProcExit(tid)
+		t.mu.Unlock()
 	}
 	if tid == t.root {
 		t.rootExit = Exit{Status: ws}
@@ -378,7 +402,7 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 	if !known {
 		// A new task can report its first stop before its parent reports
 		// the fork event.
-		t.add(tid, tgidOf(tid))
+		t.add(tid, tgidOf(tid), 0)
 	}
 	sig := ws.StopSignal()
 	// The ptrace event sits above the stop signal in the status word.
@@ -397,7 +421,11 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 			if event == unix.PTRACE_EVENT_CLONE {
 				tgid = tgidOf(child)
 			}
-			t.add(child, tgid)
+			parent := 0
+			if event != unix.PTRACE_EVENT_CLONE {
+				parent = t.TGID(tid)
+			}
+			t.add(child, tgid, parent)
 			if tgid == child && t.onFork != nil {
 				t.onFork(t.TGID(tid))
 			}
@@ -427,21 +455,34 @@ func ptrace(req int, tid int, data int) {
 // tgidOf reads the thread group of tid from /proc. A task that is already
 // gone counts as its own process.
 func tgidOf(tid int) int {
+	if n := statusField(tid, "\nTgid:"); n > 0 {
+		return n
+	}
+	return tid
+}
+
+// ppidOf reads the parent of process pid from /proc, or 0.
+func ppidOf(pid int) int {
+	return statusField(pid, "\nPPid:")
+}
+
+// statusField reads a numeric field of /proc/<tid>/status, or 0.
+func statusField(tid int, field string) int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
 	if err != nil {
-		return tid
+		return 0
 	}
-	i := bytes.Index(b, []byte("\nTgid:"))
+	i := bytes.Index(b, []byte(field))
 	if i < 0 {
-		return tid
+		return 0
 	}
-	line := b[i+6:]
+	line := b[i+len(field):]
 	if j := bytes.IndexByte(line, '\n'); j >= 0 {
 		line = line[:j]
 	}
 	n, err := strconv.Atoi(string(bytes.TrimSpace(line)))
 	if err != nil {
-		return tid
+		return 0
 	}
 	return n
 }
