@@ -112,6 +112,7 @@ type MemorySampler struct {
 	count    int                // ticks
 	fullCost time.Duration      // what the last full sample cost
 	fulls    int                // full samples
+	late     time.Duration      // the most a tick came after its time
 	last     Footprint          // the last sample
 	scratch  map[objKey]objInfo // reused between samples
 }
@@ -193,10 +194,11 @@ func (m *MemorySampler) Cost() time.Duration {
 // cost; it is called once the sandbox has ended.
 func (m *MemorySampler) Report() {
 	m.mu.Lock()
-	peak, count, cost, fulls, fullCost := m.peak, m.count, m.cost, m.fulls, m.fullCost
+	peak, count, cost, fulls, fullCost, late := m.peak, m.count, m.cost, m.fulls, m.fullCost, m.late
 	m.mu.Unlock()
 	m.log.Debug(fmt.Sprintf("sandlock: memory sampler: peak footprint %s", peak),
-		"samples", count, "cost", cost, "full_samples", fulls, "full_cost", fullCost, "limit", m.limit)
+		"samples", count, "cost", cost, "full_samples", fulls, "full_cost", fullCost, "limit", m.limit,
+		"late_ms", late.Milliseconds())
 }
 
 // Run samples until ctx is done or the sandbox is killed.
@@ -220,6 +222,9 @@ func (m *MemorySampler) Report() {
 func (m *MemorySampler) Run(ctx context.Context) {
 	timer := time.NewTimer(minSamplePeriod)
 	defer timer.Stop()
+	// due is when the timer should fire: the overshoot bound holds for a
+	// sampler that runs on time, so how late it ran is recorded.
+	due := time.Now().Add(minSamplePeriod)
 	var (
 		marks       map[int]growthMark // per process, at the last full sample
 		shmemMark   uint64             // the system's shared memory then
@@ -235,6 +240,11 @@ func (m *MemorySampler) Run(ctx context.Context) {
 		case <-timer.C:
 		}
 		start := time.Now()
+		if late := start.Sub(due); late > 0 {
+			m.mu.Lock()
+			m.late = max(m.late, late)
+			m.mu.Unlock()
+		}
 		var bound uint64
 		overBudget := false
 		if marks != nil {
@@ -290,8 +300,11 @@ func (m *MemorySampler) Run(ctx context.Context) {
 				return
 			}
 			if f.Total() > m.limit {
-				m.kill(fmt.Sprintf("footprint %s over the limit of %d bytes; the full sample before, %v earlier, saw %d bytes; this one took %v",
-					f, m.limit, start.Sub(lastAt), last.Total(), fullCost))
+				m.mu.Lock()
+				late := m.late
+				m.mu.Unlock()
+				m.kill(fmt.Sprintf("footprint %s over the limit of %d bytes; the full sample before, %v earlier, saw %d bytes; this one took %v; ticks ran up to late_ms=%d late",
+					f, m.limit, start.Sub(lastAt), last.Total(), fullCost, late.Milliseconds()))
 				return
 			}
 			marks, shmemMark, last, lastAt, startedMark = newMarks, newShmem, f, start, newStarted
@@ -308,7 +321,9 @@ func (m *MemorySampler) Run(ctx context.Context) {
 		m.cost = tickCost
 		m.count++
 		m.mu.Unlock()
-		timer.Reset(m.period(tickCost, bound))
+		next := m.period(tickCost, bound)
+		due = time.Now().Add(next)
+		timer.Reset(next)
 	}
 }
 
