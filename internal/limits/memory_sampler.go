@@ -303,8 +303,8 @@ func (m *MemorySampler) Run(ctx context.Context) {
 				m.mu.Lock()
 				late := m.late
 				m.mu.Unlock()
-				m.kill(fmt.Sprintf("footprint %s over the limit of %d bytes; the full sample before, %v earlier, saw %d bytes; this one took %v; ticks ran up to late_ms=%d late",
-					f, m.limit, start.Sub(lastAt), last.Total(), fullCost, late.Milliseconds()))
+				m.kill(fmt.Sprintf("footprint %s over the limit of %d bytes; the full sample before, %v earlier, saw %d bytes; this one took %v; its ticks ran late by up to %v (late_ms=%d)",
+					f, m.limit, start.Sub(lastAt), last.Total(), fullCost, late, late.Milliseconds()))
 				return
 			}
 			marks, shmemMark, last, lastAt, startedMark = newMarks, newShmem, f, start, newStarted
