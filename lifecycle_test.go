@@ -3,6 +3,7 @@ package sandlock_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -414,4 +415,45 @@ func TestHelperSupervisor(t *testing.T) {
 	}
 	fmt.Println("running")
 	p.Wait()
+}
+
+// TestCallerChildrenUntouched runs sandboxes from a program that has
+// children of its own, forked from many of its threads (os/exec forks from
+// whichever thread it runs on): no run waits for them, and their exit
+// statuses stay the caller's.
+func TestCallerChildrenUntouched(t *testing.T) {
+	var cmds []*exec.Cmd
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := exec.Command("/bin/sleep", "600")
+			if err := c.Start(); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			cmds = append(cmds, c)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < 60; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		res, err := base().Run(ctx, "true")
+		cancel()
+		if err != nil || res.Reason != sandlock.ReasonExited || res.ExitCode != 0 {
+			t.Fatalf("run %d with children of the caller around: %+v %v", i, res, err)
+		}
+	}
+	for _, c := range cmds {
+		c.Process.Signal(syscall.SIGTERM)
+		err := c.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+			t.Errorf("the caller's child: Wait %v, want its own death by SIGTERM", err)
+		}
+	}
 }

@@ -250,6 +250,20 @@ func (t *Tracer) run() {
 	// does the root's PR_SET_PDEATHSIG.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if hasChildren() {
+		// This thread once forked a child the caller still has (os/exec
+		// forks from whatever thread it runs on): waiting for any child of
+		// this thread would wait for it too, and could steal its exit
+		// status. Run on another thread; this one stays locked and blocked
+		// meanwhile, so that the runtime cannot hand it back.
+		hopped := make(chan struct{})
+		go func() {
+			defer close(hopped)
+			t.run()
+		}()
+		<-hopped
+		return
+	}
 	defer close(t.done)
 
 	req, ok := <-t.launches
@@ -292,6 +306,13 @@ func (t *Tracer) run() {
 	if req.cfg.OnEnd != nil {
 		req.cfg.OnEnd(t.rootExit)
 	}
+}
+
+// hasChildren reports whether the calling thread has children of its own.
+// (Without /proc it cannot tell, and says no.)
+func hasChildren() bool {
+	b, err := os.ReadFile("/proc/thread-self/children")
+	return err == nil && len(bytes.TrimSpace(b)) > 0
 }
 
 // reapRoot waits for the root when it is not traced.
