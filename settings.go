@@ -417,9 +417,13 @@ var settings = []Setting{
 			return str(func(s *Sandbox) *string { return &s.Cwd })
 		}),
 	row("UID", "", "", "program.uid", kUint32, "",
-		func() (func(*Profile, string) error, func(*Profile) any) { return id(func(s *Sandbox) **int { return &s.UID }) }),
+		func() (func(*Profile, string) error, func(*Profile) any) {
+			return id(func(s *Sandbox) **int { return &s.UID })
+		}),
 	row("GID", "", "", "program.gid", kUint32, "",
-		func() (func(*Profile, string) error, func(*Profile) any) { return id(func(s *Sandbox) **int { return &s.GID }) }),
+		func() (func(*Profile, string) error, func(*Profile) any) {
+			return id(func(s *Sandbox) **int { return &s.GID })
+		}),
 	row("CleanEnv", "clean-env", "", "program.clean_env", kBool, "start from an empty environment (keeping PATH, HOME, USER, TERM, LANG)",
 		func() (func(*Profile, string) error, func(*Profile) any) {
 			return flag(func(s *Sandbox) *bool { return &s.CleanEnv })
