@@ -33,7 +33,11 @@ func (e nameInUse) Is(target error) bool { return target == ErrNameInUse }
 var nameSeq atomic.Uint64
 
 // claim takes the run's name in the registry before anything starts, so
-// that a live duplicate stops the run: Name, or sandbox-<pid>-<n>.
+// that a live duplicate stops the run: Name, or sandbox-<pid>-<n>. A run
+// with a generated name goes unregistered where the runtime directory
+// cannot be reached at all (a nested sandlock in a sandbox without a
+// grant for /dev/shm); one named explicitly fails, as does every run when
+// the directory is someone else's.
 func (s *Sandbox) claim() (*registry.Entry, error) {
 	if s.Name != "" {
 		e, err := registry.Claim(s.Name)
@@ -54,6 +58,10 @@ func (s *Sandbox) claim() (*registry.Entry, error) {
 		var re *registry.RunningError
 		if errors.As(err, &re) {
 			continue
+		}
+		if errors.Is(err, registry.ErrUnavailable) {
+			s.logger().Debug("sandlock: running unregistered: " + err.Error())
+			return nil, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("sandlock: %w", err)

@@ -42,6 +42,22 @@ func CheckName(name string) error {
 	return nil
 }
 
+// ErrUnavailable is wrapped by the errors of a runtime directory this
+// process may not reach at all (no /dev/shm, or no access to it, as in a
+// sandbox without a grant for it); a directory refused for being someone
+// else's is not one of them.
+var ErrUnavailable = errors.New("runtime directory unavailable")
+
+// unavailable wraps err with ErrUnavailable when it is a denial or an
+// absence.
+func unavailable(err error) error {
+	switch {
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM), errors.Is(err, unix.EROFS), errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
 // shm is where the runtime directories live (a variable for tests).
 var shm = "/dev/shm"
 
@@ -66,12 +82,12 @@ func OpenBase(create bool) (*Base, error) {
 	path := shm + "/" + baseName()
 	parent, err := unix.Open(shm, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("runtime directory %s: %w", path, os.NewSyscallError("open "+shm, err))
+		return nil, unavailable(fmt.Errorf("runtime directory %s: %w", path, os.NewSyscallError("open "+shm, err)))
 	}
 	defer unix.Close(parent)
 	if create {
 		if err := unix.Mkdirat(parent, baseName(), 0o700); err != nil && err != unix.EEXIST {
-			return nil, fmt.Errorf("runtime directory %s: %w", path, os.NewSyscallError("mkdir", err))
+			return nil, unavailable(fmt.Errorf("runtime directory %s: %w", path, os.NewSyscallError("mkdir", err)))
 		}
 	}
 	fd, err := unix.Openat(parent, baseName(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -86,7 +102,7 @@ func OpenBase(create bool) (*Base, error) {
 			}
 			return nil, fmt.Errorf("runtime directory %s is not a directory: refusing to use it", path)
 		}
-		return nil, fmt.Errorf("runtime directory %s: %w", path, os.NewSyscallError("open", err))
+		return nil, unavailable(fmt.Errorf("runtime directory %s: %w", path, os.NewSyscallError("open", err)))
 	}
 	if err := verifyDir(fd, path); err != nil {
 		unix.Close(fd)

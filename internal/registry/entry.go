@@ -76,7 +76,7 @@ func Claim(name string) (_ *Entry, err error) {
 	}
 	tmp := ".new-" + hex.EncodeToString(rnd[:])
 	if err := unix.Mkdirat(base.fd, tmp, 0o700); err != nil {
-		return nil, fmt.Errorf("runtime directory %s: %w", base.Path, os.NewSyscallError("mkdir", err))
+		return nil, unavailable(fmt.Errorf("runtime directory %s: %w", base.Path, os.NewSyscallError("mkdir", err)))
 	}
 	if e.dir, err = unix.Openat(base.fd, tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
 		unix.Unlinkat(base.fd, tmp, unix.AT_REMOVEDIR)
