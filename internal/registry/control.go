@@ -3,10 +3,12 @@ package registry
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -91,17 +93,21 @@ func (e *Entry) serve(h Handler) {
 // serveConn answers one request.
 func (e *Entry) serveConn(c *net.UnixConn, h Handler) {
 	c.SetDeadline(time.Now().Add(Deadline))
-	if err := checkPeer(c); err != nil {
+	if err := checkConnect(c); err != nil {
 		writeMessage(c, Response{V: ProtocolVersion, Err: err.Error()})
 		return
 	}
-	body, err := readMessage(c)
+	body, senders, err := readRequest(c)
 	if err != nil {
 		return
 	}
 	var req Request
 	if err := json.Unmarshal(body, &req); err != nil {
 		writeMessage(c, Response{V: ProtocolVersion, Err: "parse error: " + err.Error()})
+		return
+	}
+	if err := checkSenders(senders, req.Args); err != nil {
+		writeMessage(c, Response{V: ProtocolVersion, Err: err.Error()})
 		return
 	}
 	if req.V != ProtocolVersion {
@@ -147,50 +153,78 @@ func (e *Entry) serveConn(c *net.UnixConn, h Handler) {
 // ownNNP is whether this process runs with no_new_privs.
 var ownNNP = sync.OnceValue(func() bool { v, _ := noNewPrivs("self"); return v })
 
-// checkPeer admits a client of this user (or root, who could reach the
-// supervisor by other means anyway) that is no more confined than this
-// process. The last check keeps a sandboxed program of the same user from
-// ending or reading another sandbox through its control socket: Landlock
-// does not cover connect(2) on a named unix socket, and a kill request
-// would reach a supervisor its signal scoping keeps it from signalling.
-// A process under no_new_privs when this one is not is taken to be
-// confined: every sandbox, and Confine, set it.
-func checkPeer(c *net.UnixConn) error {
+// token proves that a request made from this very process comes from this
+// package's own client (Ask, Kill) and not from a thread of the process
+// acting for a sandboxed program, as the supervisor's confined helpers do
+// for the program's connect and send calls. No sandboxed program can read
+// it: it may neither trace the supervisor nor read its memory.
+var token = sync.OnceValue(func() string {
+	var b [16]byte
+	for i := range 2 {
+		v := rand.Uint64()
+		for j := range 8 {
+			b[i*8+j] = byte(v >> (8 * j))
+		}
+	}
+	return hex.EncodeToString(b[:])
+})
+
+// checkConnect admits a connection from this user, or from root (who
+// could reach the supervisor by other means anyway).
+func checkConnect(c *net.UnixConn) error {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var cred *unix.Ucred
-	pidfd := -1
-	raw.Control(func(fd uintptr) {
-		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-		if err == nil {
-			pidfd, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PEERPIDFD)
-		}
-	})
+	raw.Control(func(fd uintptr) { cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
 	if err != nil {
 		return fmt.Errorf("peer credentials: %w", err)
-	}
-	if pidfd > 0 {
-		defer unix.Close(pidfd)
 	}
 	if cred.Uid != uint32(os.Geteuid()) && cred.Uid != 0 {
 		return errors.New("permission denied: the control socket serves its own user only")
 	}
-	if ownNNP() {
-		return nil
+	return nil
+}
+
+// checkSenders admits a request whose every part was sent by a process no
+// more confined than this one. The kernel stamps each message with its
+// sender (SO_PASSCRED), which is the program itself even when its
+// supervisor made the connection for it. This keeps a sandboxed program of
+// the same user from ending or reading another sandbox through its control
+// socket: Landlock does not cover connect(2) to a named unix socket, and a
+// kill request would reach a supervisor its signal scoping keeps it from
+// signalling. A process under no_new_privs, when this one is not, is taken
+// to be confined: every sandbox, and Confine, set it. A request from this
+// process itself must carry its token.
+func checkSenders(senders []unix.Ucred, args json.RawMessage) error {
+	if len(senders) == 0 {
+		return errors.New("permission denied: the request carries no credentials")
 	}
-	if cred.Pid <= 0 {
-		return errors.New("permission denied: the client's process is not visible")
-	}
-	nnp, err := noNewPrivs(strconv.Itoa(int(cred.Pid)))
-	// The pid read may be recycled: the pidfd, taken at connect time,
-	// says whether the process it names is still the one.
-	if pidfd > 0 && unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
-		return errors.New("permission denied: the client is gone")
-	}
-	if err != nil || nnp {
-		return errors.New("permission denied: a confined process may not control a sandbox")
+	self := int32(os.Getpid())
+	for _, s := range senders {
+		if s.Uid != uint32(os.Geteuid()) && s.Uid != 0 {
+			return errors.New("permission denied: the control socket serves its own user only")
+		}
+		if s.Pid == self {
+			var a struct {
+				Token string `json:"token"`
+			}
+			json.Unmarshal(args, &a)
+			if a.Token != token() {
+				return errors.New("permission denied: a confined process may not control a sandbox")
+			}
+			continue
+		}
+		if ownNNP() {
+			continue
+		}
+		if s.Pid <= 0 {
+			return errors.New("permission denied: the client's process is not visible")
+		}
+		if nnp, err := noNewPrivs(strconv.Itoa(int(s.Pid))); err != nil || nnp {
+			return errors.New("permission denied: a confined process may not control a sandbox")
+		}
 	}
 	return nil
 }
@@ -207,6 +241,49 @@ func noNewPrivs(pid string) (bool, error) {
 	}
 	line, _, _ := bytes.Cut(rest, []byte("\n"))
 	return strings.TrimSpace(string(line)) == "1", nil
+}
+
+// readRequest reads one length-prefixed message and the credentials of
+// every process that sent a part of it.
+func readRequest(c *net.UnixConn) ([]byte, []unix.Ucred, error) {
+	var senders []unix.Ucred
+	var buf []byte
+	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred)*4)
+	want := 4
+	for len(buf) < want {
+		chunk := make([]byte, min(want-len(buf), 64<<10))
+		n, oobn, _, _, err := c.ReadMsgUnix(chunk, oob)
+		if n > 0 {
+			msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
+			got := false
+			if perr == nil {
+				for _, m := range msgs {
+					if cred, err := unix.ParseUnixCredentials(&m); err == nil {
+						senders = append(senders, *cred)
+						got = true
+					}
+				}
+			}
+			if !got {
+				senders = append(senders, unix.Ucred{Pid: -1, Uid: ^uint32(0)})
+			}
+			buf = append(buf, chunk[:n]...)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if n == 0 {
+			return nil, nil, io.ErrUnexpectedEOF
+		}
+		if want == 4 && len(buf) >= 4 {
+			size := binary.BigEndian.Uint32(buf)
+			if size > MaxMessage {
+				return nil, nil, fmt.Errorf("message of %d bytes, more than %d", size, MaxMessage)
+			}
+			want = 4 + int(size)
+		}
+	}
+	return buf[4:], senders, nil
 }
 
 // readMessage reads one length-prefixed message.
@@ -295,7 +372,12 @@ func askDir(dir int, name, verb string) (json.RawMessage, error) {
 	if cred.Uid != uint32(os.Geteuid()) && cred.Uid != 0 {
 		return nil, fmt.Errorf("sandbox %q: its control socket is served by uid %d: refusing to talk to it", name, cred.Uid)
 	}
-	if err := writeMessage(c, Request{V: ProtocolVersion, Verb: verb, Args: json.RawMessage("{}")}); err != nil {
+	args := json.RawMessage("{}")
+	if cred.Pid == int32(os.Getpid()) {
+		// A sandbox of this very process: prove the request is ours.
+		args, _ = json.Marshal(map[string]string{"token": token()})
+	}
+	if err := writeMessage(c, Request{V: ProtocolVersion, Verb: verb, Args: args}); err != nil {
 		return nil, fmt.Errorf("sandbox %q: %w", name, err)
 	}
 	body, err := readMessage(c)

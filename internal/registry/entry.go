@@ -129,6 +129,17 @@ func (e *Entry) listen() error {
 	// directory, not by this path.
 	ln.SetUnlinkOnClose(false)
 	e.ln = ln
+	// Every message received then carries its sender's credentials, which
+	// the accepted connections inherit (see checkSenders).
+	raw, err := ln.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	var serr error
+	raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
+	if serr != nil {
+		return fmt.Errorf("control socket: %w", os.NewSyscallError("setsockopt SO_PASSCRED", serr))
+	}
 	if err := unix.Fchmodat(e.dir, sockFile, 0o600, 0); err != nil {
 		return fmt.Errorf("control socket: %w", os.NewSyscallError("chmod", err))
 	}
