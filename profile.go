@@ -302,6 +302,10 @@ func keyValues(k kind, v any) ([]string, error) {
 	case kList:
 		return elems("strings", str)
 	case kUint8, kUint32, kUint64:
+		if s, ok := v.(string); ok && k == kUint64 {
+			// A number above TOML's signed 64 bits is written as a string.
+			return []string{s}, nil
+		}
 		if n, ok := v.(int64); ok {
 			if n < 0 {
 				return nil, fmt.Errorf("%d: want a number from 0", n)
