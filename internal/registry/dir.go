@@ -101,6 +101,13 @@ func OpenBase(create bool) (*Base, error) {
 				return nil, fmt.Errorf("runtime directory %s is a symlink, which someone else may have planted: refusing to use it", path)
 			}
 			return nil, fmt.Errorf("runtime directory %s is not a directory: refusing to use it", path)
+		case unix.EACCES:
+			// A directory of another user, closed to this one, is a
+			// refusal, not an absence.
+			var st unix.Stat_t
+			if unix.Fstatat(parent, baseName(), &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Uid != uint32(os.Geteuid()) {
+				return nil, fmt.Errorf("runtime directory %s belongs to uid %d, not to uid %d: refusing to use it (someone else created it; remove it)", path, st.Uid, os.Geteuid())
+			}
 		}
 		return nil, unavailable(fmt.Errorf("runtime directory %s: %w", path, os.NewSyscallError("open", err)))
 	}
