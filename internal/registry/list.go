@@ -241,6 +241,16 @@ func forceKill(dir int, name string, info Info) error {
 	if unix.PidfdSendSignal(sup, 0, nil, 0) != nil {
 		return nil // it died meanwhile
 	}
+	// Its descendants, held by pidfds: the kernel SIGKILLs the traced ones
+	// only after the supervisor has let go of its files (and so of the
+	// entry's lock); waiting for each is what makes "nothing is left" true
+	// when Kill returns.
+	procs := descendants(info.Supervisor)
+	defer func() {
+		for _, fd := range procs {
+			unix.Close(fd)
+		}
+	}()
 	if info.Pid > 0 {
 		if child, err := unix.PidfdOpen(info.Pid, 0); err == nil {
 			ppid, pgrp, ok := parentAndGroup(info.Pid)
@@ -255,7 +265,84 @@ func forceKill(dir int, name string, info Info) error {
 	if err := unix.PidfdSendSignal(sup, unix.SIGKILL, nil, 0); err != nil && err != unix.ESRCH {
 		return fmt.Errorf("sandbox %q: killing its supervisor: %w", name, err)
 	}
+	for _, fd := range procs {
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	}
+	if !exited(append(procs, sup), KillWait) {
+		return fmt.Errorf("sandbox %q: processes of the sandbox are still alive after SIGKILL", name)
+	}
 	return nil
+}
+
+// descendants returns pidfds of the processes below pid, walking the
+// children of each of their threads. An orphan of the sandbox comes back
+// to the supervisor when it is a child subreaper, as the CLI is.
+func descendants(pid int) []int {
+	var fds []int
+	seen := map[int]bool{pid: true}
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(p) + "/task")
+		for _, t := range tasks {
+			b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/task/" + t.Name() + "/children")
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				c, err := strconv.Atoi(f)
+				if err != nil || seen[c] {
+					continue
+				}
+				seen[c] = true
+				fd, err := unix.PidfdOpen(c, 0)
+				if err != nil {
+					continue
+				}
+				// Still a child of p, or the pid was recycled meanwhile.
+				if ppid, _, ok := parentAndGroup(c); !ok || ppid != p {
+					unix.Close(fd)
+					continue
+				}
+				fds = append(fds, fd)
+				queue = append(queue, c)
+			}
+		}
+	}
+	return fds
+}
+
+// exited waits until every process of the pidfds has exited.
+func exited(pidfds []int, wait time.Duration) bool {
+	deadline := time.Now().Add(wait)
+	for {
+		fds := make([]unix.PollFd, 0, len(pidfds))
+		for _, fd := range pidfds {
+			fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		n, err := unix.Poll(fds, int(min(left, 100*time.Millisecond)/time.Millisecond)+1)
+		if err != nil && err != unix.EINTR {
+			return false
+		}
+		if n == 0 {
+			continue
+		}
+		var rest []int
+		for i, f := range fds {
+			if f.Revents == 0 {
+				rest = append(rest, pidfds[i])
+			}
+		}
+		if len(rest) == 0 {
+			return true
+		}
+		pidfds = rest
+	}
 }
 
 // parentAndGroup reads a process's parent and process group from
