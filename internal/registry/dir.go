@@ -17,6 +17,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,12 +64,47 @@ var shm = "/dev/shm"
 
 // Base is the user's verified runtime directory, open.
 type Base struct {
-	fd   int
-	Path string
+	fd     int
+	Path   string
+	shared bool // the cached one, never closed
 }
 
 // Close closes the directory.
-func (b *Base) Close() { unix.Close(b.fd) }
+func (b *Base) Close() {
+	if !b.shared {
+		unix.Close(b.fd)
+	}
+}
+
+// claimBase is OpenBase(true) for claims, which every run makes: the
+// directory stays open between them and is verified again (fstat) each
+// time. Should it be removed, creating an entry in it fails and it is
+// opened afresh.
+var claimBase struct {
+	sync.Mutex
+	b    *Base
+	euid int
+}
+
+func openClaimBase(fresh bool) (*Base, error) {
+	claimBase.Lock()
+	defer claimBase.Unlock()
+	euid := os.Geteuid()
+	if b := claimBase.b; b != nil && !fresh && claimBase.euid == euid && b.Path == shm+"/"+baseName() && verifyDir(b.fd, b.Path) == nil {
+		return b, nil
+	}
+	if claimBase.b != nil {
+		unix.Close(claimBase.b.fd)
+		claimBase.b = nil
+	}
+	b, err := OpenBase(true)
+	if err != nil {
+		return nil, err
+	}
+	b.shared = true
+	claimBase.b, claimBase.euid = b, euid
+	return b, nil
+}
 
 // baseName is the runtime directory's name: upstream's, with the real uid.
 func baseName() string { return "sandlock-" + strconv.Itoa(os.Getuid()) }
@@ -153,9 +189,18 @@ const (
 	lockFile = "lock"
 )
 
+// entryFiles are the files an entry may hold.
+var entryFiles = [...]string{sockFile, pidFile, pidTemp, modeFile, lockFile}
+
 // clearDir removes the files of an entry (never a directory), so that
-// the entry can be removed.
+// the entry can be removed: the known ones, and then any other.
 func clearDir(fd int) error {
+	for _, n := range entryFiles {
+		unix.Unlinkat(fd, n, 0)
+	}
+	if dirEmpty(fd) {
+		return nil
+	}
 	dup, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -172,6 +217,31 @@ func clearDir(fd int) error {
 		}
 	}
 	return nil
+}
+
+// dirEmpty reports whether a directory, open and not read yet, has no
+// entry.
+func dirEmpty(fd int) bool {
+	buf := make([]byte, 256)
+	n, err := unix.Getdents(fd, buf)
+	if err != nil {
+		return false
+	}
+	names := 0
+	for off := 0; off < n; {
+		reclen := int(buf[off+16]) | int(buf[off+17])<<8
+		name := buf[off+19 : off+reclen]
+		if i := strings.IndexByte(string(name), 0); i >= 0 {
+			name = name[:i]
+		}
+		if string(name) != "." && string(name) != ".." {
+			names++
+		}
+		off += reclen
+	}
+	// Rewind for a later reader.
+	unix.Seek(fd, 0, 0)
+	return names == 0 && n < len(buf)
 }
 
 // sameFile reports whether name in dirfd is the file open as fd.

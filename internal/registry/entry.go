@@ -57,7 +57,7 @@ func Claim(name string) (_ *Entry, err error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	base, err := OpenBase(true)
+	base, err := openClaimBase(false)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +75,16 @@ func Claim(name string) (_ *Entry, err error) {
 		}
 	}
 	tmp := ".new-" + hex.EncodeToString(rnd[:])
-	if err := unix.Mkdirat(base.fd, tmp, 0o700); err != nil {
+	err = unix.Mkdirat(base.fd, tmp, 0o700)
+	if err == unix.ENOENT {
+		// The directory was removed since it was opened.
+		if e.base, err = openClaimBase(true); err != nil {
+			return nil, err
+		}
+		base = e.base
+		err = unix.Mkdirat(base.fd, tmp, 0o700)
+	}
+	if err != nil {
 		return nil, unavailable(fmt.Errorf("runtime directory %s: %w", base.Path, os.NewSyscallError("mkdir", err)))
 	}
 	if e.dir, err = unix.Openat(base.fd, tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {

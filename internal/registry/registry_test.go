@@ -319,3 +319,21 @@ func TestParentAndGroup(t *testing.T) {
 		t.Errorf("parentAndGroup(self) = %d %d %v", ppid, pgrp, ok)
 	}
 }
+
+// BenchmarkRegister is what a run pays for the registry: claiming a name
+// (with the runtime directory's checks), publishing it and serving its
+// control socket, and removing it at the end.
+func BenchmarkRegister(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		e, err := Claim("bench-" + strconv.Itoa(os.Getpid()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan struct{})
+		if err := e.Publish(1, os.Getpid(), Handler{}, done); err != nil {
+			b.Fatal(err)
+		}
+		close(done)
+		e.Close()
+	}
+}
