@@ -50,10 +50,6 @@ var kindTypes = [...]string{
 	kCPUs: "string", kGPUs: "string", kPorts: "stringArray", kEnv: "stringArray", kPortList: "stringArray",
 }
 
-// repeated reports whether each value adds to the setting rather than
-// replacing it.
-func (k kind) repeated() bool { return k == kList || k == kPorts || k == kEnv || k == kPortList }
-
 // numeric reports whether values are numbers (written unquoted in errors).
 func (k kind) numeric() bool { return k == kUint8 || k == kUint32 || k == kUint64 || k == kPortList }
 
