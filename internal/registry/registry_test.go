@@ -297,8 +297,9 @@ func TestControlClients(t *testing.T) {
 func TestKillVerbAndWait(t *testing.T) {
 	useShm(t)
 	killed := make(chan struct{})
-	var stop func()
-	_, stop = publish(t, "k", Handler{Kill: func() { close(killed); go stop() }})
+	stopc := make(chan func(), 1)
+	_, stop := publish(t, "k", Handler{Kill: func() { close(killed); go (<-stopc)() }})
+	stopc <- stop
 	info, forced, err := Kill("k")
 	if err != nil || forced || info.Name != "k" {
 		t.Fatalf("Kill: %+v forced=%v %v", info, forced, err)
