@@ -508,7 +508,7 @@ func TestCLIInspectRoundTrip(t *testing.T) {
 			cliKillMarkers(t, m)
 			flags := []string{"-m", "256M", "-P", "12", "--max-open-files", "100", "-c", "80", "--env", "X=a b", "--clean-env",
 				"--fs-deny", filepath.Join(dir, "secret"), "--net-allow", "tcp://127.0.0.1:8080", "--net-allow", "udp://[::1]:53",
-				"--net-allow-bind", "9000-9005", "--extra-deny-syscall", "chmod", "--allow-degraded", "net-tcp",
+				"--net-allow-bind", "9000-9005", "--extra-deny-syscall", "mincore", "--allow-degraded", "net-tcp",
 				"--no-coredump", "--no-huge-pages", "--no-randomize-memory", "--cwd", dir, "--num-cpus", "1"}
 			u.start(t, first, dir, flags, "exec sleep "+m)
 			code, want, stderr := u.run(t, nil, "inspect", first)

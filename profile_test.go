@@ -47,7 +47,7 @@ allow = ["tcp://127.0.0.1:1"]
 
 [syscalls]
 extra_allow = ["sysv_ipc"]
-extra_deny = ["chmod"]
+extra_deny = ["mincore"]
 
 [limits]
 memory = "512M"
@@ -76,7 +76,7 @@ func TestProfileEverySection(t *testing.T) {
 		NetAllowBind:       []string{"8080", "9000-9005"},
 		NetAllow:           []string{"tcp://127.0.0.1:1"},
 		ExtraAllowSyscalls: []string{"sysv_ipc"},
-		ExtraDenySyscalls:  []string{"chmod"},
+		ExtraDenySyscalls:  []string{"mincore"},
 		MaxMemory:          "512M",
 		MaxProcesses:       10,
 		MaxOpenFiles:       64,
