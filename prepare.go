@@ -18,6 +18,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/pidgate"
 	"github.com/sandlock-go/sandlock/internal/policy"
+	"github.com/sandlock-go/sandlock/internal/registry"
 	"github.com/sandlock-go/sandlock/internal/sandbox"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
@@ -35,6 +36,13 @@ type prepared struct {
 	// capabilities, NO_NEW_PRIVS, no Landlock domain (see fsdeny/proc.go).
 	procPool *confine.Pool
 	grants   []string // readable and writable paths, for error hints
+
+	// Named sandboxes (issue 17, named.go): the run's registry entry, and
+	// what its control socket reports.
+	entry   *registry.Entry
+	policy  Sandbox  // the effective policy, as started
+	program []string // the program's path and arguments
+	log     *slog.Logger
 }
 
 // abandon frees a run that will not start.
@@ -54,6 +62,9 @@ func (p *prepared) helpers(s *Sandbox) *confine.Pool {
 
 // release frees what prepare acquired.
 func (p *prepared) release() {
+	if p.entry != nil {
+		p.entry.Close() // named sandboxes (issue 17): the name goes once the run has ended
+	}
 	if p.pool != nil {
 		p.pool.Close()
 	}
@@ -97,7 +108,6 @@ func (s *Sandbox) unsupported() error {
 		{"FSStorage", s.FSStorage != ""},
 		{"OnExit", s.OnExit != BranchActionDefault},
 		{"OnError", s.OnError != BranchActionDefault},
-		{"Name", s.Name != ""},
 		{"PolicyFn", s.PolicyFn != nil},
 	}
 	for _, c := range checks {
@@ -256,6 +266,11 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	}
 	if err := s.unsupported(); err != nil {
 		return nil, err
+	}
+	if s.Name != "" {
+		if err := registry.CheckName(s.Name); err != nil {
+			return nil, field("Name", s.Name, err)
+		}
 	}
 	// The session starts the tracer's thread, which then comes up while the
 	// rest is validated and built.
@@ -428,6 +443,16 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	// lets exactly that through, it is no reason to leave the vfork mode.
 	if nr, ok := arch.Nr("prlimit64"); ok && len(fs.NotifyExcept[nr]) > 0 {
 		p.spec.SelfUnnotified = []int{nr}
+	}
+
+	// Named sandboxes (issue 17, named.go): the name is claimed last, once
+	// everything else is valid, and before anything runs, so that a live
+	// duplicate stops the run here.
+	if !s.NoRegistry {
+		if p.entry, err = s.claim(); err != nil {
+			return nil, err
+		}
+		p.policy, p.program, p.log = *s, append([]string{path}, cmd[1:]...), s.logger()
 	}
 	return p, nil
 }

@@ -228,6 +228,7 @@ func (s *Sandbox) start(cmd []string, handlers []SyscallHandler, stdio Stdio, fo
 		return nil, p.execHint(fmt.Errorf("sandlock: %w", err))
 	}
 	runtime.AddCleanup(proc, (*liveRun).abandoned, proc.run)
+	proc.run.publish() // named sandboxes (issue 17, named.go): pid file and control socket, for the run's life
 	return proc, nil
 }
 

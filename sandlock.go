@@ -107,8 +107,18 @@ type Sandbox struct {
 	OnExit    BranchAction
 	OnError   BranchAction
 
-	// Name names the sandbox (not supported yet).
+	// Name is the name the run is registered under, in the user's runtime
+	// directory /dev/shm/sandlock-<uid>/ (what `sandlock ps`, `inspect`
+	// and `kill` take): at most 64 bytes, no '/' or NUL, neither "." nor
+	// "..". Empty generates sandbox-<pid>-<n>. A name a running sandbox of
+	// the same user holds is an error wrapping ErrNameInUse.
 	Name string
+
+	// NoRegistry runs the sandbox unregistered: no runtime directory entry,
+	// no control socket, nothing for ps, inspect or kill to find. For
+	// callers that run many short sandboxes and want none of that start-up
+	// cost.
+	NoRegistry bool
 
 	// PolicyFn receives syscall events and decides on them (not supported
 	// yet).

@@ -66,6 +66,10 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "run a command in a sandbox", runMain},
+		{"ps", "list the running sandboxes", psMain},
+		{"inspect", "print a running sandbox's policy", inspectMain},
+		{"kill", "end a running sandbox", killMain},
+		{"profile", "list, show or delete profiles", profileMain},
 		{"check", "report what this kernel supports", checkMain},
 	}
 }
@@ -136,57 +140,39 @@ func isStepError(err error) bool {
 	return errors.As(err, &se)
 }
 
-// flagFields pairs each run flag with the Sandbox field behind it (a slice,
-// not a map: a package-level map is built at every start).
-var flagFields = [...]struct{ field, flag string }{
-	{"FSReadable", "--fs-read"},
-	{"FSWritable", "--fs-write"},
-	{"FSDenied", "--fs-deny"},
-	{"Cwd", "--cwd"},
-	{"Env", "--env"},
-	{"ExtraAllowSyscalls", "--extra-allow-syscall"},
-	{"ExtraDenySyscalls", "--extra-deny-syscall"},
-	{"AllowDegraded", "--allow-degraded"},
-	{"Disable", "--disable"},
-	{"MaxMemory", "--max-memory"},
-	{"MaxProcesses", "--max-processes"},
-	{"MaxCPU", "--cpu"},
-	{"MaxOpenFiles", "--max-open-files"},
-	{"CPUCores", "--cpu-cores"},
-	{"NumCPUs", "--num-cpus"},
-	{"GPUDevices", "--gpu"},
-	{"NetAllow", "--net-allow"},
-	{"NetDeny", "--net-deny"},
-	{"NetAllowBind", "--net-allow-bind"},
-	{"NetDenyBind", "--net-deny-bind"},
-	{"PortRemap", "--port-remap"},
-}
-
-// flagOf names the run flag behind a Sandbox field, if there is one.
-func flagOf(field string) (string, bool) {
-	for _, f := range flagFields {
-		if f.field == field {
-			return f.flag, true
+// source names where the value of a Sandbox field came from: the flag or
+// the profile key the user wrote, else the field's flag, else the field.
+func source(prof *sandlock.Profile, field, value string) string {
+	if prof != nil {
+		if s := prof.Source(field, value); s != "" {
+			return s
 		}
 	}
-	return "", false
+	for _, s := range sandlock.Settings() {
+		if s.Field == field && s.Flag != "" {
+			return "--" + s.Flag
+		}
+	}
+	return field
 }
 
-// message renders an error as one "sandlock: …" line, naming the flag
-// rather than the library's field.
-func message(err error) string {
+// explain renders an error about a field as one "sandlock: …" line naming
+// what the user wrote; other errors pass unchanged.
+func explain(prof *sandlock.Profile, err error) error {
 	var fe *sandlock.FieldError
-	if errors.As(err, &fe) {
-		name := fe.Field
-		if f, ok := flagOf(name); ok {
-			name = f
-		}
-		if fe.Value != "" {
-			return fmt.Sprintf("sandlock: %s %q: %v", name, fe.Value, fe.Err)
-		}
-		return fmt.Sprintf("sandlock: %s: %v", name, fe.Err)
+	if !errors.As(err, &fe) {
+		return err
 	}
-	msg := err.Error()
+	name := source(prof, fe.Field, fe.Value)
+	if fe.Value != "" {
+		return fmt.Errorf("sandlock: %s %q: %v", name, fe.Value, fe.Err)
+	}
+	return fmt.Errorf("sandlock: %s: %v", name, fe.Err)
+}
+
+// message renders an error as one "sandlock: …" line.
+func message(err error) string {
+	msg := explain(nil, err).Error()
 	if !strings.HasPrefix(msg, "sandlock:") {
 		msg = "sandlock: " + msg
 	}
