@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/sandlock-go/sandlock/internal/landlock"
-	"github.com/sandlock-go/sandlock/internal/policy"
+	"github.com/sandlock-go/sandlock/internal/sysfilter"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
@@ -23,7 +23,7 @@ func Confine(s *Sandbox) error {
 	}
 	for _, f := range s.unconfinable() {
 		if f.set {
-			return &policy.FieldError{Field: f.name, Err: errors.New("cannot be applied by Confine (it needs a supervisor or a new process)")}
+			return &sysfilter.FieldError{Field: f.name, Err: errors.New("cannot be applied by Confine (it needs a supervisor or a new process)")}
 		}
 	}
 	abi, err := landlock.ABI()

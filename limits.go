@@ -12,14 +12,14 @@ import (
 
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/limits"
-	"github.com/sandlock-go/sandlock/internal/sandbox"
+	"github.com/sandlock-go/sandlock/internal/session"
 )
 
 // resourceLimits is the validated form of the limit fields.
 type resourceLimits struct {
 	maxProcesses int    // 0: none (NoSupervisor without an explicit limit)
 	maxMemory    uint64 // 0: none
-	knobs        sandbox.Knobs
+	knobs        session.Knobs
 	cpuPercent   int
 	traced       bool // the tracer follows every process (not NoSupervisor)
 	numCPUs      int
@@ -32,7 +32,7 @@ const memoryLimitReason = "memory limit"
 // limits validates the resource-limit and process-knob fields.
 func (s *Sandbox) limits() (*resourceLimits, error) {
 	l := &resourceLimits{
-		knobs: sandbox.Knobs{
+		knobs: session.Knobs{
 			NoRandomizeMemory: s.NoRandomizeMemory,
 			NoHugePages:       s.NoHugePages,
 			NoCoredump:        s.NoCoredump,
@@ -95,7 +95,7 @@ func (s *Sandbox) limits() (*resourceLimits, error) {
 }
 
 // register adds the limit handlers and hooks to a session.
-func (l *resourceLimits) register(sess *sandbox.Session) {
+func (l *resourceLimits) register(sess *session.Session) {
 	if l.maxProcesses > 0 {
 		p := limits.NewProcesses(l.maxProcesses, sess.Processes, sess.TGID)
 		p.Register(sess.Table)

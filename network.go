@@ -13,7 +13,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/netgate"
 	"github.com/sandlock-go/sandlock/internal/netpolicy"
-	"github.com/sandlock-go/sandlock/internal/sandbox"
+	"github.com/sandlock-go/sandlock/internal/session"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
@@ -195,7 +195,7 @@ func (n *networkPolicy) needsSupervisor() string {
 }
 
 // register adds the network handlers. writable are the writable grants.
-func (n *networkPolicy) register(sess *sandbox.Session, p *prepared, s *Sandbox, userSyscalls map[int]bool) map[int][]filter.Cond {
+func (n *networkPolicy) register(sess *session.Session, p *prepared, s *Sandbox, userSyscalls map[int]bool) map[int][]filter.Cond {
 	var writable []string
 	for _, w := range s.FSWritable {
 		if c, err := filepath.EvalSymlinks(w); err == nil {

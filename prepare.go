@@ -17,16 +17,16 @@ import (
 	"github.com/sandlock-go/sandlock/internal/fsmeta"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/pidgate"
-	"github.com/sandlock-go/sandlock/internal/policy"
+	"github.com/sandlock-go/sandlock/internal/sysfilter"
 	"github.com/sandlock-go/sandlock/internal/registry"
-	"github.com/sandlock-go/sandlock/internal/sandbox"
+	"github.com/sandlock-go/sandlock/internal/session"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
 // prepared is a validated run, ready to start.
 type prepared struct {
-	spec    sandbox.Spec
-	session *sandbox.Session
+	spec    session.Spec
+	session *session.Session
 	ruleset *landlock.Ruleset
 	denier  *fsdeny.Denier
 	pool    *confine.Pool
@@ -80,7 +80,7 @@ func (p *prepared) release() {
 }
 
 func field(name, value string, err error) error {
-	return &policy.FieldError{Field: name, Value: value, Err: err}
+	return &sysfilter.FieldError{Field: name, Value: value, Err: err}
 }
 
 // unsupported rejects every field whose feature does not exist yet: a set
@@ -112,7 +112,7 @@ func (s *Sandbox) unsupported() error {
 	}
 	for _, c := range checks {
 		if c.set {
-			return policy.Unsupported(c.name)
+			return sysfilter.Unsupported(c.name)
 		}
 	}
 	return nil
@@ -174,7 +174,7 @@ func (s *Sandbox) landlockConfig(abi int) (*landlock.Config, error) {
 	}
 	status, err := ps.Resolve(abi)
 	if err != nil {
-		return nil, &policy.FieldError{Field: "AllowDegraded", Err: err}
+		return nil, &sysfilter.FieldError{Field: "AllowDegraded", Err: err}
 	}
 	handledFS, handledNet, scoped := landlock.Masks(abi, status)
 	cfg := &landlock.Config{ABI: abi, HandledFS: handledFS, HandledNet: handledNet, Scoped: scoped}
@@ -274,7 +274,7 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	}
 	// The session starts the tracer's thread, which then comes up while the
 	// rest is validated and built.
-	p := &prepared{session: sandbox.NewSession(s.logger())}
+	p := &prepared{session: session.NewSession(s.logger())}
 	defer func() {
 		if err != nil {
 			p.abandon()
@@ -297,17 +297,17 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	}
 
 	arch := sysnum.Native()
-	blocklist := policy.DefaultBlocklist
+	blocklist := sysfilter.DefaultBlocklist
 	if s.NoSupervisor {
-		blocklist = policy.NoSupervisorBlocklist
+		blocklist = sysfilter.NoSupervisorBlocklist
 	}
-	deny, err := policy.DenyList(arch, blocklist, s.ExtraAllowSyscalls, s.ExtraDenySyscalls)
+	deny, err := sysfilter.DenyList(arch, blocklist, s.ExtraAllowSyscalls, s.ExtraDenySyscalls)
 	if err != nil {
 		return nil, err
 	}
 	// deny is sorted.
 	denied := func(nr int) bool { _, ok := slices.BinarySearch(deny, nr); return ok }
-	for _, name := range sandbox.ChildStageSyscalls {
+	for _, name := range session.ChildStageSyscalls {
 		if nr, ok := arch.Nr(name); ok && denied(nr) {
 			return nil, field("ExtraDenySyscalls", name, errors.New("cannot be denied: sandlock's child stage makes it between fork and exec, so the program could never start"))
 		}
@@ -350,9 +350,9 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	llcfg.Paths = append(llcfg.Paths, lim.grants(llcfg.HandledFS)...)
 
 	env := s.environ(lim.gpu.Env)
-	path, err := sandbox.LookPath(cmd[0], env)
+	path, err := session.LookPath(cmd[0], env)
 	if err != nil {
-		return nil, &sandbox.StepError{Step: "exec " + cmd[0], Err: err}
+		return nil, &session.StepError{Step: "exec " + cmd[0], Err: err}
 	}
 
 	p.grants = append(append([]string(nil), s.FSReadable...), s.FSWritable...)
@@ -398,7 +398,7 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	}
 
 	lim.register(p.session)
-	fs := &policy.FilterSpec{Arch: arch, Deny: deny, UDP: network.udp, ICMP: network.icmp}
+	fs := &sysfilter.FilterSpec{Arch: arch, Deny: deny, UDP: network.udp, ICMP: network.icmp}
 	if s.NoSupervisor {
 		fs.NoFastOpen = true
 		fs.SelfOnly = pidgate.SelfOnly(denied)
@@ -428,7 +428,7 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	if s.Cwd != "" {
 		dir = s.Cwd
 	}
-	p.spec = sandbox.Spec{
+	p.spec = session.Spec{
 		Path:       path,
 		Argv:       cmd,
 		Env:        env,
@@ -465,7 +465,7 @@ var ioctlNr = sysnum.Native().MustNr("ioctl")
 // supervised sandbox. It comes after every other feature: when nothing
 // else watches ioctl, the filter notifies only the ioctl commands it
 // serves (fs.NotifyIoctls) rather than every ioctl.
-func (p *prepared) registerMeta(s *Sandbox, grants landlock.Grants, userSyscalls map[int]bool, fs *policy.FilterSpec) {
+func (p *prepared) registerMeta(s *Sandbox, grants landlock.Grants, userSyscalls map[int]bool, fs *sysfilter.FilterSpec) {
 	cfg := fsmeta.Config{Grants: grants, Pool: p.helpers(s), KeepCaps: s.KeepCaps, TGID: p.session.TGID}
 	if p.denier != nil {
 		cfg.Deny = p.denier.CheckFD
@@ -480,7 +480,7 @@ func (p *prepared) registerMeta(s *Sandbox, grants landlock.Grants, userSyscalls
 // execHint explains an exec that Landlock refused: which needed path is
 // outside every grant.
 func (p *prepared) execHint(err error) error {
-	var se *sandbox.StepError
+	var se *session.StepError
 	if !errors.As(err, &se) || !errors.Is(err, unix.EACCES) || !strings.HasPrefix(se.Step, "exec") {
 		return err
 	}

@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sandlock-go/sandlock/internal/policy"
-	"github.com/sandlock-go/sandlock/internal/sandbox"
+	"github.com/sandlock-go/sandlock/internal/sysfilter"
+	"github.com/sandlock-go/sandlock/internal/session"
 )
 
 // Process is a sandboxed program started by Spawn or Popen. A Process that
@@ -35,7 +35,7 @@ type Process struct {
 // the value it cleans up after).
 type liveRun struct {
 	p    *prepared
-	sess *sandbox.Session
+	sess *session.Session
 
 	// tty is the terminal whose foreground the program took, to take back.
 	tty int
@@ -138,9 +138,9 @@ func (r *Result) ShellCode() int {
 // needs Workdir, which is not supported yet.
 func (s *Sandbox) DryRun(ctx context.Context, cmd ...string) (*DryRunResult, error) {
 	if s.Workdir == "" {
-		return nil, &policy.FieldError{Field: "Workdir", Err: errors.New("DryRun requires Workdir")}
+		return nil, &sysfilter.FieldError{Field: "Workdir", Err: errors.New("DryRun requires Workdir")}
 	}
-	return nil, policy.Unsupported("Workdir")
+	return nil, sysfilter.Unsupported("Workdir")
 }
 
 // Spawn starts cmd with the caller's standard streams and returns without

@@ -1,7 +1,7 @@
-// Package policy turns a sandbox's syscall settings into the seccomp filter
+// Package sysfilter turns a sandbox's syscall settings into the seccomp filter
 // that confines it: the default blocklist, syscall groups, the argument
 // filters, and the notification list the supervisor's handlers need.
-package policy
+package sysfilter
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-// Package sandbox starts one confined program and follows it to its end:
+// Package session starts one confined program and follows it to its end:
 // the child stage, the seccomp supervisor and the ptrace tracer.
 //
 // The child stage. Go offers no hook between fork and exec, so sandlock
@@ -15,7 +15,7 @@
 // copies its listener (pidfd_getfd), starts the supervisor and seizes it.
 // No thread of sandlock's own process is ever confined, no second Go
 // runtime starts, and the program can create nothing untraced.
-package sandbox
+package session
 
 import (
 	"context"
