@@ -3,8 +3,8 @@ package sandlock
 import (
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
-	"github.com/sandlock-go/sandlock/internal/sysfilter"
 	"github.com/sandlock-go/sandlock/internal/session"
+	"github.com/sandlock-go/sandlock/internal/sysfilter"
 )
 
 // The errors the package returns, for errors.As and errors.Is. Every error

@@ -17,9 +17,9 @@ import (
 	"github.com/sandlock-go/sandlock/internal/fsmeta"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/pidgate"
-	"github.com/sandlock-go/sandlock/internal/sysfilter"
 	"github.com/sandlock-go/sandlock/internal/registry"
 	"github.com/sandlock-go/sandlock/internal/session"
+	"github.com/sandlock-go/sandlock/internal/sysfilter"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 

@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sandlock-go/sandlock/internal/sysfilter"
 	"github.com/sandlock-go/sandlock/internal/session"
+	"github.com/sandlock-go/sandlock/internal/sysfilter"
 )
 
 // Process is a sandboxed program started by Spawn or Popen. A Process that
