@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/landlock"
-	"github.com/sandlock-go/sandlock/internal/sysfilter"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
@@ -23,7 +23,7 @@ func Confine(s *Sandbox) error {
 	}
 	for _, f := range s.unconfinable() {
 		if f.set {
-			return &sysfilter.FieldError{Field: f.name, Err: errors.New("cannot be applied by Confine (it needs a supervisor or a new process)")}
+			return &fielderr.FieldError{Field: f.name, Err: errors.New("cannot be applied by Confine (it needs a supervisor or a new process)")}
 		}
 	}
 	abi, err := landlock.ABI()

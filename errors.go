@@ -1,10 +1,10 @@
 package sandlock
 
 import (
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/session"
-	"github.com/sandlock-go/sandlock/internal/sysfilter"
 )
 
 // The errors the package returns, for errors.As and errors.Is. Every error
@@ -14,7 +14,7 @@ import (
 type (
 	// FieldError is an invalid Sandbox field: Field names it, Value is the
 	// offending value when one value is at fault, Err says why.
-	FieldError = sysfilter.FieldError
+	FieldError = fielderr.FieldError
 	// StartError is a step of starting the program that failed (Step,
 	// e.g. "exec /bin/foo" or "landlock", and Err): nothing of the
 	// program ran.
@@ -24,7 +24,7 @@ type (
 var (
 	// ErrUnsupported is wrapped by the error for a set field whose feature
 	// this version does not have.
-	ErrUnsupported = sysfilter.ErrUnsupported
+	ErrUnsupported = fielderr.ErrUnsupported
 	// ErrCommandNotFound is wrapped by the error for a command that no
 	// directory of the program's PATH holds.
 	ErrCommandNotFound = session.ErrNotFound

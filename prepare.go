@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/confine"
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/fsdeny"
 	"github.com/sandlock-go/sandlock/internal/fsmeta"
 	"github.com/sandlock-go/sandlock/internal/landlock"
@@ -80,7 +81,7 @@ func (p *prepared) release() {
 }
 
 func field(name, value string, err error) error {
-	return &sysfilter.FieldError{Field: name, Value: value, Err: err}
+	return &fielderr.FieldError{Field: name, Value: value, Err: err}
 }
 
 // unsupported rejects every field whose feature does not exist yet: a set
@@ -112,7 +113,7 @@ func (s *Sandbox) unsupported() error {
 	}
 	for _, c := range checks {
 		if c.set {
-			return sysfilter.Unsupported(c.name)
+			return fielderr.Unsupported(c.name)
 		}
 	}
 	return nil
@@ -174,7 +175,7 @@ func (s *Sandbox) landlockConfig(abi int) (*landlock.Config, error) {
 	}
 	status, err := ps.Resolve(abi)
 	if err != nil {
-		return nil, &sysfilter.FieldError{Field: "AllowDegraded", Err: err}
+		return nil, &fielderr.FieldError{Field: "AllowDegraded", Err: err}
 	}
 	handledFS, handledNet, scoped := landlock.Masks(abi, status)
 	cfg := &landlock.Config{ABI: abi, HandledFS: handledFS, HandledNet: handledNet, Scoped: scoped}

@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/session"
-	"github.com/sandlock-go/sandlock/internal/sysfilter"
 )
 
 // Process is a sandboxed program started by Spawn or Popen. A Process that
@@ -138,9 +138,9 @@ func (r *Result) ShellCode() int {
 // needs Workdir, which is not supported yet.
 func (s *Sandbox) DryRun(ctx context.Context, cmd ...string) (*DryRunResult, error) {
 	if s.Workdir == "" {
-		return nil, &sysfilter.FieldError{Field: "Workdir", Err: errors.New("DryRun requires Workdir")}
+		return nil, &fielderr.FieldError{Field: "Workdir", Err: errors.New("DryRun requires Workdir")}
 	}
-	return nil, sysfilter.Unsupported("Workdir")
+	return nil, fielderr.Unsupported("Workdir")
 }
 
 // Spawn starts cmd with the caller's standard streams and returns without

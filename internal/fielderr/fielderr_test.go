@@ -1,4 +1,4 @@
-package sysfilter
+package fielderr
 
 import (
 	"errors"
