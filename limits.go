@@ -26,9 +26,6 @@ type resourceLimits struct {
 	gpu          limits.GPUAccess
 }
 
-// memoryLimitReason marks a process killed for exceeding MaxMemory.
-const memoryLimitReason = "memory limit"
-
 // limits validates the resource-limit and process-knob fields.
 func (s *Sandbox) limits() (*resourceLimits, error) {
 	l := &resourceLimits{
@@ -110,13 +107,13 @@ func (l *resourceLimits) register(sess *session.Session) {
 			if why != "" {
 				sess.Log.Warn("sandlock: "+why, "pid", pid)
 			}
-			sess.KillProcess(pid, memoryLimitReason)
+			sess.KillProcess(pid, session.ReasonMemoryLimit)
 		})
 		m.Register(sess.Table)
 		sess.OnExit(m.Exited)
 		// What the syscalls do not show, the sampler sees.
 		sampler := limits.NewMemorySampler(l.maxMemory, sess.ProcessIDs, func(detail string) {
-			sess.KillSandbox(memoryLimitReason, detail)
+			sess.KillSandbox(session.ReasonMemoryLimit, detail)
 		}, func(sig syscall.Signal) { sess.Signal(sig) }, sess.Log)
 		m.MapMemfd = sampler.MapMemfd
 		sess.OnProcessStart(sampler.Started)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sandlock-go/sandlock/internal/registry"
+	"github.com/sandlock-go/sandlock/internal/session"
 )
 
 // Named sandboxes. Every run is registered under a name in the user's
@@ -92,7 +93,7 @@ func (r *liveRun) publish() {
 				"command":        r.p.program,
 			}
 		},
-		Kill: func() { r.kill(ReasonKilled) },
+		Kill: func() { r.sess.Kill(session.ReasonKilled) },
 	}
 	if err := e.Publish(r.sess.Pid(), os.Getpid(), h, r.sess.Ended()); err != nil {
 		r.p.log.Warn("sandlock: registering the sandbox: "+err.Error(), "name", e.Name())
