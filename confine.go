@@ -37,9 +37,9 @@ func Confine(s *Sandbox) error {
 	// Confine restricts the filesystem only: the caller keeps its network
 	// and IPC.
 	cfg.HandledNet, cfg.Scoped = 0, 0
-	rs, err := s.buildRuleset(cfg)
+	rs, err := cfg.Build()
 	if err != nil {
-		return err
+		return s.rulesetError(err)
 	}
 	defer rs.Close()
 	if err := rs.RestrictProcess(); err != nil {

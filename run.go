@@ -71,7 +71,7 @@ func (s *Sandbox) RunWithHandlers(ctx context.Context, cmd []string, handlers ..
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	proc, err := s.start(cmd, handlers, Stdio{Stdin: StdioInherit, Stdout: StdioPiped, Stderr: StdioPiped}, false)
+	proc, err := s.start(ctx, cmd, handlers, Stdio{Stdin: StdioInherit, Stdout: StdioPiped, Stderr: StdioPiped}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (s *Sandbox) RunInteractiveWithHandlers(ctx context.Context, cmd []string, 
 	if err := ctx.Err(); err != nil {
 		return -1, err
 	}
-	proc, err := s.start(cmd, handlers, Stdio{}, true)
+	proc, err := s.start(ctx, cmd, handlers, Stdio{}, true)
 	if err != nil {
 		return -1, err
 	}
@@ -141,7 +141,7 @@ func (s *Sandbox) DryRun(ctx context.Context, cmd ...string) (*DryRunResult, err
 // Spawn starts cmd with the caller's standard streams and returns without
 // waiting.
 func (s *Sandbox) Spawn(cmd ...string) (*Process, error) {
-	return s.start(cmd, nil, Stdio{}, true)
+	return s.start(context.Background(), cmd, nil, Stdio{}, true)
 }
 
 // Popen starts cmd with each standard stream wired as stdio says and returns
@@ -154,16 +154,16 @@ func (s *Sandbox) Popen(stdio Stdio, cmd ...string) (*Process, error) {
 			return nil, fmt.Errorf("sandlock: invalid StdioMode %d", uint32(m))
 		}
 	}
-	return s.start(cmd, nil, stdio, stdio == Stdio{})
+	return s.start(context.Background(), cmd, nil, stdio, stdio == Stdio{})
 }
 
 // start prepares and starts a run. foreground lets the program take the
 // terminal when all its streams are the caller's and stdin is a terminal.
-func (s *Sandbox) start(cmd []string, handlers []SyscallHandler, stdio Stdio, foreground bool) (*Process, error) {
+func (s *Sandbox) start(ctx context.Context, cmd []string, handlers []SyscallHandler, stdio Stdio, foreground bool) (*Process, error) {
 	if len(s.Handlers) > 0 {
 		handlers = append(append([]SyscallHandler(nil), s.Handlers...), handlers...)
 	}
-	p, err := s.prepare(cmd, handlers)
+	p, err := s.prepare(ctx, cmd, handlers)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +222,6 @@ func (s *Sandbox) start(cmd []string, handlers []SyscallHandler, stdio Stdio, fo
 		return nil, p.execHint(fmt.Errorf("sandlock: %w", err))
 	}
 	runtime.AddCleanup(proc, (*liveRun).abandoned, proc.run)
-	proc.run.publish() // named sandboxes (issue 17, named.go): pid file and control socket, for the run's life
 	return proc, nil
 }
 

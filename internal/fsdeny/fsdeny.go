@@ -46,8 +46,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/confine"
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/plan"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
@@ -65,9 +67,10 @@ type Config struct {
 	// than the program's may not open them (see proc.go). Nil opens them
 	// on Pool.
 	ProcPool *confine.Pool
-	// Grants are the sandbox's grants: ProcPool's opens are checked
-	// against them here, as Landlock would check the program's.
-	Grants landlock.Grants
+	// Ruleset is the program's ruleset: ProcPool's opens are checked
+	// against its grants here, as Landlock would check the program's. (It
+	// may be built after New, before the sandbox starts.)
+	Ruleset *landlock.Ruleset
 	// Traced reports whether a thread id is a live task of the sandbox;
 	// TGID returns a task's thread group.
 	Traced func(tid int) bool
@@ -174,27 +177,49 @@ func (d *Denier) collectIDs(root string) error {
 	})
 }
 
-// Register adds the handlers to the table, twice: as builtins that only
-// check (so that a denied call never reaches a user handler), and as final
-// handlers that resolve and check again, then do the call on the task's
+// Feature is fs-deny as a builtin feature: the denied paths, resolved at
+// Plan. Its CheckFD and CheckEntry serve the features that reach files on
+// the program's behalf (the network gate's unix sockets, the judgment of
+// metadata calls), planned after it.
+type Feature struct {
+	Paths []string
+	d     *Denier
+}
+
+// Plan resolves the denied paths and adds the handlers twice: in the deny
+// phase to check only (a denied call never reaches a user handler), and in
+// the act phase to resolve and check again, then do the call on the task's
 // behalf once every user handler said Continue (so that no answer lets the
 // kernel resolve the path again).
-func (d *Denier) Register(t *notify.Table) {
+func (f *Feature) Plan(b *plan.Builder) error {
+	if !b.Supervised {
+		return fielderr.New("FSDenied", "", errors.New("needs the supervisor, which NoSupervisor turns off"))
+	}
+	run := b.Run()
+	d, err := New(Config{Paths: f.Paths, Pool: b.Helpers(), ProcPool: b.Unscoped(), Ruleset: b.Ruleset(), Traced: run.Traced, TGID: run.TGID})
+	if err != nil {
+		return fielderr.New("FSDenied", "", err)
+	}
+	f.d = d
 	check := *d
 	check.checkOnly = true
-	check.register(t.AddBuiltin, true)
-	d.register(t.AddFinal, false)
+	check.register(func(nr int, name string, quick bool, h notify.Handler) { b.Handle(nr, plan.Deny, name, quick, h) }, true)
+	d.register(func(nr int, name string, quick bool, h notify.Handler) { b.Handle(nr, plan.Act, name, quick, h) }, false)
 	if d.proc != nil {
-		if nr, ok := sysnum.Native().Nr("landlock_restrict_self"); ok {
-			t.AddBuiltin(nr, "fs deny: nested landlock domain", true, notify.HandlerFunc(d.proc.nestedDomain))
-		}
+		b.HandleNamed("landlock_restrict_self", plan.Deny, "fs deny: nested landlock domain", true, notify.HandlerFunc(d.proc.nestedDomain))
 	}
+	return nil
 }
 
 // CheckFD fails with EACCES if a resolved descriptor is, or is inside,
-// something denied: for other features that reach files on the program's
-// behalf and must honour the denials.
-func (d *Denier) CheckFD(fd int) error { return d.checkFD(fd) }
+// something denied (valid once planned).
+func (f *Feature) CheckFD(fd int) error { return f.d.checkFD(fd) }
+
+// CheckEntry fails with EACCES if creating name in the resolved directory
+// parent would make a denied entry (a unix socket bind).
+func (f *Feature) CheckEntry(parent int, name string) error {
+	return f.d.checkEntry(parent, name, false)
+}
 
 func (d *Denier) register(addTo func(nr int, name string, quick bool, h notify.Handler), withExec bool) {
 	arch := sysnum.Native()

@@ -100,7 +100,8 @@ type Session struct {
 	onFork            []func(parent int)
 	onExit            []func(pid int)
 	onForkInterrupted []func(parent int)
-	onStart           []func(pid, parent int)
+	onProcStart       []func(pid, parent int)
+	onRunStart        []func()
 	onExitUsage       []func(pid int, usage *unix.Rusage)
 	background        []func(ctx context.Context)
 	onEnd             []func()
@@ -167,7 +168,7 @@ func (s *Session) Start(spec *Spec) error {
 			}
 		},
 		OnProcessStart: func(pid, parent int) {
-			for _, f := range s.onStart {
+			for _, f := range s.onProcStart {
 				f(pid, parent)
 			}
 		},
@@ -193,6 +194,9 @@ func (s *Session) Start(spec *Spec) error {
 		s.runEndHooks()
 		s.restoreForeground()
 		return err
+	}
+	for _, f := range s.onRunStart {
+		f()
 	}
 	for _, f := range s.background {
 		go f(ctx)
@@ -245,7 +249,13 @@ func (s *Session) OnExit(f func(pid int)) { s.onExit = append(s.onExit, f) }
 // first known, with its parent (0 if unknown). The process cannot have been
 // reaped during the call, so pidfd_open(pid) names it. Call it before
 // Start; f must not block.
-func (s *Session) OnProcessStart(f func(pid, parent int)) { s.onStart = append(s.onStart, f) }
+func (s *Session) OnProcessStart(f func(pid, parent int)) {
+	s.onProcStart = append(s.onProcStart, f)
+}
+
+// OnStart registers f to be called once the program runs (Start is about
+// to return without an error). Call it before Start.
+func (s *Session) OnStart(f func()) { s.onRunStart = append(s.onRunStart, f) }
 
 // OnExitUsage registers f to be called when a process of the sandbox has
 // exited, with the rusage wait4 reported for it (its own and its reaped
