@@ -50,6 +50,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/plan"
+	"github.com/sandlock-go/sandlock/internal/sysargs"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
@@ -228,46 +229,59 @@ func (d *Denier) register(addTo func(nr int, name string, quick bool, h notify.H
 			addTo(nr, "fs deny: "+name, false, notify.HandlerFunc(h))
 		}
 	}
-	a := func(i int) func(hc *notify.HandlerCtx) uint64 {
-		return func(hc *notify.HandlerCtx) uint64 { return hc.Notif.Data.Args[i] }
+	// Where each call's arguments are (sysargs), as readers of a
+	// notification.
+	type reader = func(*notify.HandlerCtx) uint64
+	arg := func(name string, of func(sysargs.Layout, [6]uint64) uint64) reader {
+		l := sysargs.MustOf(name)
+		return func(hc *notify.HandlerCtx) uint64 { return of(l, hc.Notif.Data.Args) }
 	}
-	cwd := func(*notify.HandlerCtx) uint64 { return taskpath.AtFDCWD }
-	zero := func(*notify.HandlerCtx) uint64 { return 0 }
+	dirfd := func(name string) reader { return arg(name, sysargs.Layout.DirfdOf) }
+	path := func(name string) reader { return arg(name, sysargs.Layout.PathOf) }
+	dirfd2 := func(name string) reader { return arg(name, sysargs.Layout.Dirfd2Of) }
+	path2 := func(name string) reader { return arg(name, sysargs.Layout.Path2Of) }
+	flags := func(name string) reader { return arg(name, sysargs.Layout.FlagsOf) }
+	mode := func(name string) reader { return arg(name, sysargs.Layout.ModeOf) }
 
-	add("open", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-		return d.open(hc, taskpath.AtFDCWD, a(0)(hc), a(1)(hc), a(2)(hc), 0)
-	})
-	add("creat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-		return d.open(hc, taskpath.AtFDCWD, a(0)(hc), unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC, a(1)(hc), 0)
-	})
-	add("openat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-		return d.open(hc, a(0)(hc), a(1)(hc), a(2)(hc), a(3)(hc), 0)
-	})
+	for _, name := range []string{"open", "creat", "openat"} {
+		dirfd, path, flags, mode := dirfd(name), path(name), flags(name), mode(name)
+		add(name, func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+			return d.open(hc, dirfd(hc), path(hc), flags(hc), mode(hc), 0)
+		})
+	}
 	add("openat2", d.openat2)
 	if withExec {
 		// exec is only checked: the kernel runs it.
-		add("execve", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-			return d.exec(hc, taskpath.AtFDCWD, a(0)(hc), 0)
-		})
-		add("execveat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-			return d.exec(hc, a(0)(hc), a(1)(hc), a(4)(hc))
-		})
+		for _, name := range []string{"execve", "execveat"} {
+			dirfd, path, flags := dirfd(name), path(name), flags(name)
+			add(name, func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+				return d.exec(hc, dirfd(hc), path(hc), flags(hc))
+			})
+		}
 	}
 	add("truncate", d.truncate)
-	add("unlink", d.removeHandler(cwd, a(0), zero))
-	add("rmdir", d.removeHandler(cwd, a(0), func(*notify.HandlerCtx) uint64 { return unix.AT_REMOVEDIR }))
-	add("unlinkat", d.removeHandler(a(0), a(1), a(2)))
-	add("rename", d.renameHandler(cwd, a(0), cwd, a(1), zero))
-	add("renameat", d.renameHandler(a(0), a(1), a(2), a(3), zero))
-	add("renameat2", d.renameHandler(a(0), a(1), a(2), a(3), a(4)))
-	add("link", d.linkHandler(cwd, a(0), cwd, a(1), zero))
-	add("linkat", d.linkHandler(a(0), a(1), a(2), a(3), a(4)))
-	add("mkdir", d.createHandler(cwd, a(0), mkdir(a(1))))
-	add("mkdirat", d.createHandler(a(0), a(1), mkdir(a(2))))
-	add("mknod", d.createHandler(cwd, a(0), mknod(a(1), a(2))))
-	add("mknodat", d.createHandler(a(0), a(1), mknod(a(2), a(3))))
-	add("symlink", d.symlinkHandler(a(0), cwd, a(1)))
-	add("symlinkat", d.symlinkHandler(a(0), a(1), a(2)))
+	for _, name := range []string{"unlink", "rmdir", "unlinkat"} {
+		add(name, d.removeHandler(dirfd(name), path(name), flags(name)))
+	}
+	for _, name := range []string{"rename", "renameat", "renameat2"} {
+		add(name, d.renameHandler(dirfd(name), path(name), dirfd2(name), path2(name), flags(name)))
+	}
+	for _, name := range []string{"link", "linkat"} {
+		add(name, d.linkHandler(dirfd(name), path(name), dirfd2(name), path2(name), flags(name)))
+	}
+	for _, name := range []string{"mkdir", "mkdirat"} {
+		add(name, d.createHandler(dirfd(name), path(name), mkdir(mode(name))))
+	}
+	for _, name := range []string{"mknod", "mknodat"} {
+		// The device number follows the mode.
+		devArg := sysargs.MustOf(name).Mode + 1
+		dev := func(hc *notify.HandlerCtx) uint64 { return hc.Notif.Data.Args[devArg] }
+		add(name, d.createHandler(dirfd(name), path(name), mknod(mode(name), dev)))
+	}
+	for _, name := range []string{"symlink", "symlinkat"} {
+		// A symlink's first path is its target, not a name looked up.
+		add(name, d.symlinkHandler(path(name), dirfd2(name), path2(name)))
+	}
 }
 
 // deniedPath reports whether a canonical path is in a denied tree.

@@ -596,12 +596,4 @@ func boundPort(fd int) (uint16, unix.Errno) {
 	return 0, unix.EAFNOSUPPORT
 }
 
-func errnoOf(err error) unix.Errno {
-	if err == nil {
-		return 0
-	}
-	if e, ok := err.(unix.Errno); ok {
-		return e
-	}
-	return unix.EIO
-}
+func errnoOf(err error) unix.Errno { return notify.ErrnoFor(err, unix.EIO) }

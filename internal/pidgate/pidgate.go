@@ -433,9 +433,4 @@ func rawSet(nr uintptr, which, tid, value int) syscall.Errno {
 }
 
 // errnoOf returns err's errno, or def.
-func errnoOf(err error, def syscall.Errno) syscall.Errno {
-	if e, ok := err.(syscall.Errno); ok {
-		return e
-	}
-	return def
-}
+func errnoOf(err error, def syscall.Errno) syscall.Errno { return notify.ErrnoFor(err, def) }

@@ -20,7 +20,6 @@
 package taskpath
 
 import (
-	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -533,13 +532,4 @@ var ownFDDir = sync.OnceValue(func() int {
 // ErrAction turns an error from resolving or acting on the task's behalf
 // into the syscall's answer: an errno as it is, EACCES for anything else
 // (fail closed).
-func ErrAction(err error) notify.Action {
-	var e unix.Errno
-	if errors.As(err, &e) {
-		return notify.Errno(e)
-	}
-	if errors.Is(err, notify.ErrTaskGone) {
-		return notify.Errno(unix.ENOENT) // dropped: nobody is waiting
-	}
-	return notify.Errno(unix.EACCES)
-}
+func ErrAction(err error) notify.Action { return notify.Errno(notify.ErrnoFor(err, unix.EACCES)) }
