@@ -63,7 +63,7 @@ func TestHostsFile(t *testing.T) {
 		{Rule: netpolicy.Rule{Host: "b.example"}, Addrs: []netip.Addr{a("192.0.2.2"), a("2001:db8::2")}},
 		{Rule: netpolicy.Rule{Host: "a.example"}, Addrs: []netip.Addr{a("192.0.2.1")}},
 		{Rule: netpolicy.Rule{Host: "a.example"}, Addrs: []netip.Addr{a("192.0.2.1")}}, // twice: once in the file
-		{Rule: netpolicy.Rule{}, Addrs: []netip.Addr{a("10.0.0.1")}},                  // an IP rule: no name
+		{Rule: netpolicy.Rule{}, Addrs: []netip.Addr{a("10.0.0.1")}},                   // an IP rule: no name
 	}
 	want := "127.0.0.1 localhost\n::1 localhost\n" +
 		"192.0.2.1 a.example\n192.0.2.2 b.example\n2001:db8::2 b.example\n"

@@ -19,7 +19,7 @@ type Layout struct {
 	Mode          int
 	// FixedFlags are the flags of a call that has none of its own (creat,
 	// rmdir) or that adds some to its own (lchown: AT_SYMLINK_NOFOLLOW).
-	FixedFlags uint64
+	FixedFlags    uint64
 	Addr, AddrLen int // a socket address and its length
 }
 
