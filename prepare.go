@@ -398,6 +398,9 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	}
 
 	lim.register(p.session)
+	if testSession != nil {
+		testSession(s, p.session) // tests only (export_test.go)
+	}
 	fs := &policy.FilterSpec{Arch: arch, Deny: deny, UDP: network.udp, ICMP: network.icmp}
 	if s.NoSupervisor {
 		fs.NoFastOpen = true
@@ -456,6 +459,11 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	}
 	return p, nil
 }
+
+// testSession is nil outside the tests: export_test.go sets it, so that a
+// test can register session hooks (an exec hook, …) on the runs of a
+// Sandbox of its own.
+var testSession func(s *Sandbox, sess *sandbox.Session)
 
 // ioctlNr is ioctl's number on this architecture.
 var ioctlNr = sysnum.Native().MustNr("ioctl")
