@@ -653,3 +653,87 @@ func TestExecStopKill(t *testing.T) {
 		}
 	}
 }
+
+// memExecSrc: the process forks a child that waits, then allocates and
+// touches 40 MiB (and a page more, so that the accounting has read its
+// size since), then execs: "fail" a path that does not exist (the exec
+// fails and the 40 MiB stay), "ok" itself as "released" (a small image).
+// Either way it then lets the child allocate 40 MiB of its own and prints
+// how the child ended; the child prints "child mapped" if its mmap
+// returned.
+const memExecSrc = `#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#define MIB (1 << 20)
+static void release(int fd, pid_t child) {
+	int st;
+	if (write(fd, "g", 1) != 1)
+		exit(3);
+	waitpid(child, &st, 0);
+	if (WIFSIGNALED(st))
+		printf("child signal %d\n", WTERMSIG(st));
+	else
+		printf("child exit %d\n", WEXITSTATUS(st));
+	exit(0);
+}
+int main(int argc, char **argv) {
+	if (strcmp(argv[1], "released") == 0)
+		release(atoi(argv[2]), atoi(argv[3]));
+	int p[2];
+	char c, fd[16], pid[16];
+	if (pipe(p) != 0)
+		return 2;
+	pid_t child = fork();
+	if (child == 0) {
+		if (read(p[0], &c, 1) != 1)
+			_exit(4);
+		char *m = mmap(NULL, 40 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED) {
+			printf("child ENOMEM\n");
+			_exit(5);
+		}
+		printf("child mapped\n");
+		fflush(stdout);
+		memset(m, 1, 40 * MIB);
+		_exit(0);
+	}
+	char *m = mmap(NULL, 40 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return 6;
+	memset(m, 1, 40 * MIB);
+	// An allocation after the 40 MiB: the accounting reads this process's
+	// size at its allocations, so it now knows of them.
+	if (mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+		return 7;
+	snprintf(fd, sizeof fd, "%d", p[1]);
+	snprintf(pid, sizeof pid, "%d", child);
+	if (strcmp(argv[1], "fail") == 0)
+		execl("/no/such/program", "nothing", (char *)NULL);
+	else
+		execl(argv[0], argv[0], "released", fd, pid, (char *)NULL);
+	release(p[1], child);
+}
+`
+
+// TestLimitMemoryFailedExecKeepsCount: a process holding 40 MiB of a
+// 64 MiB budget whose exec fails still holds them, so a child asking for
+// 40 MiB more is killed at its mmap (the mmap never returns); after an
+// exec that succeeded the old image's memory is gone and the same child
+// gets its 40 MiB.
+func TestLimitMemoryFailedExecKeepsCount(t *testing.T) {
+	prog := cProgram(t, "memexec", memExecSrc)
+	for _, tc := range []struct{ mode, want string }{
+		{"fail", "child signal 9"},
+		{"ok", "child mapped\nchild exit 0"},
+	} {
+		sb := memSandbox("64M")
+		sb.FSReadable = append(sb.FSReadable, filepath.Dir(prog))
+		res := run(t, sb, prog, tc.mode)
+		if got := strings.TrimSpace(string(res.Stdout)); res.ExitCode != 0 || got != tc.want {
+			t.Errorf("%s: exit %d (%v), output %q, want %q; stderr %s", tc.mode, res.ExitCode, res.Reason, got, tc.want, res.Stderr)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/limits"
 	"github.com/sandlock-go/sandlock/internal/sandbox"
+	"github.com/sandlock-go/sandlock/internal/tracer"
 )
 
 // resourceLimits is the validated form of the limit fields.
@@ -113,6 +114,9 @@ func (l *resourceLimits) register(sess *sandbox.Session) {
 			sess.KillProcess(pid, memoryLimitReason)
 		})
 		m.Register(sess.Table)
+		// The exec stop (issue 13 item 4; to move into the feature list):
+		// only an exec that succeeded resets the process's count.
+		sess.OnExec(func(st *tracer.ExecStop) { m.Execed(st.PID()) })
 		sess.OnExit(m.Exited)
 		// What the syscalls do not show, the sampler sees.
 		sampler := limits.NewMemorySampler(l.maxMemory, sess.ProcessIDs, func(detail string) {

@@ -76,14 +76,12 @@ var pageSize = uint64(os.Getpagesize())
 // mremapDontUnmap is MREMAP_DONTUNMAP (Linux 5.7).
 const mremapDontUnmap = 4
 
-// Register adds the allocation handlers.
+// Register adds the allocation handlers. The session must also call
+// Execed at every exec stop.
 func (m *Memory) Register(t *notify.Table) {
 	arch := sysnum.Native()
 	for _, name := range []string{"mmap", "brk", "mremap"} {
 		t.AddBuiltin(arch.MustNr(name), "memory limit: "+name, true, m)
-	}
-	for _, name := range []string{"execve", "execveat"} {
-		t.AddBuiltin(arch.MustNr(name), "memory limit: exec", true, notify.HandlerFunc(m.exec))
 	}
 }
 
@@ -243,13 +241,15 @@ func mmapSize(tid int, args [6]uint64) (grow uint64, shared bool) {
 	return length, true
 }
 
-// exec forgets a process's address space: the new program starts afresh.
-func (m *Memory) exec(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-	g := m.tgid(int(hc.Notif.PID))
+// Execed forgets a process's address space once its exec has succeeded
+// (at the exec stop): the new program starts afresh. An exec that fails
+// leaves the old image, and its count, in place: forgetting it at the
+// execve call would let the other processes allocate as if it held
+// nothing until its next allocation.
+func (m *Memory) Execed(tgid int) {
 	m.mu.Lock()
-	delete(m.spans, g)
+	delete(m.spans, tgid)
 	m.mu.Unlock()
-	return notify.Continue()
 }
 
 // Exited forgets a process that has exited.
