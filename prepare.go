@@ -390,6 +390,9 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 			return nil, field("FSDenied", "", err)
 		}
 		p.denier.Register(p.session.Table)
+		// The exec stop (issue 13 item 4; to move into the feature list):
+		// what an exec loaded is checked again, by identity, before it runs.
+		p.session.OnExec(p.denier.CheckExec)
 	}
 	userSyscalls := map[int]bool{}
 	for _, h := range handlers {
