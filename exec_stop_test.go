@@ -278,8 +278,37 @@ func TestExecStopExecvpWalk(t *testing.T) {
 	}
 }
 
+// threadForkSrc: a thread other than the main one forks a child that
+// execs argv[1] (as Go's os/exec does from whatever thread it runs on),
+// and waits for it.
+const threadForkSrc = `#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static char **args;
+static void *run(void *a) {
+	int st;
+	pid_t pid = fork();
+	if (pid == 0) {
+		execv(args[1], &args[1]);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+	return (void *)(long)(!WIFEXITED(st) || WEXITSTATUS(st));
+}
+int main(int argc, char **argv) {
+	pthread_t t;
+	void *bad;
+	args = argv;
+	pthread_create(&t, NULL, run, NULL);
+	pthread_join(t, &bad);
+	return bad != NULL;
+}
+`
+
 // TestExecStopCount: without a hook no exec takes a stop (the child stage
-// even keeps its vfork mode); with one, each exec takes exactly one.
+// even keeps its vfork mode), not even that of a process forked by a
+// non-leader thread (which the tracer traces with PTRACE_O_TRACEEXEC);
+// with one, each exec takes exactly one.
 func TestExecStopCount(t *testing.T) {
 	script := `/bin/true; /bin/true; exec /bin/true`
 	sb := base()
@@ -289,6 +318,14 @@ func TestExecStopCount(t *testing.T) {
 	}
 	if n := session().ExecStops(); n != 0 {
 		t.Errorf("without a hook: %d exec stops, want 0", n)
+	}
+	prog := cProgram(t, "threadfork", threadForkSrc)
+	sb.FSReadable = append(sb.FSReadable, filepath.Dir(prog))
+	if res := run(t, sb, prog, "/bin/true"); res.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", res.ExitCode, res.Stderr)
+	}
+	if n := session().ExecStops(); n != 0 {
+		t.Errorf("without a hook, a child forked by a thread: %d exec stops, want 0", n)
 	}
 	var hooked int
 	sb = base()
@@ -610,7 +647,8 @@ func TestExecStopSignal(t *testing.T) {
 
 // TestExecStopKill: a hook's Kill ends the process before the new image
 // runs a single instruction (touch never creates its file), records the
-// reason and logs it; without the kill the same program runs.
+// reason and logs it, and the hooks registered after it are not called;
+// without the kill the same program runs.
 func TestExecStopKill(t *testing.T) {
 	for _, kill := range []bool{true, false} {
 		sb := base()
@@ -619,20 +657,33 @@ func TestExecStopKill(t *testing.T) {
 		var logs bytes.Buffer
 		sb.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		marker := filepath.Join(dir, "ran")
-		session := execHook(t, sb, func(st *tracer.ExecStop) {
+		var session *sandbox.Session
+		var secondSaw []string
+		isTouch := func(st *tracer.ExecStop) bool {
 			fd, err := st.Exe()
 			if err != nil {
 				t.Errorf("Exe: %v", err)
-				return
+				return false
 			}
 			defer unix.Close(fd)
-			if kill && sameFile(fd, "/usr/bin/touch") {
-				st.Kill("test: touch is not to run")
-				if !st.Killed() {
-					t.Error("Killed() false after Kill")
+			return sameFile(fd, "/usr/bin/touch")
+		}
+		defer sandlock.WithTestSession(sb, func(sess *sandbox.Session) {
+			session = sess
+			sess.OnExec(func(st *tracer.ExecStop) {
+				if kill && isTouch(st) {
+					st.Kill("test: touch is not to run")
+					if !st.Killed() {
+						t.Error("Killed() false after Kill")
+					}
 				}
-			}
-		})
+			})
+			sess.OnExec(func(st *tracer.ExecStop) {
+				if isTouch(st) {
+					secondSaw = append(secondSaw, "touch")
+				}
+			})
+		})()
 		res := run(t, sb, "/usr/bin/touch", marker)
 		_, err := os.Stat(marker)
 		if kill {
@@ -642,14 +693,22 @@ func TestExecStopKill(t *testing.T) {
 			if res.Reason != sandlock.ReasonKilled || res.ExitCode != -1 {
 				t.Errorf("result %v exit %d, want killed", res.Reason, res.ExitCode)
 			}
-			if r := session().KillReason(session().Pid()); r != "test: touch is not to run" {
+			if r := session.KillReason(session.Pid()); r != "test: touch is not to run" {
 				t.Errorf("kill reason %q", r)
 			}
 			if !strings.Contains(logs.String(), "killed at exec, before it ran: test: touch is not to run") {
 				t.Errorf("log: %s", logs.String())
 			}
-		} else if err != nil || res.ExitCode != 0 {
-			t.Errorf("without the kill: exit %d, file %v", res.ExitCode, err)
+			if len(secondSaw) != 0 {
+				t.Errorf("the hook after the kill saw %v", secondSaw)
+			}
+		} else {
+			if err != nil || res.ExitCode != 0 {
+				t.Errorf("without the kill: exit %d, file %v", res.ExitCode, err)
+			}
+			if !slices.Equal(secondSaw, []string{"touch"}) {
+				t.Errorf("the second hook saw %v", secondSaw)
+			}
 		}
 	}
 }

@@ -325,6 +325,8 @@ func (t *Tracer) run() {
 		// the sandbox's from now on (it may already be running).
 		t.add(l.Root, l.Root, 0, t.procOpts)
 		t.mu.Lock()
+		// Seized, not attached by a fork event: no first stop to wait
+		// for, and the options it is seized with.
 		t.tasks[l.Root] = task{tgid: l.Root, opts: t.procOpts}
 		t.mu.Unlock()
 		if err := seize(l.Root, t.procOpts); err != nil && !exited(l.Root) {
