@@ -188,7 +188,7 @@ func TestFSDenyExecRace(t *testing.T) {
 				t.Errorf("%d execs ended otherwise", other)
 			}
 			// Each kill says why.
-			if n := strings.Count(logs.String(), "killed at exec, before it ran: fs deny: "+filepath.Join(dir, "secret", "prog")+" is denied"); n != killed {
+			if n := strings.Count(logs.String(), "killed at exec, before it ran: fs deny: the image was loaded from "+filepath.Join(dir, "secret", "prog")+", which is denied"); n != killed {
 				t.Errorf("%d kills logged for %d killed; log:\n%.2000s", n, killed, logs.String())
 			}
 		})

@@ -65,7 +65,6 @@ func sameFile(fd int, path string) bool {
 type seen struct {
 	pid, former int
 	exe         string // the host path of the image's file, if it was one of the expected ones
-	err         error
 }
 
 // TestExecStopSuccess: at the program's own exec and at a later one, the

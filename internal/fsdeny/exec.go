@@ -59,7 +59,7 @@ func (d *Denier) checkImage(st *tracer.ExecStop) error {
 	if err != nil {
 		return fmt.Errorf("cannot check the file it executes: %w", err)
 	}
-	if err := d.checkLoaded(exe, exePath); err != nil {
+	if err := d.checkLoaded(exe, exePath, "the image was loaded from"); err != nil {
 		return err
 	}
 	var exeStat unix.Stat_t
@@ -81,14 +81,15 @@ func (d *Denier) checkImage(st *tracer.ExecStop) error {
 	return nil
 }
 
-// checkLoaded checks a descriptor of a file the kernel loaded.
-func (d *Denier) checkLoaded(fd int, path string) error {
+// checkLoaded checks a descriptor of a file the kernel loaded; how says
+// how the image holds it, for the message.
+func (d *Denier) checkLoaded(fd int, path, how string) error {
 	err := d.checkFD(fd)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, unix.EACCES):
-		return fmt.Errorf("%s is denied (it was reached by a path that changed after the check)", path)
+		return fmt.Errorf("%s %s, which is denied", how, path)
 	default:
 		return fmt.Errorf("cannot check %s: %w", path, err)
 	}
@@ -109,7 +110,7 @@ func (d *Denier) checkMapped(f mappedFile) error {
 	if st.Ino != f.ino {
 		return fmt.Errorf("cannot check %s, which the image maps: the file at that path is no longer the one mapped", f.path)
 	}
-	return d.checkLoaded(fd, f.path)
+	return d.checkLoaded(fd, f.path, "the image maps (as its program interpreter)")
 }
 
 // mappedFile is a file mapped into a process: the kernel's path of it (as
