@@ -195,6 +195,45 @@ func TestFSDenyExecRace(t *testing.T) {
 	}
 }
 
+// TestFSDenyExecRaceUnprivileged: the dup2 race through the CLI as nobody:
+// the supervisor, of the same unprivileged user, checks every image.
+func TestFSDenyExecRaceUnprivileged(t *testing.T) {
+	const tries = 2000
+	race := cProgram(t, "execrace", execRaceSrc)
+	deniedBin := cProgram(t, "deniedmarker", deniedMarkerSrc)
+	dir := tempDir(t)
+	for _, d := range []string{"pub", "secret", "sym"} {
+		must(t, os.Mkdir(filepath.Join(dir, d), 0o755))
+	}
+	must(t, os.Symlink(filepath.Join(dir, "secret", "prog"), filepath.Join(dir, "sym", "prog")))
+	copyFile(t, "/bin/true", filepath.Join(dir, "pub", "prog"), 0o755)
+	copyFile(t, deniedBin, filepath.Join(dir, "secret", "prog"), 0o755)
+	flags := append(readArgs(), "-r", filepath.Dir(race), "-w", dir, "--fs-deny", filepath.Join(dir, "secret"))
+	code, stdout, stderr := cliAs(t, nobody, cliRunArgs(flags, race, "dirfd", dir, fmt.Sprint(tries))...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var allowed, denied, refused, killed, other, flips int
+	if _, err := fmt.Sscanf(stdout, "allowed %d denied %d refused %d killed %d other %d flips %d",
+		&allowed, &denied, &refused, &killed, &other, &flips); err != nil {
+		t.Fatalf("%q: %v", stdout, err)
+	}
+	t.Logf("as nobody, %d execs: allowed %d, denied %d, refused before the exec %d, killed at the exec stop %d, other %d; %d flips",
+		tries, allowed, denied, refused, killed, other, flips)
+	if denied != 0 {
+		t.Errorf("the denied program ran %d times", denied)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "denied-ran")); err == nil {
+		t.Error("the denied program left its file")
+	}
+	if allowed == 0 || refused == 0 || killed == 0 || other != 0 {
+		t.Errorf("want every side reached and nothing else: allowed %d, refused %d, killed %d, other %d\nstderr: %.2000s", allowed, refused, killed, other, stderr)
+	}
+	if n := strings.Count(stderr, "which is denied"); n != killed {
+		t.Errorf("%d kills reported for %d killed", n, killed)
+	}
+}
+
 // TestFSDenyExecInterpreter: the files an exec loads by a path that the
 // binary or script names — a #! interpreter, an ELF program interpreter
 // (PT_INTERP) — are checked at the exec stop: a denied one is killed before
