@@ -11,8 +11,9 @@
 // memory and fd table, so the listener is in the supervisor's table before
 // the program runs, and the tracer seizes the root right after its exec
 // (the fork-family syscalls wait for that). In fork mode, for a child whose
-// last steps could be notified, it waits at a gate pipe while the parent
-// copies its listener (pidfd_getfd), starts the supervisor and seizes it.
+// last steps could be notified or whose exec an exec hook must see
+// (OnExec), it waits at a gate pipe while the parent copies its listener
+// (pidfd_getfd), starts the supervisor and seizes it.
 // No thread of sandlock's own process is ever confined, no second Go
 // runtime starts, and the program can create nothing untraced.
 package sandbox
