@@ -68,9 +68,10 @@ var ErrStopOver = errors.New("the exec stop is over (or this is not the tracer's
 // sandbox (fork, signal, exit) is served while it runs.
 //
 // Access to the image follows the kernel's ptrace-access rules, with the
-// tracer's credentials: an image the kernel made undumpable (an
-// execute-only or setuid binary) cannot be read or written, nor its exe
-// link opened, unless the tracer holds CAP_SYS_PTRACE. A hook that must
+// tracer's credentials: an image the kernel made undumpable (loaded from
+// an execute-only file the process could not read) cannot be read or
+// written, nor its exe link, auxv or maps opened, unless the tracer holds
+// CAP_SYS_PTRACE. A hook that must
 // check or change every image should treat such an error as a reason to
 // Kill (fail closed).
 type ExecStop struct {
