@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -79,8 +80,12 @@ int main(int argc, char **argv) {
 		for (;;) {
 			memset(&req, 0, sizeof req);
 			if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &req)) {
-				if (errno == EINTR || errno == ENOENT) continue;
-				break; // the last task using the filter is gone
+				// ENOENT: the task died before it was read, or (since 6.6)
+				// the last task using the filter is gone: POLLHUP says which.
+				struct pollfd p = {fd, POLLIN, 0};
+				if (errno == EINTR || (errno == ENOENT && poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP)))
+					continue;
+				break;
 			}
 			resp = (struct seccomp_notif_resp){.id = req.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE};
 			ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
