@@ -62,8 +62,13 @@ type Supervisor struct {
 	hungUp atomic.Bool
 	// active counts the receivers and deferred operations running or
 	// about to; the last one to finish closes the listener and done.
-	active   atomic.Int32
-	listener *os.File // the listener as the netpoller watches it, or nil
+	active atomic.Int32
+	// listener is a duplicate of the listener fd that the netpoller
+	// watches until the first notification, or nil. It is closed (and so
+	// leaves the runtime's epoll set) when the receiver starts: an fd left
+	// in the epoll set would wake the netpoller's thread at every
+	// notification, a thread hand-off for nothing.
+	listener *os.File
 	// phase is awaiting until the first receiver starts (receiving), or
 	// until Finish ends a supervisor that never needed one (finished).
 	phase    atomic.Int32
@@ -147,21 +152,24 @@ func (s *Supervisor) leave() {
 	if s.active.Add(-1) > 0 {
 		return
 	}
-	if s.listener != nil {
-		s.listener.Close()
-	} else {
-		unix.Close(s.fd)
-	}
+	unix.Close(s.fd)
 	close(s.done)
 }
 
-// watchable registers the listener with the netpoller, or returns nil if it
-// cannot be (then the receiver starts at once).
+// watchable registers a duplicate of the listener with the netpoller, or
+// returns nil if it cannot (then the receiver starts at once). The
+// duplicate shares the listener's open file, so O_NONBLOCK is set on both:
+// the kernel's NOTIF_RECV ignores it and blocks all the same.
 func (s *Supervisor) watchable() *os.File {
-	if err := unix.SetNonblock(s.fd, true); err != nil {
+	dup, err := unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
 		return nil
 	}
-	return os.NewFile(uintptr(s.fd), "seccomp-listener")
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return nil
+	}
+	return os.NewFile(uintptr(dup), "seccomp-listener")
 }
 
 // awaitFirst waits, without a thread of its own, until the listener has a
@@ -179,10 +187,12 @@ func (s *Supervisor) awaitFirst() {
 				return n > 0
 			})
 		}
+		// Out of the netpoller's epoll set before the first RECV.
+		s.listener.Close()
 		if !s.phase.CompareAndSwap(awaiting, receiving) {
 			// Finish has ended the supervisor; only the listener is
 			// left to close.
-			s.listener.Close()
+			unix.Close(s.fd)
 			return
 		}
 		if revents&unix.POLLIN == 0 && revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
