@@ -44,10 +44,10 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 CGO_ENABLED=0 go build -o "$work/sandlock" ./cmd/sandlock
-# The notified-syscall floor: a minimal C supervisor (bench/floor.c) and
+# The notified-syscall floor: a minimal C supervisor (bench/floor/floor.c) and
 # sandlock with a user Handler (bench/notified), on the same Python loop.
 CGO_ENABLED=0 go build -o "$work/notified" ./bench/notified
-gcc -O2 -o "$work/floor" bench/floor.c
+gcc -O2 -o "$work/floor" bench/floor/floor.c
 
 grants=()
 for p in /usr /lib /lib64 /bin /etc; do [ -e $p ] && grants+=(-r $p); done

@@ -2,7 +2,7 @@
 
 // Command notified runs a program in a sandbox whose supervisor answers
 // every getppid with Continue from a user Handler: bench/run.sh measures it
-// against bench/floor.c, the least a supervisor can do, on the same loop.
+// against bench/floor/floor.c, the least a supervisor can do, on the same loop.
 //
 //	notified DIR PROGRAM [ARG...]
 //

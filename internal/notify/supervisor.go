@@ -258,6 +258,19 @@ func (s *Supervisor) receive() {
 			watchdog.Reset(s.slowAfter)
 		}
 		a := s.table.dispatch(s.ctx, hc, s.log, func(a Action) unix.Errno { return s.installFD(hc.Notif.ID, a) })
+		if a.kind == actDefer {
+			// The deferred function runs here, under the watchdog that
+			// is still armed: if it blocks, another receiver takes over
+			// the listener and this one becomes the deferred answer's
+			// thread. Handing it to another thread instead costs a
+			// cross-CPU wake-up on every deferred answer, as much as a
+			// loopback connect itself on a small VM.
+			if quick {
+				watchdog.Reset(s.slowAfter)
+			}
+			a = s.runDeferred(hc, a)
+			quick = false
+		}
 		if !quick && !watchdog.Stop() {
 			<-fired
 		}
@@ -352,9 +365,7 @@ func (s *Supervisor) answer(hc *HandlerCtx, a Action) {
 		}
 		defer f.Close()
 		s.injectSend(id, f, unix.O_CLOEXEC, nil)
-	case actDefer:
-		s.startDeferred(hc, a)
-	default:
+	default: // a Defer never gets here (receive runs it)
 		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EPERM)})
 	}
 }
@@ -439,28 +450,25 @@ func (s *Supervisor) send(r *seccomp.Resp) {
 	}
 }
 
-func (s *Supervisor) startDeferred(hc *HandlerCtx, a Action) {
-	id := hc.Notif.ID
+// runDeferred runs a Defer's function on the calling receiver and returns
+// its answer. At most MaxDeferred run at once (beyond: EAGAIN); the exec
+// and fork family are refused (EPERM); a function that defers again fails
+// the syscall with EIO.
+func (s *Supervisor) runDeferred(hc *HandlerCtx, a Action) Action {
 	if s.noDefer[hc.Notif.Data.Nr] {
-		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EPERM)})
-		return
+		return Errno(unix.EPERM)
 	}
 	select {
 	case s.deferSem <- struct{}{}:
 	default:
-		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EAGAIN)})
-		return
+		return Errno(unix.EAGAIN)
 	}
-	s.active.Add(1)
-	go func() {
-		defer s.leave()
-		defer func() { <-s.deferSem }()
-		next := callDeferred(s.ctx, a.deferred, hc, s.log)
-		if next.kind == actDefer {
-			next = Errno(unix.EIO)
-		}
-		s.answer(hc, next)
-	}()
+	defer func() { <-s.deferSem }()
+	next := callDeferred(s.ctx, a.deferred, hc, s.log)
+	if next.kind == actDefer {
+		next = Errno(unix.EIO)
+	}
+	return next
 }
 
 func callDeferred(ctx context.Context, fn func(context.Context) Action, hc *HandlerCtx, log *slog.Logger) (a Action) {
