@@ -228,15 +228,10 @@ func (s *Supervisor) receive() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
-	// fired tells that a watchdog's unstall has finished. A receiver whose
-	// watchdog fired waits for it before going on: while it runs, this
-	// receiver still counts in active, so unstall's Add can never come after
-	// the last receiver has gone and the listener fd was closed (and maybe
-	// reused by another sandbox's listener).
-	fired := make(chan struct{}, 1)
-	watchdog := time.AfterFunc(time.Hour, func() { s.unstall(); fired <- struct{}{} })
-	watchdog.Stop()
-	defer watchdog.Stop()
+	w := &watchdog{s: s}
+	w.timer = time.AfterFunc(time.Hour, w.tick)
+	w.timer.Stop()
+	defer w.timer.Stop()
 
 	var n Notif
 	for {
@@ -255,24 +250,24 @@ func (s *Supervisor) receive() {
 		hc := &HandlerCtx{Notif: n, NotifFD: s.fd}
 		quick := s.table.quick(n.Data.Nr)
 		if !quick {
-			watchdog.Reset(s.slowAfter)
+			w.start()
 		}
 		a := s.table.dispatch(s.ctx, hc, s.log, func(a Action) unix.Errno { return s.installFD(hc.Notif.ID, a) })
 		if a.kind == actDefer {
-			// The deferred function runs here, under the watchdog that
-			// is still armed: if it blocks, another receiver takes over
-			// the listener and this one becomes the deferred answer's
-			// thread. Handing it to another thread instead costs a
-			// cross-CPU wake-up on every deferred answer, as much as a
-			// loopback connect itself on a small VM.
+			// The deferred function runs here, under the watchdog: if it
+			// blocks, another receiver takes over the listener and this
+			// one becomes the deferred answer's thread. Handing it to
+			// another thread instead costs a cross-CPU wake-up on every
+			// deferred answer, as much as a loopback connect itself on a
+			// small VM.
 			if quick {
-				watchdog.Reset(s.slowAfter)
+				w.start()
 			}
 			a = s.runDeferred(hc, a)
 			quick = false
 		}
-		if !quick && !watchdog.Stop() {
-			<-fired
+		if !quick {
+			w.end()
 		}
 		s.answer(hc, a)
 		if s.idle.Load() > 0 {
@@ -282,12 +277,76 @@ func (s *Supervisor) receive() {
 }
 
 // unstall runs when a handler chain has been running for SlowAfter: if no
-// receiver is waiting for the next notification, start one.
+// receiver is waiting for the next notification, start one. Never once the
+// last receiver has gone (active is 0): the listener fd is closed then, and
+// its number may already be another sandbox's listener.
 func (s *Supervisor) unstall() {
-	if s.idle.Load() == 0 && !s.hungUp.Load() {
-		s.active.Add(1)
-		go s.receive()
+	if s.idle.Load() != 0 || s.hungUp.Load() {
+		return
 	}
+	for {
+		n := s.active.Load()
+		if n == 0 {
+			return
+		}
+		if s.active.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	go s.receive()
+}
+
+// A watchdog notices a receiver's handler chain (one that may block) that
+// has run for SlowAfter, and unstalls the supervisor. It costs a chain two
+// atomic increments: its timer is not set and stopped for every chain (which
+// cost the receiver a tenth of a notified round trip) but ticks every
+// SlowAfter while chains run, and stops after a period without any. A chain
+// seen running at two consecutive ticks has run for at least SlowAfter (at
+// most twice that).
+type watchdog struct {
+	s     *Supervisor
+	timer *time.Timer
+	// seq grows by one when a chain starts and when it ends: it is odd
+	// while one runs.
+	seq   atomic.Uint64
+	armed atomic.Bool // the timer is set, or its callback runs
+
+	mu        sync.Mutex // the callback's own state
+	lastSeq   uint64     // seq at the previous tick
+	unstalled uint64     // the chain (its seq) another receiver was started for
+}
+
+func (w *watchdog) start() {
+	w.seq.Add(1)
+	if !w.armed.Load() && w.armed.CompareAndSwap(false, true) {
+		w.timer.Reset(w.s.slowAfter)
+	}
+}
+
+func (w *watchdog) end() { w.seq.Add(1) }
+
+func (w *watchdog) tick() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seq := w.seq.Load()
+	if seq == w.lastSeq {
+		if seq&1 == 1 {
+			if seq != w.unstalled {
+				w.unstalled = seq
+				w.s.unstall()
+			}
+		} else {
+			// Idle for a whole period: stop ticking. A chain that
+			// started meanwhile saw the timer armed and did not set it:
+			// then go on ticking, unless a later one has set it again.
+			w.armed.Store(false)
+			if w.seq.Load() == seq || !w.armed.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}
+	w.lastSeq = seq
+	w.timer.Reset(w.s.slowAfter)
 }
 
 // recv reads the next notification. It returns an error when the listener
