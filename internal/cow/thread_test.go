@@ -1,0 +1,5 @@
+package cow
+
+import "runtime"
+
+func lockThread() { runtime.LockOSThread() }
