@@ -43,10 +43,13 @@ type prepared struct {
 	policy  Sandbox  // the effective policy, as started
 	program []string // the program's path and arguments
 	log     *slog.Logger
+
+	cow *workdirPlan // the copy-on-write workdir (issue 18, workdir.go), or nil
 }
 
 // abandon frees a run that will not start.
 func (p *prepared) abandon() {
+	p.cow.abandon() // copy-on-write workdir (issue 18): the branch of a run that never ran goes
 	p.release()
 	p.session.Abandon()
 }
@@ -62,6 +65,7 @@ func (p *prepared) helpers(s *Sandbox) *confine.Pool {
 
 // release frees what prepare acquired.
 func (p *prepared) release() {
+	p.cow.abandon() // copy-on-write workdir (issue 18): a run that ended has finished its branch already
 	if p.entry != nil {
 		p.entry.Close() // named sandboxes (issue 17): the name goes once the run has ended
 	}
@@ -90,7 +94,6 @@ func (s *Sandbox) unsupported() error {
 		name string
 		set  bool
 	}{
-		{"Workdir", s.Workdir != ""},
 		{"Chroot", s.Chroot != ""},
 		{"FSMount", len(s.FSMount) > 0},
 		{"PortRemap", s.PortRemap},
@@ -99,15 +102,11 @@ func (s *Sandbox) unsupported() error {
 		{"HTTPPorts", len(s.HTTPPorts) > 0},
 		{"HTTPCAFile", s.HTTPCAFile != ""},
 		{"HTTPKeyFile", s.HTTPKeyFile != ""},
-		{"MaxDisk", s.MaxDisk != ""},
 		{"RandomSeed", s.RandomSeed != nil},
 		{"TimeStart", s.TimeStart != ""},
 		{"DeterministicDirs", s.DeterministicDirs},
 		{"UID", s.UID != nil},
 		{"GID", s.GID != nil},
-		{"FSStorage", s.FSStorage != ""},
-		{"OnExit", s.OnExit != BranchActionDefault},
-		{"OnError", s.OnError != BranchActionDefault},
 		{"PolicyFn", s.PolicyFn != nil},
 	}
 	for _, c := range checks {
@@ -348,6 +347,15 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		}
 	}
 	llcfg.Paths = append(llcfg.Paths, lim.grants(llcfg.HandledFS)...)
+	// Copy-on-write workdir (issue 18, workdir.go): the branch is made, and
+	// the workdir (reads only) and its storage (nothing) carved out of the
+	// grants.
+	if p.cow, err = s.workdir(); err != nil {
+		return nil, err
+	}
+	if p.cow != nil {
+		p.cow.landlock(llcfg)
+	}
 
 	env := s.environ(lim.gpu.Env)
 	path, err := sandbox.LookPath(cmd[0], env)
@@ -389,6 +397,13 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		if err != nil {
 			return nil, field("FSDenied", "", err)
 		}
+	}
+	if p.cow != nil {
+		// Copy-on-write workdir (issue 18): its handlers come before
+		// fs-deny's, which judge what it leaves to the kernel.
+		p.cow.register(p.session, p.helpers(s), p.denier, s.KeepCaps)
+	}
+	if p.denier != nil {
 		p.denier.Register(p.session.Table)
 	}
 	userSyscalls := map[int]bool{}
@@ -404,6 +419,9 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		fs.SelfOnly = pidgate.SelfOnly(denied)
 	} else {
 		except := network.register(p.session, p, s, userSyscalls)
+		if p.cow != nil {
+			except = p.cow.except(except, userSyscalls) // copy-on-write workdir (issue 18): fstat-style calls unnotified
+		}
 		p.registerMeta(s, grants, userSyscalls, fs)
 		// Last, once every handler is in the table: a syscall another
 		// handler serves is notified every time.
@@ -427,6 +445,8 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	dir := ""
 	if s.Cwd != "" {
 		dir = s.Cwd
+	} else if p.cow != nil {
+		dir = p.cow.workdir // copy-on-write workdir (issue 18): the program starts in it
 	}
 	p.spec = sandbox.Spec{
 		Path:       path,

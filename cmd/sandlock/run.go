@@ -121,6 +121,13 @@ func (f *runFlags) sandbox(prof *sandlock.Profile) error {
 		}
 	}
 	sb := &prof.Sandbox
+	if prof.DryRun {
+		// Copy-on-write workdir (issue 18): a dry run discards its branch.
+		if sb.Workdir == "" {
+			return errors.New("sandlock: --dry-run requires --workdir")
+		}
+		sb.OnExit, sb.OnError = sandlock.BranchActionAbort, sandlock.BranchActionAbort
+	}
 	if sb.NoSupervisor {
 		// Said in the terms the user wrote, before the library names its
 		// fields.
@@ -209,7 +216,10 @@ func (f *runFlags) run(args []string, stderr io.Writer) error {
 			}
 		}
 	}()
-	res, _ := proc.Wait()
+	// The copy-on-write branch (issue 18) is committed, aborted or kept
+	// before Wait returns, so the status below describes the final
+	// workdir.
+	res, werr := proc.Wait()
 	close(ended)
 	proc.Close()
 	if sb.NoSupervisor {
@@ -219,6 +229,15 @@ func (f *runFlags) run(args []string, stderr io.Writer) error {
 	code := res.ShellCode()
 	if timedOut.Load() {
 		code = exitTimeout
+	}
+	if werr != nil {
+		fmt.Fprintln(stderr, message(werr))
+		if code == 0 {
+			code = exitPolicy
+		}
+	}
+	if prof.DryRun {
+		printChanges(stderr, proc.Changes())
 	}
 
 	if f.statusFD >= 0 {
@@ -232,4 +251,17 @@ func (f *runFlags) run(args []string, stderr io.Writer) error {
 		return nil
 	}
 	return exitError{code}
+}
+
+// printChanges prints a dry run's changes as upstream does, on standard
+// error: a header, then "K  path" per change, sorted.
+func printChanges(w io.Writer, changes []sandlock.Change) {
+	if len(changes) == 0 {
+		fmt.Fprintln(w, "sandlock: dry-run: no filesystem changes")
+		return
+	}
+	fmt.Fprintln(w, "sandlock: dry-run: filesystem changes:")
+	for _, c := range changes {
+		fmt.Fprintf(w, "%c  %s\n", c.Kind, c.Path)
+	}
 }

@@ -48,6 +48,7 @@ type Branch struct {
 	upperDir map[string]bool // directories present in upper/ ("" included)
 
 	quota *quota
+	watch *watcher // the quota monitor's, or nil
 
 	closeOnce sync.Once
 }
@@ -259,6 +260,7 @@ func validRel(rel string) bool {
 }
 
 func (b *Branch) closeFDs() {
+	b.watch = nil
 	for _, fd := range []*int{&b.lower, &b.upper, &b.work} {
 		if *fd >= 0 {
 			unix.Close(*fd)

@@ -102,6 +102,7 @@ func (b *Branch) ensureUpperDir(rel string) error {
 		return err
 	}
 	b.upperDir[rel] = true
+	b.watchDir(rel)
 	b.quota.add(dst)
 	return nil
 }

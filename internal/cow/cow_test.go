@@ -403,8 +403,8 @@ func TestWalk(t *testing.T) {
 	// A symlink made in the branch, relative and absolute, leading in.
 	b.Symlink(w+"/dir", "absin")
 	b.Symlink("dir/sub", "relin")
-	check("absin/b.txt", true, Resolved{Inside: true, Rel: "dir/b.txt", Exists: true, Differs: true})
-	check("relin/c.txt", true, Resolved{Inside: true, Rel: "dir/sub/c.txt", Exists: true, Differs: true})
+	check("absin/b.txt", true, Resolved{Inside: true, Rel: "dir/b.txt", Exists: true, Differs: true, ViaDiffers: true})
+	check("relin/c.txt", true, Resolved{Inside: true, Rel: "dir/sub/c.txt", Exists: true, Differs: true, ViaDiffers: true})
 	// A changed file differs; so does a deleted one.
 	write(t, b, "dir/b.txt", unix.O_APPEND, "!")
 	check("dir/b.txt", true, Resolved{Inside: true, Rel: "dir/b.txt", Exists: true, Differs: true})

@@ -223,7 +223,7 @@ func (b *Branch) LinkFile(fd int, rel string) error {
 	if err := unix.Fstat(b.upper, &ust); err != nil {
 		return err
 	}
-	if st.Dev != ust.Dev || !b.holds(fd) {
+	if st.Dev != ust.Dev || !b.Holds(fd) {
 		return unix.EXDEV
 	}
 	if isDir(&st) {
@@ -248,9 +248,9 @@ func (b *Branch) LinkFile(fd int, rel string) error {
 	return nil
 }
 
-// holds reports whether the file fd is in the upper or work directory
+// Holds reports whether the file fd is in the upper or work directory
 // (linked or not).
-func (b *Branch) holds(fd int) bool {
+func (b *Branch) Holds(fd int) bool {
 	p, err := fdPath(fd)
 	if err != nil {
 		return false
@@ -315,6 +315,7 @@ func (b *Branch) make(rel string, cost int64, mk func(pfd int, name string) erro
 		// A lower entry at rel is deleted (it could only be hidden), so
 		// the new directory is opaque: the whiteout stays.
 		b.upperDir[rel] = true
+		b.watchDir(rel)
 	}
 	if fd, err := unix.Openat(pfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
 		b.quota.add(fd)
@@ -507,6 +508,13 @@ func (b *Branch) Rename(old, rel string, flags uint) error {
 		return err
 	}
 	b.moved(old, rel, exchange)
+	if exchange {
+		b.watch.movedDirs(old, "\x00")
+		b.watch.movedDirs(rel, old)
+		b.watch.movedDirs("\x00", rel)
+	} else {
+		b.watch.movedDirs(old, rel)
+	}
 	// Lower entries at either path no longer show: the old path is empty
 	// (or holds the other entry, for an exchange), the new one holds what
 	// came from above.
@@ -739,3 +747,19 @@ func (b *Branch) change(rel string, how int, op func(pfd int, name string, e Ent
 	defer unix.Close(pfd)
 	return op(pfd, name, e)
 }
+
+// Pin opens the merged entry rel itself with O_PATH (a symlink is not
+// followed), for judging it (access, statx, the FSDenied identity).
+func (b *Branch) Pin(rel string) (int, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	e, err := b.lstat(rel)
+	if err != nil {
+		return -1, err
+	}
+	return openBeneath(b.layerFD(e.Layer), rel, unix.O_PATH|unix.O_NOFOLLOW, 0)
+}
+
+// CopyFile copies size bytes of the file src to dst from offset 0, keeping
+// holes.
+func CopyFile(dst, src int, size int64) error { return copyData(dst, src, size) }

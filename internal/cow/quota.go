@@ -1,7 +1,10 @@
 package cow
 
 import (
+	"bytes"
+	"os"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -122,4 +125,113 @@ func (b *Branch) Measure() int64 {
 		b.quota.mu.Unlock()
 	}
 	return total
+}
+
+// watcher follows writes to the upper layer's files through descriptors
+// the program holds: an inotify watch on every directory of the layer.
+type watcher struct {
+	fd   int
+	mu   sync.Mutex
+	dirs map[int32]string // watch descriptor → directory
+	wds  map[string]int32
+}
+
+// watchDir watches the upper directory rel, if a monitor runs. mu is held.
+func (b *Branch) watchDir(rel string) {
+	w := b.watch
+	if w == nil {
+		return
+	}
+	wd, err := unix.InotifyAddWatch(w.fd, b.layerPath(Upper, rel), unix.IN_MODIFY|unix.IN_CLOSE_WRITE|unix.IN_ONLYDIR|unix.IN_DONT_FOLLOW)
+	if err != nil {
+		return
+	}
+	w.mu.Lock()
+	w.dirs[int32(wd)] = rel
+	w.wds[rel] = int32(wd)
+	w.mu.Unlock()
+}
+
+// movedDirs renames the watched directories below old to below rel.
+func (w *watcher) movedDirs(old, rel string) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for wd, d := range w.dirs {
+		if under(d, old) {
+			nd := rel + d[len(old):]
+			w.dirs[wd] = nd
+			delete(w.wds, d)
+			w.wds[nd] = wd
+		}
+	}
+}
+
+// Monitor measures the upper layer's files as the program writes them
+// through descriptors it holds (which the branch's operations do not see),
+// and calls over once when the layer's usage passes the quota. It returns
+// when ctx is done. How far a program writing flat out gets past the
+// quota is what it writes while one inotify event is delivered and the
+// file measured: the tests measure it (see the package's tests and
+// docs/design.md).
+func (b *Branch) Monitor(ctx interface{ Done() <-chan struct{} }, over func(used, limit int64)) {
+	if b.quota == nil {
+		return
+	}
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return
+	}
+	w := &watcher{fd: fd, dirs: make(map[int32]string), wds: make(map[string]int32)}
+	b.mu.Lock()
+	if b.upper < 0 {
+		b.mu.Unlock()
+		unix.Close(fd)
+		return
+	}
+	b.watch = w
+	for rel := range b.upperDir {
+		b.watchDir(rel)
+	}
+	b.mu.Unlock()
+	f := os.NewFile(uintptr(fd), "inotify")
+	go func() {
+		<-ctx.Done()
+		f.Close()
+	}()
+	buf := make([]byte, 64*1024)
+	fired := false
+	for {
+		n, err := f.Read(buf)
+		if err != nil {
+			return
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+				b.Measure()
+				continue
+			}
+			w.mu.Lock()
+			dir, ok := w.dirs[ev.Wd]
+			w.mu.Unlock()
+			if !ok {
+				continue
+			}
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			if st, err := lstatBeneath(b.upper, join(dir, string(name))); err == nil {
+				b.quota.set(&st)
+			}
+		}
+		if used, limit := b.Usage(); used > limit && !fired {
+			fired = true
+			over(used, limit)
+		}
+	}
 }

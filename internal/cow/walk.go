@@ -38,6 +38,11 @@ type Resolved struct {
 	// went through the upper layer or a whiteout, or started in a place the
 	// kernel does not see.
 	Differs bool
+	// ViaDiffers is Differs for the way to the final entry alone: when it
+	// is clear, the kernel reaches the final entry's path in the workdir
+	// (a directory of the upper layer that merges the lower one is also
+	// reached there).
+	ViaDiffers bool
 }
 
 // Walk resolves path the way the kernel would, in the merged view: from
@@ -97,11 +102,8 @@ func (b *Branch) Walk(start Place, path string, follow bool) (Resolved, error) {
 		rel := join(pos.Rel, c)
 		e, err := b.Lstat(rel)
 		if err == unix.ENOENT {
-			if e.Differs {
-				differs = true
-			}
 			if last {
-				return Resolved{Inside: true, Rel: rel, Differs: differs}, nil
+				return Resolved{Inside: true, Rel: rel, Differs: differs || e.Differs, ViaDiffers: differs}, nil
 			}
 			return Resolved{}, unix.ENOENT
 		}
@@ -147,7 +149,7 @@ func (b *Branch) Walk(start Place, path string, follow bool) (Resolved, error) {
 		if trailing && !e.IsDir() {
 			return Resolved{}, unix.ENOTDIR
 		}
-		return Resolved{Inside: true, Rel: rel, Exists: true, Entry: e, Differs: differs || e.Differs}, nil
+		return Resolved{Inside: true, Rel: rel, Exists: true, Entry: e, Differs: differs || e.Differs, ViaDiffers: differs}, nil
 	}
 	return b.settle(pos, differs)
 }
@@ -162,7 +164,7 @@ func (b *Branch) settle(pos Place, differs bool) (Resolved, error) {
 	if err != nil {
 		return Resolved{}, err
 	}
-	return Resolved{Inside: true, Rel: pos.Rel, Exists: true, Entry: e, Differs: differs || e.Differs}, nil
+	return Resolved{Inside: true, Rel: pos.Rel, Exists: true, Entry: e, Differs: differs || e.Differs, ViaDiffers: differs}, nil
 }
 
 // components splits a path into its names, without empty names and ".".

@@ -191,6 +191,18 @@ func (d *Denier) Register(t *notify.Table) {
 	}
 }
 
+// CheckPath fails with EACCES if the canonical path p is denied or inside
+// something denied, or, when moving (the source or target of a rename or
+// a link), holds something denied: for features that resolve paths
+// themselves (the copy-on-write workdir, whose entries the kernel cannot
+// name).
+func (d *Denier) CheckPath(p string, moving bool) error {
+	if d.deniedPath(p) || (moving && d.holdsDenied(p)) {
+		return unix.EACCES
+	}
+	return nil
+}
+
 // CheckFD fails with EACCES if a resolved descriptor is, or is inside,
 // something denied: for other features that reach files on the program's
 // behalf and must honour the denials.

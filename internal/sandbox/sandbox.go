@@ -103,6 +103,7 @@ type Session struct {
 	onExitUsage       []func(pid int, usage *unix.Rusage)
 	background        []func(ctx context.Context)
 	onEnd             []func()
+	onSignalStop      func(tid int, sig syscall.Signal) bool
 
 	reasonsMu sync.Mutex
 	reasons   map[int]string // pid → why sandlock killed it
@@ -172,6 +173,7 @@ func (s *Session) Start(spec *Spec) error {
 			}
 		},
 		OnSignalInSyscall: s.signalInSyscall,
+		OnSignalStop:      s.onSignalStop,
 		OnEnd:             s.end,
 	}
 	err = s.tr.Launch(cfg, func() (*tracer.Launched, error) {
@@ -248,6 +250,11 @@ func (s *Session) OnExitUsage(f func(pid int, usage *unix.Rusage)) {
 // program runs; its ctx is done when the sandbox has ended. Call it before
 // Start.
 func (s *Session) Background(f func(ctx context.Context)) { s.background = append(s.background, f) }
+
+// OnSignalStop sets f to be called first at every signal-delivery-stop
+// of a task of the sandbox, on the tracer's thread; f returns true to
+// discard the signal. Call it before Start; f must not block.
+func (s *Session) OnSignalStop(f func(tid int, sig syscall.Signal) bool) { s.onSignalStop = f }
 
 // OnEnd registers f to be called once no task of the sandbox is left (also
 // when Start fails), before Wait returns. Call it before Start.

@@ -74,6 +74,7 @@ type Tracer struct {
 	onProcExit  func(pid int, usage *unix.Rusage)
 	onFork      func(parent int)
 	onSignal    func(tid, nr, code int) bool
+	onStop      func(tid int, sig syscall.Signal) bool
 }
 
 // Config for Launch.
@@ -105,6 +106,10 @@ type Config struct {
 	// on the tracer's thread and must not block. (amd64 only: elsewhere the
 	// kernel decides before the stop.)
 	OnSignalInSyscall func(tid, nr, code int) (restart bool)
+	// OnSignalStop, if set, is called first at every signal-delivery-stop,
+	// on the tracer's thread (where the task's registers may be read and
+	// written); suppress true discards the signal. It must not block.
+	OnSignalStop func(tid int, sig syscall.Signal) (suppress bool)
 	// OnEnd, if set, is called once no task of a launched sandbox is left,
 	// on the tracer's goroutine before Done is closed, with how the root
 	// ended. Whoever waits for the sandbox's end is then woken straight by
@@ -271,6 +276,7 @@ func (t *Tracer) run() {
 		return
 	}
 	t.trace, t.onProcStart, t.onProcExit, t.onFork, t.onSignal = req.cfg.Trace, req.cfg.OnProcessStart, req.cfg.OnProcessExit, req.cfg.OnFork, req.cfg.OnSignalInSyscall
+	t.onStop = req.cfg.OnSignalStop // copy-on-write workdir (issue 18): syscall redirects
 	l, err := req.launch()
 	if err != nil {
 		t.started <- err
@@ -453,6 +459,10 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 		}
 		ptrace(unix.PTRACE_CONT, tid, 0)
 	case 0:
+		if t.onStop != nil && t.onStop(tid, sig) {
+			ptrace(unix.PTRACE_CONT, tid, 0)
+			return
+		}
 		// Signal-delivery-stop: deliver the signal. A notified syscall the
 		// signal interrupted before the supervisor received it is
 		// restarted rather than failed with EINTR, if the session says so.

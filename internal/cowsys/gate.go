@@ -1,0 +1,260 @@
+// Package cowsys maps the program's syscalls onto the copy-on-write layer
+// (package cow): every syscall that names a path is notified while a
+// workdir is active, the path is resolved the way the kernel would resolve
+// it for the task but through the merged view, and
+//
+//   - a path that does not reach the workdir, or that the kernel would
+//     resolve to the very same object (a lower entry nothing of the
+//     branch hides, reached the same way), is left to the kernel
+//     (Continue): Landlock gives the program no write right on the
+//     workdir and no right at all on the branch storage, for every value
+//     the path's memory could take, so a program that rewrites its path
+//     between the check and the kernel's own lookup only sees the workdir
+//     as it is on disk;
+//   - everything else is done on the program's behalf, on the branch, from
+//     the supervisor's private copies of the arguments, with the program's
+//     rights (its effective capabilities cleared, see confine.Unprivileged):
+//     opens are answered with an injected descriptor, stats and listings
+//     are written into the program's buffers;
+//   - an exec of a file the kernel cannot reach by the program's path (a
+//     file of the upper layer) is redirected (package redirect) to
+//     execveat of a sealed memfd copy of it.
+//
+// fstat-style calls (AT_EMPTY_PATH) stay in the kernel: the filter does not
+// notify them. Each process's working directory is cached, from the
+// program's own chdir and fchdir calls.
+package cowsys
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock/internal/confine"
+	"github.com/sandlock-go/sandlock/internal/cow"
+	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/redirect"
+	"github.com/sandlock-go/sandlock/internal/sysnum"
+	"github.com/sandlock-go/sandlock/internal/taskpath"
+)
+
+// Config configures the gate.
+type Config struct {
+	Branch *cow.Branch
+	// KeepCaps is the sandbox's KeepCaps: the program has the supervisor's
+	// capabilities, and so do the calls made for it.
+	KeepCaps bool
+	// Deny, if set, judges an object against FSDenied: a descriptor of a
+	// lower entry (its identity: hard links made before the run), and the
+	// path the entry has in the workdir (moving: the source or target of
+	// a rename or link).
+	DenyFD   func(fd int) error
+	DenyPath func(path string, moving bool) error
+	// TGID returns a task's thread group.
+	TGID func(tid int) int
+	// Redirects makes a task run another syscall (exec of a file of the
+	// upper layer); nil refuses such an exec with EACCES.
+	Redirects *redirect.Table
+	// Storage is the branch storage base: a path naming it is refused.
+	Storage string
+	// Pool runs the opens of paths outside the workdir that the program
+	// named through a symlink of the upper layer, on threads confined
+	// like the program.
+	Pool *confine.Pool
+}
+
+// Gate serves the handlers.
+type Gate struct {
+	b        *cow.Branch
+	workdir  string
+	storage  string
+	run      func(func()) error
+	denyFD   func(int) error
+	denyPath func(string, bool) error
+	tgid     func(int) int
+	redirect *redirect.Table
+	pool     *confine.Pool
+	outside  *taskpath.Resolver
+
+	mu   sync.RWMutex
+	cwds map[int]cwdEntry // by thread group
+
+	execMu sync.Mutex
+	execs  map[execKey]*os.File // sealed memfd copies of upper executables
+}
+
+// cwdEntry is what the gate knows of a process's working directory.
+type cwdEntry struct {
+	place cow.Place
+	// virtual: the process moved into a directory of the upper layer
+	// alone, which the kernel cannot enter for it; its kernel working
+	// directory is where it was.
+	virtual bool
+}
+
+// New returns a gate.
+func New(cfg Config) *Gate {
+	run := confine.Unprivileged
+	if cfg.KeepCaps {
+		run = func(fn func()) error { fn(); return nil }
+	}
+	g := &Gate{
+		b:        cfg.Branch,
+		workdir:  cfg.Branch.Workdir(),
+		storage:  cfg.Storage,
+		run:      run,
+		denyFD:   cfg.DenyFD,
+		denyPath: cfg.DenyPath,
+		tgid:     cfg.TGID,
+		redirect: cfg.Redirects,
+		pool:     cfg.Pool,
+		cwds:     make(map[int]cwdEntry),
+		execs:    make(map[execKey]*os.File),
+	}
+	if cfg.Pool != nil {
+		g.outside = taskpath.New(cfg.Pool)
+	}
+	return g
+}
+
+// Close releases what the gate holds.
+func (g *Gate) Close() {
+	g.execMu.Lock()
+	defer g.execMu.Unlock()
+	for k, f := range g.execs {
+		f.Close()
+		delete(g.execs, k)
+	}
+}
+
+// ProcessStarted gives a new process its parent's working directory (a
+// hook of the session).
+func (g *Gate) ProcessStarted(pid, parent int) {
+	if parent == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e, ok := g.cwds[parent]; ok {
+		g.cwds[pid] = e
+	}
+}
+
+// ProcessExited forgets a process (a hook of the session).
+func (g *Gate) ProcessExited(pid int) {
+	g.mu.Lock()
+	delete(g.cwds, pid)
+	g.mu.Unlock()
+}
+
+// handler is a gate handler: it returns Continue for the kernel (or the
+// next handler), or the answer.
+type handler func(g *Gate, hc *notify.HandlerCtx) notify.Action
+
+// Register adds the handlers to the table, as builtins: before the other
+// features' (fs-deny's, fs-meta's), which see only what the gate leaves to
+// the kernel. Each handler runs with the program's rights.
+func (g *Gate) Register(t *notify.Table) {
+	arch := sysnum.Native()
+	for _, h := range g.handlers() {
+		nr, ok := arch.Nr(h.name)
+		if !ok {
+			continue
+		}
+		fn := h.fn
+		t.AddBuiltin(nr, "copy-on-write: "+h.name, false, notify.HandlerFunc(func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+			var a notify.Action
+			if err := g.run(func() { a = fn(g, hc) }); err != nil {
+				return notify.Errno(unix.EPERM)
+			}
+			return a
+		}))
+	}
+}
+
+// EmptyPathSyscalls are the syscalls that take AT_EMPTY_PATH, with the
+// index of their flags argument: with it they act on a descriptor (fstat,
+// fstatat(fd, "")), which the filter leaves to the kernel unnotified.
+var EmptyPathSyscalls = map[string]int{"newfstatat": 3, "statx": 2}
+
+// arg returns a syscall argument.
+func arg(hc *notify.HandlerCtx, i int) uint64 { return hc.Notif.Data.Args[i] }
+
+// fail turns an error into the syscall's answer.
+func fail(err error) notify.Action { return taskpath.ErrAction(err) }
+
+// tgidOf returns tid's thread group.
+func (g *Gate) tgidOf(tid int) int {
+	if g.tgid != nil {
+		if t := g.tgid(tid); t > 0 {
+			return t
+		}
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
+	if err == nil {
+		if i := strings.Index(string(b), "\nTgid:"); i >= 0 {
+			f := strings.Fields(string(b[i+6:]))
+			if len(f) > 0 {
+				if n, err := strconv.Atoi(f[0]); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return tid
+}
+
+// readTaskLink reads one of the task's /proc links (fd/N, cwd, exe) and
+// proves afterwards that the task is still the one that notified.
+func readTaskLink(hc *notify.HandlerCtx, entry string) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlink("/proc/"+strconv.FormatUint(uint64(hc.Notif.PID), 10)+"/"+entry, buf)
+	if err != nil {
+		if err == unix.ENOENT && strings.HasPrefix(entry, "fd/") {
+			return "", unix.EBADF
+		}
+		return "", err
+	}
+	if err := notify.TaskAlive(hc); err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// dupFD duplicates the task's descriptor fd (pidfd_getfd): the same open
+// file.
+func (g *Gate) dupFD(hc *notify.HandlerCtx, fd uint64) (int, error) {
+	if int32(fd) < 0 {
+		return -1, unix.EBADF
+	}
+	tid := int(hc.Notif.PID)
+	const pidfdThread = unix.O_EXCL // PIDFD_THREAD
+	pidfd, err := unix.PidfdOpen(tid, pidfdThread)
+	if err == unix.EINVAL {
+		pidfd, err = unix.PidfdOpen(g.tgidOf(tid), 0)
+	}
+	if err != nil {
+		return -1, notify.ErrTaskGone
+	}
+	defer unix.Close(pidfd)
+	dup, err := unix.PidfdGetfd(pidfd, int(int32(fd)), 0)
+	if err == unix.EBADF {
+		return -1, unix.EBADF
+	}
+	if err != nil {
+		return -1, unix.EACCES
+	}
+	if err := notify.TaskAlive(hc); err != nil {
+		unix.Close(dup)
+		return -1, err
+	}
+	return dup, nil
+}
+
+// fdPath is the path the kernel reports for one of the supervisor's
+// descriptors.
+func fdPath(fd int) (string, error) { return taskpath.FDPath(fd) }

@@ -1,0 +1,312 @@
+package sandlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock/internal/confine"
+	"github.com/sandlock-go/sandlock/internal/cow"
+	"github.com/sandlock-go/sandlock/internal/cowsys"
+	"github.com/sandlock-go/sandlock/internal/filter"
+	"github.com/sandlock-go/sandlock/internal/fsdeny"
+	"github.com/sandlock-go/sandlock/internal/landlock"
+	"github.com/sandlock-go/sandlock/internal/limits"
+	"github.com/sandlock-go/sandlock/internal/redirect"
+	"github.com/sandlock-go/sandlock/internal/sandbox"
+	"github.com/sandlock-go/sandlock/internal/sysnum"
+)
+
+// The copy-on-write workdir (Workdir, issue 18): the program sees the
+// workdir as if it wrote in place; every write lands in a branch (package
+// cow), served by the supervisor (package cowsys), and the branch is
+// committed, aborted or kept when the run ends (OnExit, OnError).
+
+// workdirPlan is the validated copy-on-write setup of a run.
+type workdirPlan struct {
+	workdir string // canonical
+	storage string // the branch's storage base
+	quota   int64
+	onExit  BranchAction
+	onError BranchAction
+	dryRun  bool
+
+	branch *cow.Branch
+	gate   *cowsys.Gate
+	done   bool // finished (committed, aborted or kept)
+}
+
+// workdir validates the copy-on-write fields, completes what interrupted
+// commits of the workdir left, and makes the run's branch. nil without
+// Workdir.
+func (s *Sandbox) workdir() (*workdirPlan, error) {
+	if s.Workdir == "" {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"FSStorage", s.FSStorage != ""}, {"MaxDisk", s.MaxDisk != ""}, {"OnExit", s.OnExit != BranchActionDefault}, {"OnError", s.OnError != BranchActionDefault}} {
+			if f.set {
+				return nil, field(f.name, "", errors.New("needs Workdir (a copy-on-write workdir)"))
+			}
+		}
+		return nil, nil
+	}
+	if s.NoSupervisor {
+		return nil, field("Workdir", s.Workdir, errors.New("needs the supervisor, which NoSupervisor turns off"))
+	}
+	for _, a := range []struct {
+		name string
+		v    BranchAction
+	}{{"OnExit", s.OnExit}, {"OnError", s.OnError}} {
+		if a.v > BranchActionKeep {
+			return nil, field(a.name, fmt.Sprint(uint8(a.v)), errors.New("not a BranchAction"))
+		}
+	}
+	abs, err := filepath.Abs(s.Workdir)
+	if err != nil {
+		return nil, field("Workdir", s.Workdir, err)
+	}
+	w, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, field("Workdir", s.Workdir, errors.Unwrap(err))
+	}
+	if st, err := os.Stat(w); err != nil {
+		return nil, field("Workdir", s.Workdir, err)
+	} else if !st.IsDir() {
+		return nil, field("Workdir", s.Workdir, unix.ENOTDIR)
+	}
+	if w == "/" {
+		return nil, field("Workdir", s.Workdir, errors.New("the root cannot be a copy-on-write workdir"))
+	}
+	p := &workdirPlan{workdir: w, onExit: s.OnExit, onError: s.OnError}
+	if s.MaxDisk != "" {
+		n, err := limits.ParseSize(s.MaxDisk)
+		if err != nil {
+			return nil, field("MaxDisk", s.MaxDisk, err)
+		}
+		if n == 0 || n > 1<<62 {
+			return nil, field("MaxDisk", s.MaxDisk, errors.New("must be at least 1 byte"))
+		}
+		p.quota = int64(n)
+	}
+	p.storage, err = cow.ChooseBase(w, s.FSStorage)
+	if err != nil {
+		name := "Workdir"
+		if s.FSStorage != "" {
+			name = "FSStorage"
+		}
+		return nil, field(name, s.FSStorage, err)
+	}
+	if within(p.storage, w) || within(w, p.storage) {
+		return nil, field("FSStorage", s.FSStorage, errors.New("the storage and the workdir must not hold one another"))
+	}
+	// Interrupted commits of this workdir are completed before anything
+	// else reads it; branches left by runs that did not end are only
+	// reported.
+	reports, err := cow.Recover(w, cow.Bases(w, s.FSStorage), cow.RecoverOptions{})
+	if err != nil {
+		return nil, field("Workdir", s.Workdir, err)
+	}
+	for _, r := range reports {
+		switch {
+		case r.Err != nil:
+			return nil, field("Workdir", s.Workdir, fmt.Errorf("completing an interrupted commit of branch %s: %w", r.Dir, r.Err))
+		case r.State == cow.StateCommitted:
+			s.logger().Warn("sandlock: completed an interrupted commit of the workdir", "branch", r.Dir)
+		case r.State == cow.StateLeft:
+			s.logger().Info("sandlock: a branch of the workdir was left by a run that did not end (sandlock cow recover lists it)", "branch", r.Dir)
+		}
+	}
+	if p.branch, err = cow.Create(cow.Options{Workdir: w, Base: p.storage, Quota: p.quota}); err != nil {
+		return nil, field("Workdir", s.Workdir, err)
+	}
+	return p, nil
+}
+
+// within reports whether path is root or below it.
+func within(path, root string) bool {
+	return path == root || strings.HasPrefix(path, strings.TrimSuffix(root, "/")+"/")
+}
+
+// landlock gives the program read rights on the workdir and no write
+// right there, whatever the grants say, and no right on the storage.
+func (p *workdirPlan) landlock(cfg *landlock.Config) {
+	cfg.Paths = append(cfg.Paths, landlock.PathRule{Path: p.workdir, Access: landlock.FSRead})
+	cfg.Paths = cow.Carve(cfg.Paths, []cow.Exclusion{
+		{Path: p.workdir, Keep: landlock.FSRead},
+		{Path: p.storage, Keep: 0},
+	}, landlock.FSExecute|landlock.FSWriteFile|landlock.FSReadFile|landlock.FSTruncate|landlock.FSIoctlDev)
+}
+
+// register adds the gate's handlers (before fs-deny's: the gate resolves
+// paths in the merged view and leaves the others to it) and its session
+// hooks.
+func (p *workdirPlan) register(sess *sandbox.Session, pool *confine.Pool, denier *fsdeny.Denier, keepCaps bool) {
+	redirects := redirect.New(sess.TGID)
+	cfg := cowsys.Config{
+		Branch:    p.branch,
+		KeepCaps:  keepCaps,
+		TGID:      sess.TGID,
+		Redirects: redirects,
+		Storage:   p.storage,
+		Pool:      pool,
+	}
+	if denier != nil {
+		cfg.DenyFD, cfg.DenyPath = denier.CheckFD, denier.CheckPath
+	}
+	p.gate = cowsys.New(cfg)
+	p.gate.Register(sess.Table)
+	sess.OnProcessStart(p.gate.ProcessStarted)
+	sess.OnExit(p.gate.ProcessExited)
+	sess.OnSignalStop(redirects.Stop)
+	sess.OnEnd(p.gate.Close)
+	if p.quota > 0 {
+		sess.Background(func(ctx context.Context) {
+			p.branch.Monitor(ctx, func(used, limit int64) {
+				sess.KillSandbox(diskLimitReason, fmt.Sprintf("the workdir's branch holds %s, over MaxDisk %s", limits.FormatSize(uint64(used)), limits.FormatSize(uint64(limit))))
+			})
+		})
+	}
+}
+
+// diskLimitReason marks a sandbox killed for writing past MaxDisk through
+// a descriptor it held.
+const diskLimitReason = "disk quota"
+
+// except lets fstat-style calls through unnotified: with AT_EMPTY_PATH,
+// newfstatat and statx act on a descriptor (unless a user handler wants
+// to see them).
+func (p *workdirPlan) except(into map[int][]filter.Cond, userSyscalls map[int]bool) map[int][]filter.Cond {
+	arch := sysnum.Native()
+	for name, flagsArg := range cowsys.EmptyPathSyscalls {
+		nr, ok := arch.Nr(name)
+		if !ok || userSyscalls[nr] {
+			continue
+		}
+		if into == nil {
+			into = map[int][]filter.Cond{}
+		}
+		into[nr] = append(into[nr], filter.Cond{Tests: []filter.Test{{Arg: flagsArg, Op: filter.AnyBit, Value: unix.AT_EMPTY_PATH}}})
+	}
+	return into
+}
+
+// finish applies the branch action the run's end calls for: OnExit after a
+// run that exited 0, OnError after any other end (a dry run always
+// aborts). It returns the changes the branch held and the error of a
+// commit that failed (the branch is then left for recovery).
+func (p *workdirPlan) finish(res *Result, log interface{ Warn(string, ...any) }) ([]Change, error) {
+	if p == nil || p.done {
+		return nil, nil
+	}
+	p.done = true
+	action := p.onError
+	if res != nil && res.ExitCode == 0 && res.Reason == ReasonExited {
+		action = p.onExit
+		if action == BranchActionDefault {
+			action = BranchActionCommit
+		}
+	} else if action == BranchActionDefault {
+		action = BranchActionAbort
+	}
+	if p.dryRun {
+		action = BranchActionAbort
+	}
+	var changes []cow.Change
+	var err error
+	switch action {
+	case BranchActionCommit:
+		changes, err = p.branch.Commit()
+		if err != nil {
+			p.branch.Close()
+			return nil, &BranchError{Action: "commit", Dir: p.branch.Dir(), Err: err}
+		}
+	case BranchActionKeep:
+		changes, _ = p.branch.Changes()
+		if err = p.branch.Keep(); err != nil {
+			return nil, &BranchError{Action: "keep", Dir: p.branch.Dir(), Err: err}
+		}
+		log.Warn("sandlock: copy-on-write branch kept", "branch", p.branch.Dir(), "workdir", p.workdir)
+	default:
+		changes, _ = p.branch.Changes()
+		if err = p.branch.Abort(); err != nil {
+			return nil, &BranchError{Action: "abort", Dir: p.branch.Dir(), Err: err}
+		}
+	}
+	if action != BranchActionKeep {
+		os.Remove(p.storage) // the base, when no other branch is in it
+	}
+	out := make([]Change, len(changes))
+	for i, c := range changes {
+		out[i] = Change{Kind: ChangeKind(c.Kind), Path: c.Path}
+	}
+	return out, nil
+}
+
+// abandon throws the branch of a run that never started away.
+func (p *workdirPlan) abandon() {
+	if p == nil || p.done {
+		return
+	}
+	p.done = true
+	p.branch.Abort()
+	os.Remove(p.storage)
+}
+
+// BranchError is a copy-on-write branch that could not be committed,
+// aborted or kept as the run's end asked: the workdir is as a commit
+// interrupted at that point leaves it (each file old or new), and the
+// branch stays in Dir for RecoverWorkdir.
+type BranchError struct {
+	Action string // "commit", "abort" or "keep"
+	Dir    string
+	Err    error
+}
+
+func (e *BranchError) Error() string {
+	return fmt.Sprintf("sandlock: %s of the copy-on-write branch %s failed: %v", e.Action, e.Dir, e.Err)
+}
+
+func (e *BranchError) Unwrap() error { return e.Err }
+
+// BranchReport is what RecoverWorkdir found of one branch.
+type BranchReport struct {
+	Dir   string // the branch's directory
+	State string // committed (an interrupted commit, completed), kept, left (by a run that did not end), running, removed
+	Err   error
+}
+
+// RecoverWorkdir completes the interrupted commits of the workdir's
+// branches (in the storage bases a run with fsStorage would use) and
+// reports the other branches; with abort, the branches kept or left by
+// runs that did not end are removed.
+func RecoverWorkdir(workdir, fsStorage string, abort bool) ([]BranchReport, error) {
+	abs, err := filepath.Abs(workdir)
+	if err != nil {
+		return nil, err
+	}
+	w, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("sandlock: %w", err)
+	}
+	bases := cow.Bases(w, fsStorage)
+	if fsStorage != "" {
+		if a, err := filepath.Abs(fsStorage); err == nil {
+			bases[0] = a
+		}
+	}
+	reports, err := cow.Recover(w, bases, cow.RecoverOptions{Abort: abort})
+	if err != nil {
+		return nil, fmt.Errorf("sandlock: %w", err)
+	}
+	out := make([]BranchReport, len(reports))
+	for i, r := range reports {
+		out[i] = BranchReport{Dir: r.Dir, State: string(r.State), Err: r.Err}
+	}
+	return out, nil
+}
