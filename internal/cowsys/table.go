@@ -87,7 +87,9 @@ func (g *Gate) handlers() []entry {
 			}
 			return g.remove(hc, a(hc, 0), a(hc, 1), a(hc, 2)&unix.AT_REMOVEDIR != 0)
 		}},
-		{"rename", func(g *Gate, hc *notify.HandlerCtx) notify.Action { return g.rename(hc, cwd, a(hc, 0), cwd, a(hc, 1), 0) }},
+		{"rename", func(g *Gate, hc *notify.HandlerCtx) notify.Action {
+			return g.rename(hc, cwd, a(hc, 0), cwd, a(hc, 1), 0)
+		}},
 		{"renameat", func(g *Gate, hc *notify.HandlerCtx) notify.Action {
 			return g.rename(hc, a(hc, 0), a(hc, 1), a(hc, 2), a(hc, 3), 0)
 		}},
@@ -98,7 +100,9 @@ func (g *Gate) handlers() []entry {
 		{"linkat", func(g *Gate, hc *notify.HandlerCtx) notify.Action {
 			return g.link(hc, a(hc, 0), a(hc, 1), a(hc, 2), a(hc, 3), a(hc, 4))
 		}},
-		{"chmod", func(g *Gate, hc *notify.HandlerCtx) notify.Action { return g.chmod(hc, cwd, a(hc, 0), a(hc, 1), 0, false) }},
+		{"chmod", func(g *Gate, hc *notify.HandlerCtx) notify.Action {
+			return g.chmod(hc, cwd, a(hc, 0), a(hc, 1), 0, false)
+		}},
 		{"fchmodat", func(g *Gate, hc *notify.HandlerCtx) notify.Action {
 			return g.chmod(hc, a(hc, 0), a(hc, 1), a(hc, 2), 0, false)
 		}},
