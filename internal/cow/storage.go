@@ -78,11 +78,18 @@ func ChooseBase(workdir, fsStorage string) (string, error) {
 				continue // the workdir is a mount point: its parent is elsewhere
 			}
 		}
+		if near(base, []Exclusion{{Path: workdir}}) && base != "/" {
+			continue // in the workdir, or holding it
+		}
 		if err := PrepareBase(base); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		return canonicalDir(base)
+		c, err := canonicalDir(base)
+		if err != nil || near(c, []Exclusion{{Path: workdir}}) {
+			continue
+		}
+		return c, nil
 	}
 	return "", fmt.Errorf("no storage for the branch: %w", errors.Join(errs...))
 }
