@@ -1,0 +1,683 @@
+package sandlock_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock"
+)
+
+// Tests of the copy-on-write workdir (issue 18), in real sandboxes: every
+// semantic inside the sandbox and after the commit, abort and keep, the
+// supervisor killed during the run and during the commit, dry runs,
+// MaxDisk, and what the program can never reach (the workdir itself, the
+// branch storage).
+
+// cowTree makes a project directory for a test: files, a nested
+// directory, a symlink, and a parent of its own (the branch storage goes
+// beside the workdir).
+func cowTree(t *testing.T) string {
+	t.Helper()
+	top := tempDir(t)
+	w := filepath.Join(top, "project")
+	for p, data := range map[string]string{
+		"a.txt":         "alpha\n",
+		"b.txt":         "beta\n",
+		"c.txt":         "gamma\n",
+		"a-copy.txt":    "old copy\n",
+		"dir/sub/d.txt": "delta\n",
+		"dir/e.txt":     "epsilon\n",
+		"full/x":        "x\n",
+	} {
+		os.MkdirAll(filepath.Dir(filepath.Join(w, p)), 0o777)
+		if err := os.WriteFile(filepath.Join(w, p), []byte(data), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink("a.txt", filepath.Join(w, "link"))
+	filepath.Walk(top, func(p string, fi os.FileInfo, err error) error {
+		// Everyone's, for the tests run as nobody.
+		if fi.IsDir() {
+			os.Chmod(p, 0o777)
+		} else if fi.Mode().IsRegular() {
+			os.Chmod(p, 0o666)
+		}
+		return nil
+	})
+	return w
+}
+
+// cowSnapshot describes a tree: every entry's type, mode, owner, size,
+// content or link target, and times; hard links share an inode tag.
+func cowSnapshot(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	inodes := map[uint64]string{}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, p)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		desc := fmt.Sprintf("mode=%o uid=%d gid=%d mtime=%d.%09d", st.Mode, st.Uid, st.Gid, st.Mtim.Sec, st.Mtim.Nsec)
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			b, _ := os.ReadFile(p)
+			desc += fmt.Sprintf(" data=%q", b)
+			if st.Nlink > 1 {
+				if first, ok := inodes[st.Ino]; ok {
+					desc += " linked-to=" + first
+				} else {
+					inodes[st.Ino] = rel
+				}
+			}
+		case unix.S_IFLNK:
+			l, _ := os.Readlink(p)
+			desc += " link=" + l
+		}
+		out[rel] = desc
+		return nil
+	})
+	return out
+}
+
+func cowSame(t *testing.T, what string, got, want map[string]string) {
+	t.Helper()
+	var diffs []string
+	for k, v := range want {
+		if got[k] != v {
+			diffs = append(diffs, fmt.Sprintf("%s: %q, want %q", k, got[k], v))
+		}
+	}
+	for k, v := range got {
+		if _, ok := want[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s: unexpected %q", k, v))
+		}
+	}
+	sort.Strings(diffs)
+	for _, d := range diffs {
+		t.Errorf("%s: %s", what, d)
+	}
+}
+
+// cowBox is base() with the workdir.
+func cowBox(w string) *sandlock.Sandbox {
+	sb := base()
+	sb.Workdir = w
+	return sb
+}
+
+// storageOf returns the branch storage base beside the workdir.
+func storageOf(w string) string { return filepath.Join(filepath.Dir(w), ".sandlock-cow") }
+
+// branchesIn lists the branch directories in a storage base.
+func branchesIn(base string) []string {
+	ents, _ := os.ReadDir(base)
+	var out []string
+	for _, e := range ents {
+		out = append(out, filepath.Join(base, e.Name()))
+	}
+	return out
+}
+
+// cowScript exercises every semantic of the merged view; each line of its
+// output is checked. It runs in the workdir, which it finds in $W.
+const cowScript = `
+set -e
+cat a.txt
+echo more >> a.txt
+cat a.txt
+ls | tr '\n' ' '; echo
+mv dir renamed
+ls renamed | tr '\n' ' '; echo
+cat renamed/sub/d.txt
+echo over > over.txt
+mv over.txt a-copy.txt
+cat a-copy.txt
+rm b.txt
+echo again > b.txt
+cat b.txt
+rmdir full 2>&1 || true
+rm full/x
+rmdir full && echo full-removed
+(set -C; echo x > a.txt) 2>/dev/null || echo excl-refused
+ln a.txt hard
+echo via-hard >> hard
+tail -1 a.txt
+ln -s a.txt rel
+ln -s "$W/b.txt" abs
+cat rel abs
+chmod 600 a.txt
+stat -c %a a.txt
+touch -d '2001-02-03 04:05:06 UTC' c.txt
+stat -c %Y c.txt
+exec 3<c.txt
+rm c.txt
+cat <&3
+test -e c.txt || echo c-gone
+printf '#!/bin/sh\necho script-ran\n' > run.sh
+chmod +x run.sh
+./run.sh
+cp /bin/true mytrue
+./mytrue && echo binary-ran
+mkdir -p new/deeper
+cd new/deeper
+pwd
+echo inside > f
+cd ../..
+cat new/deeper/f
+`
+
+var cowScriptOut = []string{
+	"alpha", "alpha", "more", "a-copy.txt a.txt b.txt c.txt dir full link ", "e.txt sub ", "delta", "over",
+	"again", "rmdir: failed to remove 'full': Directory not empty", "full-removed", "excl-refused", "via-hard",
+	"alpha", "more", "via-hard", "again", "600", "981173106", "gamma", "c-gone", "script-ran", "binary-ran", "%W/new/deeper", "inside",
+}
+
+// cowScriptAfter is the workdir after a commit of cowScript (without the
+// files whose metadata varies).
+func checkAfterScript(t *testing.T, w string) {
+	t.Helper()
+	want := map[string]string{
+		"a.txt":             "alpha\nmore\nvia-hard\n",
+		"hard":              "alpha\nmore\nvia-hard\n",
+		"a-copy.txt":        "over\n",
+		"b.txt":             "again\n",
+		"renamed/sub/d.txt": "delta\n",
+		"renamed/e.txt":     "epsilon\n",
+		"new/deeper/f":      "inside\n",
+		"run.sh":            "#!/bin/sh\necho script-ran\n",
+	}
+	for p, data := range want {
+		b, err := os.ReadFile(filepath.Join(w, p))
+		if err != nil || string(b) != data {
+			t.Errorf("after commit, %s: %q %v, want %q", p, b, err, data)
+		}
+	}
+	for _, p := range []string{"c.txt", "dir", "full"} {
+		if _, err := os.Lstat(filepath.Join(w, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("after commit, %s: %v, want it gone", p, err)
+		}
+	}
+	var a, h unix.Stat_t
+	unix.Stat(filepath.Join(w, "a.txt"), &a)
+	unix.Stat(filepath.Join(w, "hard"), &h)
+	if a.Ino != h.Ino || a.Nlink != 2 || a.Mode&0o777 != 0o600 {
+		t.Errorf("after commit, a.txt and hard: inodes %d %d, links %d, mode %o: want one file, 2 links, 0600", a.Ino, h.Ino, a.Nlink, a.Mode&0o777)
+	}
+	for p, target := range map[string]string{"rel": "a.txt", "abs": filepath.Join(w, "b.txt")} {
+		if l, err := os.Readlink(filepath.Join(w, p)); err != nil || l != target {
+			t.Errorf("after commit, %s: %q %v, want a symlink to %s", p, l, err, target)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(w, "mytrue")); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("after commit, mytrue: %v %v", fi, err)
+	}
+	if _, err := os.Stat(storageOf(w)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the storage is still there after the commit: %v", err)
+	}
+}
+
+func scriptLines(out []byte, w string) []string {
+	return strings.Split(strings.TrimSuffix(strings.ReplaceAll(string(out), w, "%W"), "\n"), "\n")
+}
+
+// TestWorkdirSemantics: inside, every semantic of the merged view; the
+// real workdir untouched while the program runs; after it exits 0, the
+// workdir is what the program saw.
+func TestWorkdirSemantics(t *testing.T) {
+	w := cowTree(t)
+	before := cowSnapshot(t, w)
+	sb := cowBox(w)
+	sb.Env = map[string]string{"W": w}
+	// The program stops after the script until told to go on: the
+	// workdir is checked meanwhile.
+	proc, err := sb.Popen(sandlock.Stdio{Stdin: sandlock.StdioPiped, Stdout: sandlock.StdioPiped, Stderr: sandlock.StdioPiped},
+		"/bin/sh", "-c", cowScript+"echo done\nread go\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	outc := make(chan []byte, 1)
+	errc := make(chan []byte, 1)
+	go func() { b, _ := readAllOf(proc.Stdout); outc <- b }()
+	go func() { b, _ := readAllOf(proc.Stderr); errc <- b }()
+	// Wait for "done": read stdout line by line through a second reader.
+	time.Sleep(0)
+	deadline := time.Now().Add(cliDeadline)
+	for time.Now().Before(deadline) {
+		if entries := branchesIn(storageOf(w)); len(entries) == 1 {
+			if _, err := os.Stat(filepath.Join(entries[0], "upper", "new", "deeper", "f")); err == nil {
+				break
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cowSame(t, "the workdir while the program runs", cowSnapshot(t, w), before)
+	proc.Stdin.Write([]byte("go\n"))
+	res, err := proc.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr := <-outc, <-errc
+	if res.ExitCode != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", res.ExitCode, out, stderr)
+	}
+	got := scriptLines(out, w)
+	want := append(append([]string(nil), cowScriptOut...), "done")
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("inside the sandbox:\n%s\nwant:\n%s\nstderr:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), stderr)
+	}
+	checkAfterScript(t, w)
+}
+
+func readAllOf(f *os.File) ([]byte, error) {
+	var b []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := f.Read(buf)
+		b = append(b, buf[:n]...)
+		if err != nil {
+			return b, nil
+		}
+	}
+}
+
+// TestWorkdirGit: git init and git commit inside; the repository is whole
+// after the commit.
+func TestWorkdirGit(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Fatal("git is needed")
+	}
+	w := cowTree(t)
+	sb := cowBox(w)
+	sb.Env = map[string]string{"HOME": "/nonexistent", "GIT_CONFIG_NOSYSTEM": "1"}
+	res := sh(t, sb, `git init -q repo && cd repo && echo hello > f && git add f &&
+git -c user.email=a@b -c user.name=n commit -qm first && echo more >> f && git -c user.email=a@b -c user.name=n commit -qam second &&
+git log --format=%s | tr '\n' ' ' && git status --porcelain | wc -l`)
+	if res.ExitCode != 0 || strings.TrimSpace(string(res.Stdout)) != "second first 0" {
+		t.Fatalf("git inside: exit %d stdout %q stderr %s", res.ExitCode, res.Stdout, res.Stderr)
+	}
+	out, err := exec.Command("git", "-C", filepath.Join(w, "repo"), "log", "--format=%s").CombinedOutput()
+	if err != nil || string(out) != "second\nfirst\n" {
+		t.Errorf("git log after commit: %q %v", out, err)
+	}
+	if out, err := exec.Command("git", "-C", filepath.Join(w, "repo"), "fsck", "--strict").CombinedOutput(); err != nil {
+		t.Errorf("git fsck after commit: %v\n%s", err, out)
+	}
+}
+
+// TestWorkdirAbort: a failing run (the default: abort), and OnExit abort:
+// the workdir is unchanged byte for byte and metadata for metadata, and
+// the storage is gone.
+func TestWorkdirAbort(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		exit   string
+		onExit sandlock.BranchAction
+	}{{"failure", "exit 3", sandlock.BranchActionDefault}, {"abort on success", "true", sandlock.BranchActionAbort}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := cowTree(t)
+			before := cowSnapshot(t, w)
+			sb := cowBox(w)
+			sb.OnExit = tc.onExit
+			sb.Env = map[string]string{"W": w}
+			res := sh(t, sb, cowScript+tc.exit)
+			if res.ExitCode != 0 && tc.exit == "true" || res.ExitCode != 3 && tc.exit != "true" {
+				t.Fatalf("exit %d: %s", res.ExitCode, res.Stderr)
+			}
+			cowSame(t, "the workdir after the abort", cowSnapshot(t, w), before)
+			if _, err := os.Stat(storageOf(w)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("storage left: %v", err)
+			}
+		})
+	}
+}
+
+// TestWorkdirKeep: the branch stays where the log says, the workdir is
+// unchanged, and RecoverWorkdir reports it and removes it when asked.
+func TestWorkdirKeep(t *testing.T) {
+	w := cowTree(t)
+	before := cowSnapshot(t, w)
+	sb := cowBox(w)
+	sb.OnExit = sandlock.BranchActionKeep
+	var log strings.Builder
+	var mu sync.Mutex
+	sb.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &log}, nil))
+	res := sh(t, sb, "echo kept > k")
+	if res.ExitCode != 0 {
+		t.Fatal(string(res.Stderr))
+	}
+	cowSame(t, "the workdir with a kept branch", cowSnapshot(t, w), before)
+	br := branchesIn(storageOf(w))
+	if len(br) != 1 || !strings.Contains(log.String(), br[0]) {
+		t.Fatalf("branches %v; log %q", br, log.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(br[0], "upper", "k")); err != nil || string(b) != "kept\n" {
+		t.Errorf("the kept branch holds %q %v", b, err)
+	}
+	reps, err := sandlock.RecoverWorkdir(w, "", false)
+	if err != nil || len(reps) != 1 || reps[0].State != "kept" || reps[0].Dir != br[0] {
+		t.Fatalf("recover: %+v %v", reps, err)
+	}
+	reps, err = sandlock.RecoverWorkdir(w, "", true)
+	if err != nil || len(reps) != 1 || reps[0].State != "removed" {
+		t.Fatalf("recover --abort: %+v %v", reps, err)
+	}
+	if br := branchesIn(storageOf(w)); len(br) != 0 {
+		t.Errorf("branches after recover --abort: %v", br)
+	}
+	cowSame(t, "the workdir after recover --abort", cowSnapshot(t, w), before)
+}
+
+// TestDryRun: the changes are reported, sorted, and nothing is applied,
+// whatever OnExit says.
+func TestDryRun(t *testing.T) {
+	w := cowTree(t)
+	before := cowSnapshot(t, w)
+	sb := cowBox(w)
+	sb.OnExit = sandlock.BranchActionCommit
+	dr, err := sb.DryRun(ctxT(t), "/bin/sh", "-c", "echo x >> a.txt; rm b.txt; echo n > new.txt; mkdir d2; rm -r dir; echo out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dr.ExitCode != 0 || string(dr.Stdout) != "out\n" {
+		t.Fatalf("dry run: %+v %s", dr.Result, dr.Stderr)
+	}
+	var got []string
+	for _, c := range dr.Changes {
+		got = append(got, string(c.Kind)+"  "+c.Path)
+	}
+	want := []string{"M  a.txt", "D  b.txt", "D  dir", "D  dir/e.txt", "D  dir/sub", "D  dir/sub/d.txt", "A  d2", "A  new.txt"}
+	sort.Slice(want, func(i, j int) bool { return want[i][3:] < want[j][3:] })
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	cowSame(t, "the workdir after a dry run", cowSnapshot(t, w), before)
+
+	if _, err := base().DryRun(ctxT(t), "true"); err == nil || !strings.Contains(err.Error(), "Workdir") {
+		t.Errorf("DryRun without Workdir: %v", err)
+	}
+}
+
+// TestCLIDryRun: --dry-run prints the changes as upstream does, on
+// standard error, and changes nothing; without --workdir it is an error.
+func TestCLIDryRun(t *testing.T) {
+	w := cowTree(t)
+	before := cowSnapshot(t, w)
+	code, stdout, stderr := cli(t, cliRunArgs(cliGrants("--workdir", w, "--dry-run"), "/bin/sh", "-c", "echo x >> a.txt; rm b.txt; echo n > new.txt; echo out")...)
+	if want := "sandlock: dry-run: filesystem changes:\nM  a.txt\nD  b.txt\nA  new.txt\n"; code != 0 || stdout != "out\n" || stderr != want {
+		t.Errorf("--dry-run: exit %d stdout %q stderr %q, want %q", code, stdout, stderr, want)
+	}
+	code, _, stderr = cli(t, cliRunArgs(cliGrants("--workdir", w, "--dry-run"), "true")...)
+	if code != 0 || stderr != "sandlock: dry-run: no filesystem changes\n" {
+		t.Errorf("--dry-run with no change: exit %d stderr %q", code, stderr)
+	}
+	code, _, stderr = cli(t, cliRunArgs(cliGrants("--dry-run"), "true")...)
+	if code != 1 || stderr != "sandlock: --dry-run requires --workdir\n" {
+		t.Errorf("--dry-run without --workdir: exit %d stderr %q", code, stderr)
+	}
+	cowSame(t, "the workdir after dry runs", cowSnapshot(t, w), before)
+}
+
+// TestCLIWorkdirAsNobody: the whole script, its commit, and an abort, as
+// an unprivileged user.
+func TestCLIWorkdirAsNobody(t *testing.T) {
+	w := cowTree(t)
+	exec.Command("chown", "-R", "65534:65534", filepath.Dir(w)).Run()
+	code, stdout, stderr := cliAs(t, cliNobody, cliRunArgs(cliGrants("--workdir", w, "--env", "W="+w), "/bin/sh", "-c", cowScript)...)
+	if code != 0 {
+		t.Fatalf("as nobody: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if got := scriptLines([]byte(stdout), w); strings.Join(got, "\n") != strings.Join(cowScriptOut, "\n") {
+		t.Errorf("as nobody:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(cowScriptOut, "\n"))
+	}
+	checkAfterScript(t, w)
+
+	before := cowSnapshot(t, w)
+	code, _, stderr = cliAs(t, cliNobody, cliRunArgs(cliGrants("--workdir", w), "/bin/sh", "-c", "rm -rf renamed; echo x > a.txt; exit 5")...)
+	if code != 5 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	cowSame(t, "the workdir after an aborted run as nobody", cowSnapshot(t, w), before)
+}
+
+// TestCLIStatusAfterCommit: --status-fd is written once the commit is done:
+// whoever reads the status line finds the committed workdir.
+func TestCLIStatusAfterCommit(t *testing.T) {
+	w := cowTree(t)
+	r, wr, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(cliBinary, cliRunArgs(cliGrants("--workdir", w, "--status-fd", "3"), "/bin/sh", "-c", "for i in $(seq 200); do echo $i > f$i; done; echo final > a.txt")...)
+	cmd.ExtraFiles = []*os.File{wr}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	wr.Close()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil || line != "{\"exit_code\":0}\n" {
+		t.Fatalf("status: %q %v", line, err)
+	}
+	// Read at once: no waiting for the CLI to exit.
+	if b, err := os.ReadFile(filepath.Join(w, "a.txt")); err != nil || string(b) != "final\n" {
+		t.Errorf("a.txt when the status came: %q %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(w, "f200")); err != nil || string(b) != "200\n" {
+		t.Errorf("f200 when the status came: %q %v", b, err)
+	}
+	cmd.Wait()
+}
+
+// TestCLISupervisorKilledDuringRun: kill -9 of sandlock while the program
+// writes: the program dies with it, the workdir is unchanged, and the
+// branch is left for `sandlock cow recover`, which lists it and removes it
+// with --abort.
+func TestCLISupervisorKilledDuringRun(t *testing.T) {
+	for _, as := range []struct {
+		name   string
+		prefix []string
+	}{{"root", nil}, {"nobody", cliNobody}} {
+		t.Run(as.name, func(t *testing.T) {
+			w := cowTree(t)
+			exec.Command("chown", "-R", "65534:65534", filepath.Dir(w)).Run()
+			before := cowSnapshot(t, w)
+			marker := cliMarker(60)
+			argv := append(append([]string(nil), as.prefix...), cliBinary)
+			argv = append(argv, cliRunArgs(cliGrants("--workdir", w), "/bin/sh", "-c", "echo x > a.txt; rm b.txt; mkdir n; echo y > n/f; exec sleep "+marker)...)
+			cmd := exec.Command(argv[0], argv[1:]...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(cliDeadline)
+			for len(cliMarkerProcs(t, marker)) == 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			// The CLI itself (setpriv execs it: same pid).
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			for len(cliMarkerProcs(t, marker)) > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if p := cliMarkerProcs(t, marker); len(p) > 0 {
+				t.Errorf("the program outlived its supervisor: %v", p)
+			}
+			cowSame(t, "the workdir after the supervisor was killed", cowSnapshot(t, w), before)
+			code, stdout, stderr := cliAs(t, as.prefix, "cow", "recover", w)
+			if code != 0 || !strings.HasPrefix(stdout, "left ") || strings.Count(stdout, "\n") != 1 {
+				t.Errorf("cow recover: exit %d stdout %q stderr %q", code, stdout, stderr)
+			}
+			code, stdout, stderr = cliAs(t, as.prefix, "cow", "recover", "--abort", w)
+			if code != 0 || !strings.HasPrefix(stdout, "removed ") {
+				t.Errorf("cow recover --abort: exit %d stdout %q stderr %q", code, stdout, stderr)
+			}
+			if br := branchesIn(storageOf(w)); len(br) != 0 {
+				t.Errorf("branches left: %v", br)
+			}
+			cowSame(t, "the workdir after recover --abort", cowSnapshot(t, w), before)
+		})
+	}
+}
+
+// TestCLICommitKilled: kill -9 of sandlock at many points of a commit of a
+// large file and of a tree with renames and hard links, then the next run
+// on the workdir completes the commit: each file is its old or its new
+// version before, the new one after, and nothing is left behind.
+func TestCLICommitKilled(t *testing.T) {
+	const script = `set -e
+head -c 16777216 /dev/zero | tr '\0' 'n' > big
+for i in $(seq 300); do echo "new $i" > "f$i"; done
+mv dir renamed
+ln a.txt hard
+echo more >> hard
+rm b.txt
+mkdir -p t/u && for i in $(seq 100); do echo $i > t/u/g$i; done
+echo done`
+	newBig := strings.Repeat("n", 16<<20)
+	kills, completed := 0, 0
+	for i := 0; i < 12; i++ {
+		w := cowTree(t)
+		os.WriteFile(filepath.Join(w, "big"), []byte("the old big file\n"), 0o666)
+		for j := 1; j <= 300; j += 7 {
+			os.WriteFile(filepath.Join(w, "f"+strconv.Itoa(j)), []byte("old "+strconv.Itoa(j)+"\n"), 0o666)
+		}
+		old := cowSnapshot(t, w)
+		cmd := exec.Command(cliBinary, cliRunArgs(cliGrants("--workdir", w), "/bin/sh", "-c", script)...)
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		if line != "done\n" {
+			t.Fatalf("the script: %q", line)
+		}
+		// The program is done: the commit comes. Kill at a point of it
+		// that moves with i (the journal's appearance starts the clock).
+		var journal string
+		deadline := time.Now().Add(cliDeadline)
+		for journal == "" && time.Now().Before(deadline) {
+			for _, b := range branchesIn(storageOf(w)) {
+				if _, err := os.Stat(filepath.Join(b, "journal")); err == nil {
+					journal = b
+				}
+			}
+			if cmd.ProcessState != nil {
+				break
+			}
+		}
+		time.Sleep(time.Duration(i*i) * 100 * time.Microsecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if journal != "" {
+			kills++
+		}
+		// Before recovery: every file old or new, whole.
+		for rel, desc := range cowSnapshot(t, w) {
+			if !strings.Contains(desc, "data=") || strings.HasPrefix(filepath.Base(rel), ".sandlock-") {
+				continue
+			}
+			data := desc[strings.Index(desc, "data="):]
+			if o, ok := old[rel]; ok && strings.HasSuffix(o, data) {
+				continue
+			}
+			if rel == "big" && data == fmt.Sprintf("data=%q", newBig) {
+				continue
+			}
+			if strings.HasPrefix(rel, "f") || strings.HasPrefix(rel, "t/") || rel == "hard" || rel == "a.txt" || strings.HasPrefix(rel, "renamed") {
+				if strings.HasPrefix(data, `data="new `) || strings.HasPrefix(rel, "t/") || rel == "hard" || rel == "a.txt" || strings.HasPrefix(rel, "renamed") {
+					continue
+				}
+			}
+			t.Errorf("kill %d: %s holds neither its old nor its new content: %.60s", i, rel, data)
+		}
+		// The next run on the workdir completes the commit first.
+		code, out, stderr := cli(t, cliRunArgs(cliGrants("--workdir", w), "/bin/sh", "-c", "cat f1; wc -c < big")...)
+		if code != 0 || out != "new 1\n16777216\n" {
+			t.Errorf("kill %d: the next run: exit %d stdout %q stderr %q", i, code, out, stderr)
+		}
+		if strings.Contains(stderr, "completed an interrupted commit") {
+			completed++
+		}
+		if b, _ := os.ReadFile(filepath.Join(w, "hard")); string(b) != "alpha\nmore\n" {
+			t.Errorf("kill %d: hard = %q", i, b)
+		}
+		var a, h unix.Stat_t
+		unix.Stat(filepath.Join(w, "a.txt"), &a)
+		unix.Stat(filepath.Join(w, "hard"), &h)
+		if a.Ino != h.Ino {
+			t.Errorf("kill %d: a.txt and hard are not one file after recovery", i)
+		}
+		filepath.Walk(w, func(p string, fi os.FileInfo, err error) error {
+			if strings.HasPrefix(fi.Name(), ".sandlock-") {
+				t.Errorf("kill %d: left-over %s", i, p)
+			}
+			return nil
+		})
+		if br := branchesIn(storageOf(w)); len(br) != 0 {
+			t.Errorf("kill %d: branches left: %v", i, br)
+		}
+	}
+	t.Logf("%d runs killed during their commit, %d of which the next run completed", kills, completed)
+	if kills == 0 || completed == 0 {
+		t.Errorf("no commit was interrupted (%d kills, %d completions): the test proved nothing", kills, completed)
+	}
+}
+
+// TestWorkdirUnreachable: whatever the grants, the program cannot write
+// the workdir itself (not even through a symlink placed outside it, which
+// the kernel resolves) nor reach the branch storage by name.
+func TestWorkdirUnreachable(t *testing.T) {
+	w := cowTree(t)
+	outside := filepath.Dir(w)
+	os.Symlink(filepath.Join(w, "a.txt"), filepath.Join(outside, "link-in"))
+	os.Mkdir(filepath.Join(outside, "sibling"), 0o777)
+	before := cowSnapshot(t, w)
+	sb := &sandlock.Sandbox{FSReadable: []string{"/"}, FSWritable: []string{outside}, Workdir: w}
+	sb.OnExit = sandlock.BranchActionAbort
+	res := run(t, sb, python, "-c", errnoProbe+`
+import os, sys
+out = []
+w, outside = sys.argv[1], sys.argv[2]
+def tryit(name, f):
+    try:
+        f()
+        out.append(name + ":OK")
+    except OSError as e:
+        out.append(name + ":" + errno.errorcode[e.errno])
+tryit("write-through-outside-link", lambda: open(outside + "/link-in", "w").write("x"))
+store = outside + "/.sandlock-cow"
+tryit("list-storage", lambda: os.listdir(store))
+tryit("stat-storage", lambda: os.stat(store))
+tryit("write-in-workdir", lambda: open(w + "/a.txt", "a").write("through the branch\n"))
+tryit("sibling-file", lambda: open(outside + "/sibling/f", "w").write("y"))
+# The grant on the workdir's parent keeps its rights on every entry but
+# the workdir and the storage; a new entry directly in the parent is the
+# price of that (Landlock only adds rights, see cow.Carve).
+tryit("new-entry-in-parent", lambda: open(outside + "/new", "w").write("y"))
+print(" ".join(out))
+`, w, outside)
+	want := "write-through-outside-link:EACCES list-storage:EACCES stat-storage:EACCES write-in-workdir:OK sibling-file:OK new-entry-in-parent:EACCES"
+	if strings.TrimSpace(string(res.Stdout)) != want {
+		t.Errorf("got  %s\nwant %s\nstderr: %s", res.Stdout, want, res.Stderr)
+	}
+	cowSame(t, "the workdir", cowSnapshot(t, w), before)
+}
