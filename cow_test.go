@@ -681,3 +681,175 @@ print(" ".join(out))
 	}
 	cowSame(t, "the workdir", cowSnapshot(t, w), before)
 }
+
+// TestMaxDisk: the upper layer never takes more than MaxDisk. A copy, a
+// truncation or a new entry that would pass it fails with ENOSPC; a
+// program that writes past it through a descriptor it holds is killed,
+// and its branch is never committed.
+func TestMaxDisk(t *testing.T) {
+	w := cowTree(t)
+	os.WriteFile(filepath.Join(w, "big"), make([]byte, 3<<20), 0o666)
+	before := cowSnapshot(t, w)
+	sb := cowBox(w)
+	sb.MaxDisk = "2M"
+	res := run(t, sb, python, "-c", errnoProbe+`
+import os
+out = []
+def tryit(name, f):
+    try:
+        f()
+        out.append(name + ":OK")
+    except OSError as e:
+        out.append(name + ":" + errno.errorcode[e.errno])
+tryit("small-write", lambda: open("small", "w").write("x" * 1000))
+tryit("copy-up-of-3M", lambda: open("big", "a").write("x"))
+tryit("truncate-to-3M", lambda: os.truncate("small", 3 << 20))
+tryit("read-big", lambda: len(open("big").read()))
+print(" ".join(out))
+`)
+	if got, want := strings.TrimSpace(string(res.Stdout)), "small-write:OK copy-up-of-3M:ENOSPC truncate-to-3M:ENOSPC read-big:OK"; got != want {
+		t.Errorf("got  %s\nwant %s\nstderr %s", got, want, res.Stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(w, "small")); err != nil || len(b) != 1000 {
+		t.Errorf("small after the commit: %d bytes, %v", len(b), err)
+	}
+
+	// Writing on and on through one descriptor: killed.
+	os.Remove(filepath.Join(w, "small"))
+	before = cowSnapshot(t, w)
+	var log strings.Builder
+	var mu sync.Mutex
+	sb.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &log}, nil))
+	res = run(t, sb, python, "-c", `
+f = open("flood", "wb", buffering=0)
+chunk = b"z" * 65536
+while True:
+    f.write(chunk)
+`)
+	if res.Reason != sandlock.ReasonKilled {
+		t.Errorf("the flooding program: %+v %s", res, res.Stderr)
+	}
+	mu.Lock()
+	msg := log.String()
+	mu.Unlock()
+	if !strings.Contains(msg, "disk quota") || !strings.Contains(msg, "over MaxDisk 2M") {
+		t.Errorf("log: %s", msg)
+	}
+	cowSame(t, "the workdir after the flood", cowSnapshot(t, w), before)
+	if i := strings.Index(msg, "branch holds "); i >= 0 {
+		t.Logf("killed when the branch held %s (quota 2M)", strings.Fields(msg[i+len("branch holds "):])[0])
+	}
+
+	// How far past the quota a writer flat out gets: a C program writing
+	// 1 MiB at a time, its branch kept to be measured.
+	flood := cProgram(t, "cowflood", `
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(void) {
+	static char buf[1 << 20];
+	memset(buf, 'z', sizeof buf);
+	int fd = open("flood", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) return 2;
+	for (;;) if (write(fd, buf, sizeof buf) < 0) return 3;
+}`)
+	sb = cowBox(w)
+	sb.FSReadable = append(sb.FSReadable, filepath.Dir(flood))
+	sb.MaxDisk = "16M"
+	sb.OnError = sandlock.BranchActionKeep
+	res = run(t, sb, flood)
+	if res.Reason != sandlock.ReasonKilled {
+		t.Fatalf("the C flood: %+v %s", res, res.Stderr)
+	}
+	br := branchesIn(storageOf(w))
+	if len(br) != 1 {
+		t.Fatalf("branches: %v", br)
+	}
+	fi, err := os.Stat(filepath.Join(br[0], "upper", "flood"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a writer of 1 MiB chunks was stopped with %d MiB written, %d MiB past the 16 MiB quota", fi.Size()>>20, (fi.Size()-16<<20)>>20)
+	if _, err := sandlock.RecoverWorkdir(w, "", true); err != nil {
+		t.Fatal(err)
+	}
+	cowSame(t, "the workdir after the C flood", cowSnapshot(t, w), before)
+}
+
+// TestWorkdirPathRace: a thread rewrites the path of an open for writing
+// between a file outside the workdir (which the gate leaves to the kernel)
+// and one inside it, or a name in the branch storage, thousands of times:
+// the kernel never writes the workdir itself nor creates anything in the
+// storage, while the allowed file is written.
+func TestWorkdirPathRace(t *testing.T) {
+	racer := cProgram(t, "cowrace", `
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static char path[4096];
+static const char *a, *b;
+static volatile int stop;
+static void *flip(void *arg) {
+	while (!stop) {
+		strcpy(path, b);
+		strcpy(path, a);
+	}
+	return NULL;
+}
+int main(int argc, char **argv) {
+	a = argv[1];
+	b = argv[2];
+	strcpy(path, a);
+	pthread_t th;
+	pthread_create(&th, NULL, flip, NULL);
+	int ok = 0;
+	for (int i = 0; i < 5000; i++) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			if (write(fd, "EVIL\n", 5) == 5) ok++;
+			close(fd);
+		}
+	}
+	stop = 1;
+	pthread_join(th, NULL);
+	printf("%d\n", ok);
+	return 0;
+}`)
+	w := cowTree(t)
+	outside := filepath.Join(filepath.Dir(w), "out")
+	os.Mkdir(outside, 0o777)
+	before := cowSnapshot(t, w)
+	for _, b := range []string{filepath.Join(w, "a.txt"), filepath.Join(storageOf(w), "planted")} {
+		sb := cowBox(w)
+		sb.FSReadable = append(sb.FSReadable, filepath.Dir(racer))
+		sb.FSWritable = []string{outside}
+		sb.OnExit = sandlock.BranchActionKeep
+		res := run(t, sb, racer, filepath.Join(outside, "target"), b)
+		if res.ExitCode != 0 {
+			t.Fatalf("racer: %+v %s", res, res.Stderr)
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(string(res.Stdout)))
+		if n == 0 {
+			t.Errorf("racing %s: no write succeeded: the allowed side never worked", b)
+		}
+		if got, err := os.ReadFile(filepath.Join(outside, "target")); err != nil || string(got) != "EVIL\n" {
+			t.Errorf("the allowed file: %q %v", got, err)
+		}
+		t.Logf("racing %s: %d of 5000 opens wrote", b, n)
+		cowSame(t, "the workdir during the race", cowSnapshot(t, w), before)
+		for _, br := range branchesIn(storageOf(w)) {
+			if filepath.Base(br) == "planted" {
+				t.Errorf("a file was created in the storage")
+			}
+		}
+		if _, err := sandlock.RecoverWorkdir(w, "", true); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(outside, "target"))
+	}
+	cowSame(t, "the workdir after the races", cowSnapshot(t, w), before)
+}

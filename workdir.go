@@ -219,6 +219,16 @@ func (p *workdirPlan) finish(res *Result, log interface{ Warn(string, ...any) })
 	}
 	var changes []cow.Change
 	var err error
+	if action == BranchActionCommit && p.quota > 0 {
+		// Writes through descriptors are measured as they happen (Monitor),
+		// a little late: a branch that ended over the quota is never
+		// committed.
+		if used := p.branch.Measure(); used > p.quota {
+			p.branch.Abort()
+			os.Remove(p.storage)
+			return nil, &BranchError{Action: "commit", Dir: p.branch.Dir(), Err: fmt.Errorf("the branch holds %s, over MaxDisk %s: discarded", limits.FormatSize(uint64(used)), limits.FormatSize(uint64(p.quota)))}
+		}
+	}
 	switch action {
 	case BranchActionCommit:
 		changes, err = p.branch.Commit()
