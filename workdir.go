@@ -241,7 +241,11 @@ func (p *workdirPlan) finish(res *Result, log interface{ Warn(string, ...any) })
 		if err = p.branch.Keep(); err != nil {
 			return nil, &BranchError{Action: "keep", Dir: p.branch.Dir(), Err: err}
 		}
-		log.Warn("sandlock: copy-on-write branch kept", "branch", p.branch.Dir(), "workdir", p.workdir)
+		if d := p.branch.Dir(); d != "" {
+			log.Warn("sandlock: copy-on-write branch kept", "branch", d, "workdir", p.workdir)
+		} else {
+			log.Warn("sandlock: copy-on-write branch not kept: the program changed nothing", "workdir", p.workdir)
+		}
 	default:
 		changes, _ = p.branch.Changes()
 		if err = p.branch.Abort(); err != nil {

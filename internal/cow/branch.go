@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -31,7 +32,10 @@ type Options struct {
 // concurrent use.
 type Branch struct {
 	workdir string
-	dir     string
+	wst     unix.Stat_t // the workdir's stat when the branch was made
+	base    string
+	dir     string // "" until materialized; set under mu
+	dirPath atomic.Pointer[string]
 	id      string
 	sameFS  bool // upper and workdir are on one filesystem: commit renames
 
@@ -78,63 +82,86 @@ const (
 // ErrBusy is returned for a branch another process runs or commits.
 var ErrBusy = errors.New("branch in use by another process")
 
-// Create makes a new branch of o.Workdir under o.Base and locks it for the
+// Create returns a new branch of o.Workdir in o.Base. Nothing is made on
+// disk until the first change (a run that only reads costs no directory):
+// the branch's directory, then, is made under o.Base and locked for the
 // calling process.
 func Create(o Options) (*Branch, error) {
 	lower, err := unix.Open(o.Workdir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("workdir %s: %w", o.Workdir, err)
 	}
-	var wst unix.Stat_t
-	if err := unix.Fstat(lower, &wst); err != nil {
+	b := &Branch{
+		workdir:  o.Workdir,
+		base:     o.Base,
+		lower:    lower,
+		upper:    -1,
+		work:     -1,
+		lock:     -1,
+		deleted:  make(map[string]bool),
+		upperDir: make(map[string]bool),
+	}
+	if err := unix.Fstat(lower, &b.wst); err != nil {
 		unix.Close(lower)
 		return nil, fmt.Errorf("workdir %s: %w", o.Workdir, err)
 	}
+	if o.Quota > 0 {
+		b.quota = newQuota(o.Quota)
+	}
+	return b, nil
+}
+
+// materialize makes the branch's directory, on its first change. mu is
+// held.
+func (b *Branch) materialize() error {
+	if b.upper >= 0 {
+		return nil
+	}
+	if b.lower < 0 {
+		return unix.EBADF // closed
+	}
 	var rnd [6]byte
 	rand.Read(rnd[:])
-	id := filepath.Base(o.Workdir) + "-" + hex.EncodeToString(rnd[:])
-	dir := filepath.Join(o.Base, id)
-	err = os.Mkdir(dir, 0o700)
+	dir := filepath.Join(b.base, filepath.Base(b.workdir)+"-"+hex.EncodeToString(rnd[:]))
+	err := os.Mkdir(dir, 0o700)
 	if errors.Is(err, os.ErrNotExist) {
-		// The base went (an empty base is removed after a run): again.
-		if err = PrepareBase(o.Base); err == nil {
+		// The base is made with the first branch (and removed, empty,
+		// after the last).
+		if err = PrepareBase(b.base); err == nil {
 			err = os.Mkdir(dir, 0o700)
 		}
 	}
 	if err != nil {
-		unix.Close(lower)
-		return nil, fmt.Errorf("creating the branch: %w", err)
+		return fmt.Errorf("creating the branch: %w", err)
 	}
-	fail := func(err error) (*Branch, error) {
-		unix.Close(lower)
+	fail := func(err error) error {
+		b.closeBranchFDs()
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("creating the branch %s: %w", dir, err)
+		return fmt.Errorf("creating the branch %s: %w", dir, err)
 	}
 	for _, d := range []string{upperName, workName} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
 			return fail(err)
 		}
 	}
-	// The upper root stands for the workdir: it has its metadata.
-	up := filepath.Join(dir, upperName)
-	os.Chmod(up, os.FileMode(wst.Mode&0o7777))
-	in := info{Version: 1, Workdir: o.Workdir, Dev: wst.Dev, Ino: wst.Ino, Pid: os.Getpid(), Created: time.Now().UTC().Format(time.RFC3339)}
+	wst := &b.wst
+	in := info{Version: 1, Workdir: b.workdir, Dev: wst.Dev, Ino: wst.Ino, Pid: os.Getpid(), Created: time.Now().UTC().Format(time.RFC3339)}
 	data, _ := json.Marshal(&in)
-	if err := writeFileSync(filepath.Join(dir, infoFile), data); err != nil {
+	// Not synced: until a commit syncs the branch (before its journal),
+	// a branch is nothing a crash of the machine must keep.
+	if err := os.WriteFile(filepath.Join(dir, infoFile), data, 0o600); err != nil {
 		return fail(err)
 	}
-	b, err := open(dir, lower, &in, true)
-	if err != nil {
+	if err := b.attach(dir, false); err != nil {
 		return fail(err)
 	}
-	// The upper root's owner and times are the workdir's.
+	// The upper root stands for the workdir: it has its metadata.
 	privileged(func() { unix.Fchownat(b.upper, "", int(wst.Uid), int(wst.Gid), unix.AT_EMPTY_PATH) })
-	setTimes(b.upper, &wst)
-	if o.Quota > 0 {
-		b.quota = newQuota(o.Quota)
-	}
+	unix.Chmod(procFD(b.upper), wst.Mode&0o7777)
+	setTimes(b.upper, wst)
 	b.upperDir[""] = true
-	return b, nil
+	b.watchDir("")
+	return nil
 }
 
 // Open opens an existing branch, taking its lock: for recovery, and for a
@@ -154,9 +181,19 @@ func Open(dir string) (*Branch, error) {
 		unix.Close(lower)
 		return nil, fmt.Errorf("branch %s: its workdir %s is not the directory it was made of", dir, in.Workdir)
 	}
-	b, err := open(dir, lower, in, false)
-	if err != nil {
-		unix.Close(lower)
+	b := &Branch{
+		workdir:  in.Workdir,
+		base:     filepath.Dir(dir),
+		lower:    lower,
+		upper:    -1,
+		work:     -1,
+		lock:     -1,
+		wst:      st,
+		deleted:  make(map[string]bool),
+		upperDir: make(map[string]bool),
+	}
+	if err := b.attach(dir, true); err != nil {
+		b.closeFDs()
 		return nil, err
 	}
 	// Rebuild the index of the upper layer's directories.
@@ -182,34 +219,24 @@ func readInfo(dir string) (*info, error) {
 	return &in, nil
 }
 
-// open opens a branch's files; lower is the workdir's descriptor, which
-// the branch then owns.
-func open(dir string, lower int, in *info, fresh bool) (*Branch, error) {
-	b := &Branch{
-		workdir:  in.Workdir,
-		dir:      dir,
-		id:       filepath.Base(dir),
-		lower:    lower,
-		upper:    -1,
-		work:     -1,
-		lock:     -1,
-		deleted:  make(map[string]bool),
-		upperDir: make(map[string]bool),
-	}
+// attach takes the branch directory dir: its lock, its layers, its
+// whiteouts (existing: read from its log).
+func (b *Branch) attach(dir string, existing bool) error {
 	var err error
 	if b.lock, err = unix.Open(filepath.Join(dir, lockFile), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600); err != nil {
-		return nil, fmt.Errorf("branch %s: %w", dir, err)
+		return fmt.Errorf("branch %s: %w", dir, err)
 	}
 	if err := unix.Flock(b.lock, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		unix.Close(b.lock)
+		b.lock = -1
 		if err == unix.EWOULDBLOCK {
-			return nil, fmt.Errorf("branch %s: %w", dir, ErrBusy)
+			return fmt.Errorf("branch %s: %w", dir, ErrBusy)
 		}
-		return nil, fmt.Errorf("branch %s: %w", dir, err)
+		return fmt.Errorf("branch %s: %w", dir, err)
 	}
-	fail := func(err error) (*Branch, error) {
-		b.closeFDs()
-		return nil, fmt.Errorf("branch %s: %w", dir, err)
+	fail := func(err error) error {
+		b.closeBranchFDs()
+		return fmt.Errorf("branch %s: %w", dir, err)
 	}
 	if b.upper, err = unix.Open(filepath.Join(dir, upperName), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
 		return fail(err)
@@ -217,11 +244,10 @@ func open(dir string, lower int, in *info, fresh bool) (*Branch, error) {
 	if b.work, err = unix.Open(filepath.Join(dir, workName), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
 		return fail(err)
 	}
-	var ust, wst unix.Stat_t
+	var ust unix.Stat_t
 	unix.Fstat(b.upper, &ust)
-	unix.Fstat(lower, &wst)
-	b.sameFS = ust.Dev == wst.Dev
-	if !fresh {
+	b.sameFS = ust.Dev == b.wst.Dev
+	if existing {
 		data, err := os.ReadFile(filepath.Join(dir, deletedFile))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fail(err)
@@ -242,7 +268,9 @@ func open(dir string, lower int, in *info, fresh bool) (*Branch, error) {
 	if b.delLog, err = os.OpenFile(filepath.Join(dir, deletedFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_NOFOLLOW, 0o600); err != nil {
 		return fail(err)
 	}
-	return b, nil
+	b.dir, b.id = dir, filepath.Base(dir)
+	b.dirPath.Store(&dir)
+	return nil
 }
 
 // validRel reports whether rel is a clean relative path: no empty, "." or
@@ -261,7 +289,16 @@ func validRel(rel string) bool {
 
 func (b *Branch) closeFDs() {
 	b.watch = nil
-	for _, fd := range []*int{&b.lower, &b.upper, &b.work} {
+	if b.lower >= 0 {
+		unix.Close(b.lower)
+		b.lower = -1
+	}
+	b.closeBranchFDs()
+}
+
+// closeBranchFDs closes what attach opened.
+func (b *Branch) closeBranchFDs() {
+	for _, fd := range []*int{&b.upper, &b.work} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1
@@ -288,17 +325,32 @@ func (b *Branch) Close() {
 	})
 }
 
-// Dir is the branch's directory.
-func (b *Branch) Dir() string { return b.dir }
+// Dir is the branch's directory; "" until the branch holds a change.
+func (b *Branch) Dir() string {
+	if p := b.dirPath.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Materialized reports whether the branch holds a change (and has a
+// directory).
+func (b *Branch) Materialized() bool { return b.Dir() != "" }
 
 // Workdir is the directory the branch is a view of.
 func (b *Branch) Workdir() string { return b.workdir }
 
-// UpperDir is the path of the upper layer.
-func (b *Branch) UpperDir() string { return filepath.Join(b.dir, upperName) }
+// UpperDir is the path of the upper layer; "" until the branch holds a
+// change.
+func (b *Branch) UpperDir() string {
+	if d := b.Dir(); d != "" {
+		return filepath.Join(d, upperName)
+	}
+	return ""
+}
 
-// Base is the storage base the branch is in.
-func (b *Branch) Base() string { return filepath.Dir(b.dir) }
+// Base is the storage base the branch is (or will be) in.
+func (b *Branch) Base() string { return b.base }
 
 // SameFilesystem reports whether the upper layer is on the workdir's
 // filesystem (a commit then moves files with rename).

@@ -49,8 +49,12 @@ func fault(point string) {
 func (b *Branch) Commit() ([]Change, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.upper < 0 {
+	if b.lower < 0 {
 		return nil, errors.New("branch is closed")
+	}
+	if b.upper < 0 {
+		b.closeFDs() // nothing was changed
+		return nil, nil
 	}
 	unlock, err := lockWorkdir(b.workdir)
 	if err != nil {
@@ -62,6 +66,11 @@ func (b *Branch) Commit() ([]Change, error) {
 		return nil, fmt.Errorf("planning the commit: %w", err)
 	}
 	changes := p.changeList()
+	if len(p.remove) == 0 && !p.adds() {
+		// Nothing to apply: no journal, no sync.
+		b.closeFDs()
+		return changes, removeBranch(b.dir)
+	}
 	j := &journal{Version: 1, Branch: b.id, Workdir: b.workdir, SameFS: p.sameFS, Remove: p.remove, Add: p.add}
 	// The upper layer's data is on disk before the journal says to use it.
 	if err := syncfs(b.upper); err != nil {
@@ -447,7 +456,11 @@ func removeTree(dir string) error {
 func (b *Branch) Abort() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	materialized := b.upper >= 0
 	b.closeFDs()
+	if !materialized {
+		return nil
+	}
 	return removeBranch(b.dir)
 }
 
@@ -455,6 +468,10 @@ func (b *Branch) Abort() error {
 func (b *Branch) Keep() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.upper < 0 {
+		b.closeFDs() // nothing to keep
+		return nil
+	}
 	err := writeFileSync(filepath.Join(b.dir, keptFile), nil)
 	b.closeFDs()
 	return err

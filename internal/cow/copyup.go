@@ -66,6 +66,12 @@ func (b *Branch) ensureUpperDir(rel string) error {
 	if b.upperDir[rel] {
 		return nil
 	}
+	if err := b.materialize(); err != nil {
+		return err
+	}
+	if b.upperDir[rel] {
+		return nil // the root
+	}
 	parent, name := split(rel)
 	if err := b.ensureUpperDir(parent); err != nil {
 		return err

@@ -120,6 +120,12 @@ func newBranch(t *testing.T, tr tree, crossFS bool) (*Branch, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
+	b.mu.Lock()
+	err = b.materialize()
+	b.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if b.SameFilesystem() == crossFS {
 		t.Fatalf("same filesystem: %v, want %v", b.SameFilesystem(), !crossFS)
 	}
@@ -459,4 +465,36 @@ func unprivileged(t *testing.T, fn func()) {
 		// The thread dies with its goroutine (locked, never unlocked).
 	}()
 	<-done
+}
+
+// TestLazyBranch: a branch that only reads makes nothing on disk, and its
+// commit changes nothing; the first change makes its directory.
+func TestLazyBranch(t *testing.T) {
+	top := t.TempDir()
+	w := filepath.Join(top, "work")
+	os.Mkdir(w, 0o755)
+	base.make(t, w)
+	before := snapshot(t, w)
+	store := filepath.Join(top, "storage")
+	b, err := Create(Options{Workdir: w, Base: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, b, "dir/sub/c.txt"); got != "gamma" || len(names(t, b, "")) != 5 {
+		t.Errorf("reads of a fresh branch: %q %v", got, names(t, b, ""))
+	}
+	if _, err := os.Stat(store); !os.IsNotExist(err) || b.Materialized() {
+		t.Errorf("a branch that only read made its storage: %v", err)
+	}
+	if ch, err := b.Commit(); err != nil || len(ch) != 0 {
+		t.Errorf("commit of nothing: %v %v", ch, err)
+	}
+	sameSnapshot(t, "workdir", snapshot(t, w), before)
+
+	b, _ = Create(Options{Workdir: w, Base: store})
+	defer b.Close()
+	write(t, b, "x", unix.O_CREAT, "x")
+	if !b.Materialized() || !strings.HasPrefix(b.Dir(), store+"/") {
+		t.Errorf("after a change: %q", b.Dir())
+	}
 }

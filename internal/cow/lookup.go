@@ -47,8 +47,12 @@ func (b *Branch) Lstat(rel string) (Entry, error) {
 
 // lstat is Lstat with mu held.
 func (b *Branch) lstat(rel string) (Entry, error) {
-	if b.upper < 0 {
+	if b.lower < 0 {
 		return Entry{}, unix.EBADF
+	}
+	if rel == "" && b.upper < 0 {
+		st, err := lstatBeneath(b.lower, "")
+		return Entry{Layer: Lower, Stat: st}, err
 	}
 	if rel == "" {
 		st, err := lstatBeneath(b.upper, "")

@@ -255,7 +255,11 @@ func (b *Branch) Holds(fd int) bool {
 	if err != nil {
 		return false
 	}
-	for _, root := range []string{b.UpperDir(), b.dir + "/" + workName} {
+	d := b.Dir()
+	if d == "" {
+		return false
+	}
+	for _, root := range []string{d + "/" + upperName, d + "/" + workName} {
 		if p == root || strings.HasPrefix(p, root+"/") {
 			return true
 		}
@@ -656,14 +660,14 @@ func (b *Branch) Truncate(rel string, size int64) error {
 // SetXattr sets an extended attribute of rel.
 func (b *Branch) SetXattr(rel, name string, value []byte, flags int) error {
 	return b.change(rel, mayWrite, func(pfd int, n string, e Entry) error {
-		return unix.Lsetxattr(b.UpperDir()+"/"+rel, name, value, flags)
+		return unix.Lsetxattr(b.layerPath(Upper, rel), name, value, flags)
 	})
 }
 
 // RemoveXattr removes an extended attribute of rel.
 func (b *Branch) RemoveXattr(rel, name string) error {
 	return b.change(rel, mayWrite, func(pfd int, n string, e Entry) error {
-		return unix.Lremovexattr(b.UpperDir()+"/"+rel, name)
+		return unix.Lremovexattr(b.layerPath(Upper, rel), name)
 	})
 }
 
@@ -697,7 +701,7 @@ func (b *Branch) ListXattr(rel string, buf []byte) (int, error) {
 func (b *Branch) layerPath(l Layer, rel string) string {
 	root := b.workdir
 	if l == Upper {
-		root = b.UpperDir()
+		root = b.dir + "/" + upperName
 	}
 	if rel == "" {
 		return root

@@ -49,6 +49,9 @@ type plan struct {
 func (b *Branch) Changes() ([]Change, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
+	if b.upper < 0 {
+		return nil, nil
+	}
 	p, err := b.plan()
 	if err != nil {
 		return nil, err
@@ -233,4 +236,15 @@ func metaStep(rel string, ust, lst *unix.Stat_t) step {
 		Atime: [2]int64{ust.Atim.Sec, ust.Atim.Nsec},
 		Mtime: [2]int64{ust.Mtim.Sec, ust.Mtim.Nsec},
 	}
+}
+
+// adds reports whether the plan adds anything but the metadata of
+// directories the upper layer holds only as copies.
+func (p *plan) adds() bool {
+	for _, s := range p.add {
+		if s.Op != opMeta {
+			return true
+		}
+	}
+	return len(p.changes) > 0
 }

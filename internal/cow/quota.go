@@ -105,6 +105,9 @@ func (b *Branch) Usage() (used, limit int64) {
 func (b *Branch) Measure() int64 {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
+	if b.upper < 0 {
+		return 0
+	}
 	seen := make(map[uint64]int64)
 	var total int64
 	var root unix.Stat_t
@@ -186,7 +189,7 @@ func (b *Branch) Monitor(ctx interface{ Done() <-chan struct{} }, over func(used
 	}
 	w := &watcher{fd: fd, dirs: make(map[int32]string), wds: make(map[string]int32)}
 	b.mu.Lock()
-	if b.upper < 0 {
+	if b.lower < 0 {
 		b.mu.Unlock()
 		unix.Close(fd)
 		return

@@ -40,6 +40,11 @@ func PrepareBase(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
+	return checkBase(dir)
+}
+
+// checkBase checks an existing base (see PrepareBase).
+func checkBase(dir string) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(dir, &st); err != nil {
 		return err
@@ -55,20 +60,39 @@ func PrepareBase(dir string) error {
 	return nil
 }
 
+// usableBase reports whether a branch can be made in dir: it is a base
+// already, or the calling user may make it (the branch makes it with its
+// first change: a run that only reads leaves nothing behind).
+func usableBase(dir string) error {
+	err := checkBase(dir)
+	if !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if err := unix.Faccessat(unix.AT_FDCWD, parent, unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
+		return fmt.Errorf("%s: %w", parent, err)
+	}
+	return nil
+}
+
 // ChooseBase returns the first base of Bases where a branch can be made:
 // fsStorage if set (an error there is the caller's to see), else beside
 // the workdir when its parent takes it and is on the workdir's
-// filesystem, else the runtime directory.
+// filesystem, else the runtime directory. The base itself is made with
+// the branch's first change.
 func ChooseBase(workdir, fsStorage string) (string, error) {
 	if fsStorage != "" {
 		abs, err := filepath.Abs(fsStorage)
 		if err != nil {
 			return "", err
 		}
-		if err := PrepareBase(abs); err != nil {
+		if c, err := canonicalDir(filepath.Dir(abs)); err == nil {
+			abs = filepath.Join(c, filepath.Base(abs))
+		}
+		if err := usableBase(abs); err != nil {
 			return "", fmt.Errorf("storage %s: %w", fsStorage, err)
 		}
-		return canonicalDir(abs)
+		return abs, nil
 	}
 	var errs []error
 	for i, base := range Bases(workdir, "") {
@@ -77,19 +101,17 @@ func ChooseBase(workdir, fsStorage string) (string, error) {
 			if unix.Stat(workdir, &wst) != nil || unix.Stat(filepath.Dir(workdir), &pst) != nil || wst.Dev != pst.Dev {
 				continue // the workdir is a mount point: its parent is elsewhere
 			}
+		} else if c, err := canonicalDir(filepath.Dir(base)); err == nil {
+			base = filepath.Join(c, filepath.Base(base))
 		}
-		if near(base, []Exclusion{{Path: workdir}}) && base != "/" {
+		if near(base, []Exclusion{{Path: workdir}}) {
 			continue // in the workdir, or holding it
 		}
-		if err := PrepareBase(base); err != nil {
+		if err := usableBase(base); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		c, err := canonicalDir(base)
-		if err != nil || near(c, []Exclusion{{Path: workdir}}) {
-			continue
-		}
-		return c, nil
+		return base, nil
 	}
 	return "", fmt.Errorf("no storage for the branch: %w", errors.Join(errs...))
 }

@@ -186,7 +186,9 @@ func (b *Branch) Locate(abs string) Place {
 	if rel, ok := relTo(abs, b.workdir); ok {
 		return Place{Inside: true, Rel: rel}
 	}
-	if rel, ok := relTo(abs, b.UpperDir()); ok {
+	if up := b.UpperDir(); up == "" {
+		return Place{Abs: abs}
+	} else if rel, ok := relTo(abs, up); ok {
 		// The kernel resolves from the upper layer's directory, which the
 		// program cannot reach by itself.
 		return Place{Inside: true, Rel: rel, Differs: true}
