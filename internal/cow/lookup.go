@@ -65,7 +65,7 @@ func (b *Branch) lstat(rel string) (Entry, error) {
 			e := Entry{Layer: Upper, Stat: st, Differs: true}
 			if isDir(&st) && !b.hidden(rel) {
 				var lst unix.Stat_t
-				if lst, err = lstatBeneath(b.lower, rel); err == nil && isDir(&lst) {
+				if lst, err = b.lstatLower(rel); err == nil && isDir(&lst) {
 					e.Merges = true
 				}
 			}
@@ -76,7 +76,7 @@ func (b *Branch) lstat(rel string) (Entry, error) {
 		}
 	}
 	hidden := b.hidden(rel)
-	st, err := lstatBeneath(b.lower, rel)
+	st, err := b.lstatLower(rel)
 	if err == unix.ENOTDIR {
 		err = unix.ENOENT
 	}
@@ -87,6 +87,19 @@ func (b *Branch) lstat(rel string) (Entry, error) {
 		return Entry{Layer: NoLayer, Differs: true}, unix.ENOENT
 	}
 	return Entry{Layer: Lower, Stat: st}, nil
+}
+
+// lstatLower stats rel in the workdir in one call. The walk (Walk) has
+// just found each directory of rel to be one, and the program cannot change
+// the workdir; only something outside the sandbox could swap one of them
+// for a symlink meanwhile, and what is read here is a stat (every open of
+// an entry resolves it beneath its layer, never through a symlink).
+func (b *Branch) lstatLower(rel string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if rel == "" {
+		return st, unix.Fstat(b.lower, &st)
+	}
+	return st, ignoringEINTR(func() error { return unix.Fstatat(b.lower, rel, &st, unix.AT_SYMLINK_NOFOLLOW) })
 }
 
 // lowerEntry reports what the workdir itself holds at rel, whiteouts or

@@ -94,6 +94,9 @@ type cwdEntry struct {
 	// alone, which the kernel cannot enter for it; its kernel working
 	// directory is where it was.
 	virtual bool
+	// unknown: the process made a chdir the gate left to the kernel; its
+	// working directory is read from the kernel each time.
+	unknown bool
 }
 
 // New returns a gate.
@@ -165,8 +168,11 @@ func (g *Gate) Register(t *notify.Table) {
 		if !ok {
 			continue
 		}
-		fn := h.fn
+		fn, readOnly := h.fn, readOnlyOf(h.name)
 		t.AddBuiltin(nr, "copy-on-write: "+h.name, false, notify.HandlerFunc(func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+			if g.quick(readOnly == always || readOnly == bySyscallFlags && openReadOnly(hc)) {
+				return notify.Continue()
+			}
 			var a notify.Action
 			if err := g.run(func() { a = fn(g, hc) }); err != nil {
 				return notify.Errno(unix.EPERM)
@@ -258,3 +264,13 @@ func (g *Gate) dupFD(hc *notify.HandlerCtx, fd uint64) (int, error) {
 // fdPath is the path the kernel reports for one of the supervisor's
 // descriptors.
 func fdPath(fd int) (string, error) { return taskpath.FDPath(fd) }
+
+// quick answers, without looking at memory, the syscalls a branch without
+// any change leaves to the kernel: while nothing of the merged view
+// differs from the workdir, the kernel resolves every path to what the
+// gate would, from wherever it starts (a process can only have a working
+// directory of the gate's own after entering a directory of the upper
+// layer). readOnly syscalls only: a change makes the branch.
+func (g *Gate) quick(readOnly bool) bool {
+	return readOnly && !g.b.Materialized()
+}

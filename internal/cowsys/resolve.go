@@ -152,27 +152,38 @@ func (g *Gate) startOf(hc *notify.HandlerCtx, dirfd uint64) (cow.Place, error) {
 	return g.b.Locate(p), nil
 }
 
-// cwd is where the task's relative paths start.
+// cwd is where the task's relative paths start: what the gate recorded of
+// the process's chdir and fchdir calls, or the kernel's word (read once and
+// kept, unless a chdir the gate left to the kernel may be under way).
 func (g *Gate) cwd(hc *notify.HandlerCtx) (cow.Place, error) {
 	tgid := g.tgidOf(int(hc.Notif.PID))
 	g.mu.RLock()
 	e, ok := g.cwds[tgid]
 	g.mu.RUnlock()
-	if ok {
+	if ok && !e.unknown {
 		p := e.place
 		if e.virtual {
 			p.Differs = true
 		}
 		return p, nil
 	}
-	p, err := readTaskLink(hc, "cwd")
+	link, err := readTaskLink(hc, "cwd")
 	if err != nil {
 		return cow.Place{}, err
 	}
-	if strings.HasSuffix(p, " (deleted)") {
-		return cow.Place{Abs: p}, nil
+	if strings.HasSuffix(link, " (deleted)") {
+		return cow.Place{Abs: link}, nil
 	}
-	return g.b.Locate(p), nil
+	p := g.b.Locate(link)
+	if !ok {
+		// Kept unless a chdir came meanwhile (which recorded its own).
+		g.mu.Lock()
+		if _, now := g.cwds[tgid]; !now {
+			g.cwds[tgid] = cwdEntry{place: p}
+		}
+		g.mu.Unlock()
+	}
+	return p, nil
 }
 
 // setCwd records a process's working directory, as the gate decided it.
@@ -183,12 +194,14 @@ func (g *Gate) setCwd(hc *notify.HandlerCtx, p cow.Place, virtual bool) {
 	g.mu.Unlock()
 }
 
-// forgetCwd makes the next relative path read the task's working directory
-// from the kernel.
+// forgetCwd makes relative paths read the task's working directory from
+// the kernel: a chdir left to it, whose outcome the gate does not know.
+// It stays unknown (read each time, never kept) until a chdir the gate
+// follows.
 func (g *Gate) forgetCwd(hc *notify.HandlerCtx) {
 	tgid := g.tgidOf(int(hc.Notif.PID))
 	g.mu.Lock()
-	delete(g.cwds, tgid)
+	g.cwds[tgid] = cwdEntry{unknown: true}
 	g.mu.Unlock()
 }
 

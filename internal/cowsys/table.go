@@ -4,6 +4,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/sysnum"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
 
@@ -12,8 +13,49 @@ type entry struct {
 	fn   handler
 }
 
+// readOnly says whether a syscall changes nothing of the merged view.
+type readOnly uint8
+
+const (
+	changes        readOnly = iota
+	always                  // it only reads
+	bySyscallFlags          // open and openat: by their flags (see openReadOnly)
+)
+
+// openReadOnly reports whether an open or openat (the flags register) only
+// reads.
+func openReadOnly(hc *notify.HandlerCtx) bool {
+	var flags uint64
+	switch hc.Notif.Data.Nr {
+	case int32(openNr):
+		flags = hc.Notif.Data.Args[1]
+	case int32(openatNr):
+		flags = hc.Notif.Data.Args[2]
+	default:
+		return false
+	}
+	return flags&(unix.O_ACCMODE|unix.O_CREAT|unix.O_TRUNC|unix.O_TMPFILE) == unix.O_RDONLY
+}
+
+var (
+	openNr, _   = sysnum.Native().Nr("open")
+	openatNr, _ = sysnum.Native().Nr("openat")
+)
+
 // handlers maps each syscall that names a path (or a descriptor of the
 // merged view, for a change or a listing) onto the gate.
+// readOnlyOf says whether a syscall changes nothing of the merged view.
+func readOnlyOf(name string) readOnly {
+	switch name {
+	case "open", "openat":
+		return bySyscallFlags
+	case "execve", "execveat", "stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2", "statfs",
+		"readlink", "readlinkat", "getdents", "getdents64", "getxattr", "lgetxattr", "listxattr", "llistxattr":
+		return always
+	}
+	return changes
+}
+
 func (g *Gate) handlers() []entry {
 	cwd := taskpath.AtFDCWD
 	a := arg
