@@ -853,3 +853,86 @@ int main(int argc, char **argv) {
 	}
 	cowSame(t, "the workdir after the races", cowSnapshot(t, w), before)
 }
+
+// TestWorkdirCalls: the calls that take a path or a descriptor of the
+// merged view, from Python: O_TMPFILE then linkat, extended attributes,
+// fchmod and fstat of a descriptor of the upper layer, /proc/self/fd
+// links, directory positions (telldir/seekdir), a symlink made in the
+// branch that leads out of the workdir (opened through it), statx, and
+// FSDenied inside the workdir.
+func TestWorkdirCalls(t *testing.T) {
+	w := cowTree(t)
+	out := filepath.Join(filepath.Dir(w), "out")
+	os.Mkdir(out, 0o777)
+	os.WriteFile(filepath.Join(out, "target"), []byte("outside\n"), 0o666)
+	os.WriteFile(filepath.Join(w, "secret"), []byte("denied\n"), 0o666)
+	sb := cowBox(w)
+	sb.FSWritable = []string{out}
+	sb.FSDenied = []string{filepath.Join(w, "secret")}
+	res := run(t, sb, python, "-c", errnoProbe+`
+import os, stat, sys
+w, out = sys.argv[1], sys.argv[2]
+r = []
+def tryit(name, f):
+    try:
+        v = f()
+        r.append(name + ":" + ("OK" if v is None else str(v)))
+    except OSError as e:
+        r.append(name + ":" + errno.errorcode[e.errno])
+# O_TMPFILE, then linked in through /proc/self/fd.
+fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, 0o640)
+os.write(fd, b"anonymous\n")
+# link(2) does not follow the magic link (Linux): linkat with
+# AT_SYMLINK_FOLLOW does, as glibc's documentation for O_TMPFILE says.
+if libc.linkat(-100, b"/proc/self/fd/%d" % fd, -100, b"linked", 0x400) != 0:
+    raise OSError(ctypes.get_errno(), "linkat")
+os.close(fd)
+tryit("tmpfile", lambda: open("linked").read().strip())
+# xattrs on a lower file (copied up) and read back.
+tryit("setxattr", lambda: os.setxattr("a.txt", "user.k", b"v1"))
+tryit("getxattr", lambda: os.getxattr("a.txt", "user.k").decode())
+tryit("listxattr", lambda: ",".join(x for x in os.listxattr("a.txt") if x.startswith("user.")))
+# A descriptor of the upper layer: fchmod, fstat, its /proc link.
+f = open("new.txt", "w"); f.write("n")
+os.fchmod(f.fileno(), 0o604)
+tryit("fstat-mode", lambda: oct(os.fstat(f.fileno()).st_mode & 0o777))
+tryit("stat-mode", lambda: oct(os.stat("new.txt").st_mode & 0o777))
+tryit("fd-link", lambda: os.readlink("/proc/self/fd/%d" % f.fileno()) == w + "/new.txt")
+f.close()
+# Directory positions in a merged directory.
+import ctypes
+d = os.scandir(".")
+names = sorted(e.name for e in d)
+tryit("listing", lambda: " ".join(n for n in names if n in ("a.txt", "linked", "new.txt", "dir")))
+# A symlink made in the branch, out of the workdir.
+os.symlink(out + "/target", "outlink")
+tryit("read-through-outlink", lambda: open("outlink").read().strip())
+tryit("write-through-outlink", lambda: open("outlink", "a").write("appended\n") and None)
+# statx through the merged view.
+tryit("statx-size", lambda: os.stat("linked").st_size)
+# FSDenied inside the workdir: neither read, written, renamed nor removed.
+tryit("read-denied", lambda: open("secret").read())
+tryit("write-denied", lambda: open("secret", "w").write("x"))
+tryit("rename-denied", lambda: os.rename("secret", "s2"))
+tryit("unlink-denied", lambda: os.unlink("secret"))
+print(" ".join(r))
+`, w, out)
+	want := "tmpfile:anonymous setxattr:OK getxattr:v1 listxattr:user.k fstat-mode:0o604 stat-mode:0o604 fd-link:True " +
+		"listing:a.txt dir linked new.txt read-through-outlink:outside write-through-outlink:OK statx-size:10 " +
+		"read-denied:EACCES write-denied:EACCES rename-denied:EACCES unlink-denied:EACCES"
+	if got := strings.TrimSpace(string(res.Stdout)); got != want {
+		t.Errorf("got  %s\nwant %s\nstderr: %s", got, want, res.Stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "target")); string(b) != "outside\nappended\n" {
+		t.Errorf("the outside file: %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(w, "linked")); string(b) != "anonymous\n" {
+		t.Errorf("linked after the commit: %q", b)
+	}
+	if v, err := unix.Getxattr(filepath.Join(w, "a.txt"), "user.k", make([]byte, 8)); err != nil || v != 2 {
+		t.Errorf("the xattr after the commit: %d %v", v, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(w, "secret")); string(b) != "denied\n" {
+		t.Errorf("the denied file: %q", b)
+	}
+}
