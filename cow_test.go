@@ -664,10 +664,11 @@ def tryit(name, f):
     except OSError as e:
         out.append(name + ":" + errno.errorcode[e.errno])
 tryit("write-through-outside-link", lambda: open(outside + "/link-in", "w").write("x"))
+# The first change makes the branch, and its storage beside the workdir.
+tryit("write-in-workdir", lambda: open(w + "/a.txt", "a").write("through the branch\n"))
 store = outside + "/.sandlock-cow"
 tryit("list-storage", lambda: os.listdir(store))
 tryit("stat-storage", lambda: os.stat(store))
-tryit("write-in-workdir", lambda: open(w + "/a.txt", "a").write("through the branch\n"))
 tryit("sibling-file", lambda: open(outside + "/sibling/f", "w").write("y"))
 # The grant on the workdir's parent keeps its rights on every entry but
 # the workdir and the storage; a new entry directly in the parent is the
@@ -675,7 +676,7 @@ tryit("sibling-file", lambda: open(outside + "/sibling/f", "w").write("y"))
 tryit("new-entry-in-parent", lambda: open(outside + "/new", "w").write("y"))
 print(" ".join(out))
 `, w, outside)
-	want := "write-through-outside-link:EACCES list-storage:EACCES stat-storage:EACCES write-in-workdir:OK sibling-file:OK new-entry-in-parent:EACCES"
+	want := "write-through-outside-link:EACCES write-in-workdir:OK list-storage:EACCES stat-storage:EACCES sibling-file:OK new-entry-in-parent:EACCES"
 	if strings.TrimSpace(string(res.Stdout)) != want {
 		t.Errorf("got  %s\nwant %s\nstderr: %s", res.Stdout, want, res.Stderr)
 	}

@@ -6,6 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
 
 // object opens the object a resolved target names, with O_PATH: the
@@ -186,7 +187,7 @@ func (g *Gate) statfs(hc *notify.HandlerCtx) notify.Action {
 	if err != nil {
 		return fail(err)
 	}
-	t, err := g.resolve(hc, 0xffffffffffffff9c, path, true)
+	t, err := g.resolve(hc, taskpath.AtFDCWD, path, true)
 	if err != nil {
 		return fail(err)
 	}
