@@ -690,7 +690,6 @@ print(" ".join(out))
 func TestMaxDisk(t *testing.T) {
 	w := cowTree(t)
 	os.WriteFile(filepath.Join(w, "big"), make([]byte, 3<<20), 0o666)
-	before := cowSnapshot(t, w)
 	sb := cowBox(w)
 	sb.MaxDisk = "2M"
 	res := run(t, sb, python, "-c", errnoProbe+`
@@ -717,7 +716,7 @@ print(" ".join(out))
 
 	// Writing on and on through one descriptor: killed.
 	os.Remove(filepath.Join(w, "small"))
-	before = cowSnapshot(t, w)
+	before := cowSnapshot(t, w)
 	var log strings.Builder
 	var mu sync.Mutex
 	sb.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &log}, nil))

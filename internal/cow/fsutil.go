@@ -1,7 +1,6 @@
 package cow
 
 import (
-	"errors"
 	"io"
 	"runtime"
 	"strconv"
@@ -356,27 +355,6 @@ func indexNUL(b []byte) int {
 	return -1
 }
 
-// dtype is the DT_* type of a mode.
-func dtype(mode uint32) uint8 {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return unix.DT_REG
-	case unix.S_IFDIR:
-		return unix.DT_DIR
-	case unix.S_IFLNK:
-		return unix.DT_LNK
-	case unix.S_IFCHR:
-		return unix.DT_CHR
-	case unix.S_IFBLK:
-		return unix.DT_BLK
-	case unix.S_IFIFO:
-		return unix.DT_FIFO
-	case unix.S_IFSOCK:
-		return unix.DT_SOCK
-	}
-	return unix.DT_UNKNOWN
-}
-
 // removeAllAt removes name in the directory dirfd and, for a directory,
 // everything below it, never following a symlink. A name that is already
 // gone is no error.
@@ -477,13 +455,4 @@ func privileged(fn func()) {
 	}
 	defer unix.Capset(&hdr, &caps[0])
 	fn()
-}
-
-// errnoOf returns the errno an error carries, or EIO.
-func errnoOf(err error) unix.Errno {
-	var e unix.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	return unix.EIO
 }
