@@ -248,6 +248,16 @@ func TestWorkdirSemantics(t *testing.T) {
 	before := cowSnapshot(t, w)
 	sb := cowBox(w)
 	sb.Env = map[string]string{"W": w}
+	var logb strings.Builder
+	var logmu sync.Mutex
+	sb.Logger = slog.New(slog.NewTextHandler(lockedWriter{&logmu, &logb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	defer func() {
+		if t.Failed() {
+			logmu.Lock()
+			t.Logf("log:\n%s", logb.String())
+			logmu.Unlock()
+		}
+	}()
 	// The program stops after the script until told to go on: the
 	// workdir is checked meanwhile.
 	proc, err := sb.Popen(sandlock.Stdio{Stdin: sandlock.StdioPiped, Stdout: sandlock.StdioPiped, Stderr: sandlock.StdioPiped},
@@ -278,7 +288,7 @@ func TestWorkdirSemantics(t *testing.T) {
 	}
 	out, stderr := <-outc, <-errc
 	if res.ExitCode != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", res.ExitCode, out, stderr)
+		t.Fatalf("exit %d (%v, signal %d)\nstdout:\n%s\nstderr:\n%s", res.ExitCode, res.Reason, res.Signal, out, stderr)
 	}
 	got := scriptLines(out, w)
 	want := append(append([]string(nil), cowScriptOut...), "done")

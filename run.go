@@ -299,6 +299,9 @@ func (p *Process) Wait() (*Result, error) {
 		p.Stdin.Close()
 	}
 	res := r.collect()
+	// p must stay reachable while collect waits: its cleanup (abandoned)
+	// would otherwise kill the sandbox this Wait is waiting for.
+	runtime.KeepAlive(p)
 	// A copy-on-write branch that could not be committed (or aborted, or
 	// kept) is an error beside the program's result.
 	return res, r.branchErr

@@ -50,6 +50,7 @@ type Branch struct {
 	deleted  map[string]bool // whiteouts
 	delLog   *os.File
 	upperDir map[string]bool // directories present in upper/ ("" included)
+	upperEnt map[string]bool // every other entry present in upper/
 
 	quota *quota
 	watch *watcher // the quota monitor's, or nil
@@ -100,6 +101,7 @@ func Create(o Options) (*Branch, error) {
 		lock:     -1,
 		deleted:  make(map[string]bool),
 		upperDir: make(map[string]bool),
+		upperEnt: make(map[string]bool),
 	}
 	if err := unix.Fstat(lower, &b.wst); err != nil {
 		unix.Close(lower)
@@ -191,6 +193,7 @@ func Open(dir string) (*Branch, error) {
 		wst:      st,
 		deleted:  make(map[string]bool),
 		upperDir: make(map[string]bool),
+		upperEnt: make(map[string]bool),
 	}
 	if err := b.attach(dir, true); err != nil {
 		b.closeFDs()
@@ -201,6 +204,8 @@ func Open(dir string) (*Branch, error) {
 	walkTree(b.upper, "", func(rel string, st *unix.Stat_t) error {
 		if isDir(st) {
 			b.upperDir[rel] = true
+		} else {
+			b.upperEnt[rel] = true
 		}
 		return nil
 	})

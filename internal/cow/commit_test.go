@@ -158,6 +158,7 @@ func TestCommit(t *testing.T) {
 		t.Run(fmt.Sprintf("crossFS=%v", cross), func(t *testing.T) {
 			b, w := newBranch(t, base, cross)
 			scenario(t, b)
+			checkIndex(t, b)
 			want, wantLinks := mergedSnapshot(t, b)
 			changes, err := b.Changes()
 			if err != nil {
@@ -378,5 +379,23 @@ func TestCommitKilled(t *testing.T) {
 			sameSnapshot(t, "workdir after recovery", snapshot(t, w), want)
 			noLeftovers(t, w, filepath.Dir(dir))
 		})
+	}
+}
+
+// checkIndex: the branch's indexes of the upper layer are exactly what the
+// layer holds.
+func checkIndex(t *testing.T, b *Branch) {
+	t.Helper()
+	dirs, ents := map[string]bool{"": true}, map[string]bool{}
+	walkTree(b.upper, "", func(rel string, st *unix.Stat_t) error {
+		if isDir(st) {
+			dirs[rel] = true
+		} else {
+			ents[rel] = true
+		}
+		return nil
+	})
+	if fmt.Sprint(dirs) != fmt.Sprint(b.upperDir) || fmt.Sprint(ents) != fmt.Sprint(b.upperEnt) {
+		t.Errorf("index of the upper layer:\ndirs %v\n  vs %v\nents %v\n  vs %v", b.upperDir, dirs, b.upperEnt, ents)
 	}
 }

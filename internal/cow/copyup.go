@@ -184,6 +184,7 @@ func (b *Branch) copyUp(rel string, truncate bool) (Entry, error) {
 			return Entry{}, err
 		}
 	}
+	b.upperEnt[rel] = true
 	return b.lstat(rel)
 }
 

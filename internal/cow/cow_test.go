@@ -350,6 +350,15 @@ func TestRename(t *testing.T) {
 	if read(t, b, "x") != "y" || read(t, b, "y") != "x" {
 		t.Errorf("exchange: x=%q y=%q", read(t, b, "x"), read(t, b, "y"))
 	}
+	b.Mkdir("ex", 0o755)
+	write(t, b, "ex/in", unix.O_CREAT, "in")
+	if err := b.Rename("ex", "x", unix.RENAME_EXCHANGE); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, b, "x/in") != "in" || read(t, b, "ex") != "y" {
+		t.Errorf("exchange of a directory and a file")
+	}
+	checkIndex(t, b)
 	sameSnapshot(t, "workdir", snapshot(t, w), before)
 }
 

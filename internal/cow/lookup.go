@@ -58,8 +58,9 @@ func (b *Branch) lstat(rel string) (Entry, error) {
 		st, err := lstatBeneath(b.upper, "")
 		return Entry{Layer: Upper, Stat: st, Differs: true, Merges: true}, err
 	}
-	parent, _ := split(rel)
-	if b.upperDir[parent] {
+	if b.upperDir[rel] || b.upperEnt[rel] {
+		// Every entry of the upper layer is the branch's doing, and
+		// indexed: only those are looked up there.
 		st, err := lstatBeneath(b.upper, rel)
 		if err == nil {
 			e := Entry{Layer: Upper, Stat: st, Differs: true}

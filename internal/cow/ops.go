@@ -206,6 +206,7 @@ func (b *Branch) create(rel string, flags int, mode uint32) (int, error) {
 	defer unix.Close(pfd)
 	fd, err := unix.Openat(pfd, name, flags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 	if err == nil {
+		b.upperEnt[rel] = true
 		b.quota.add(fd)
 	}
 	return fd, err
@@ -244,6 +245,7 @@ func (b *Branch) LinkFile(fd int, rel string) error {
 	if err := unix.Linkat(unix.AT_FDCWD, procFD(fd), pfd, name, unix.AT_SYMLINK_FOLLOW); err != nil {
 		return err
 	}
+	b.upperEnt[rel] = true
 	b.quota.add(fd)
 	return nil
 }
@@ -320,6 +322,8 @@ func (b *Branch) make(rel string, cost int64, mk func(pfd int, name string) erro
 		// the new directory is opaque: the whiteout stays.
 		b.upperDir[rel] = true
 		b.watchDir(rel)
+	} else {
+		b.upperEnt[rel] = true
 	}
 	if fd, err := unix.Openat(pfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
 		b.quota.add(fd)
@@ -357,7 +361,11 @@ func (b *Branch) Link(old, rel string) error {
 		return err
 	}
 	defer unix.Close(pfd)
-	return unix.Linkat(opfd, oname, pfd, name, 0)
+	if err := unix.Linkat(opfd, oname, pfd, name, 0); err != nil {
+		return err
+	}
+	b.upperEnt[rel] = true
+	return nil
 }
 
 // Unlink removes the non-directory entry rel.
@@ -406,9 +414,8 @@ func (b *Branch) remove(rel string, dir bool) error {
 		if err := unix.Unlinkat(pfd, name, flags); err != nil {
 			return err
 		}
-		if dir {
-			delete(b.upperDir, rel)
-		}
+		delete(b.upperDir, rel)
+		delete(b.upperEnt, rel)
 		if e.Stat.Nlink <= 1 || dir {
 			b.quota.drop(e.Stat.Ino)
 		}
@@ -548,36 +555,28 @@ func (b *Branch) copyUpMoving(rel string, e Entry) error {
 	return b.copyUpTree(rel)
 }
 
-// moved updates the index of upper directories after old was renamed to
-// rel (or exchanged with it).
+// moved updates the indexes of the upper layer after old was renamed to
+// rel (or exchanged with it): what was below old is below rel, and what
+// was below rel is gone (replaced) or below old (exchanged).
 func (b *Branch) moved(old, rel string, exchange bool) {
-	moves := map[string]string{old: rel}
-	if exchange {
-		moves[rel] = old
-	}
-	next := make(map[string]bool, len(b.upperDir))
-	for d := range b.upperDir {
-		nd := d
-		for from, to := range moves {
-			if under(d, from) && from != "" {
-				nd = to + d[len(from):]
-				break
-			}
-		}
-		next[nd] = true
-	}
-	if !exchange {
-		// A replaced directory at rel is gone; its index entries were
-		// overwritten by the moved ones or are stale.
-		for d := range next {
-			if under(d, rel) {
-				if _, err := lstatBeneath(b.upper, d); err != nil {
-					delete(next, d)
+	move := func(index map[string]bool) map[string]bool {
+		next := make(map[string]bool, len(index))
+		for p := range index {
+			switch {
+			case under(p, old):
+				next[rel+p[len(old):]] = true
+			case under(p, rel):
+				if exchange {
+					next[old+p[len(rel):]] = true
 				}
+			default:
+				next[p] = true
 			}
 		}
+		return next
 	}
-	b.upperDir = next
+	b.upperDir = move(b.upperDir)
+	b.upperEnt = move(b.upperEnt)
 }
 
 // Chmod changes the mode of rel (not through a final symlink: the caller

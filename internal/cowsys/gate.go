@@ -168,9 +168,12 @@ func (g *Gate) Register(t *notify.Table) {
 		if !ok {
 			continue
 		}
-		fn, readOnly := h.fn, readOnlyOf(h.name)
+		fn, readOnly, pk := h.fn, readOnlyOf(h.name), peeks[h.name]
 		t.AddBuiltin(nr, "copy-on-write: "+h.name, false, notify.HandlerFunc(func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
 			if g.quick(readOnly == always || readOnly == bySyscallFlags && openReadOnly(hc)) {
+				return notify.Continue()
+			}
+			if pk != nil && g.peek(hc, pk) {
 				return notify.Continue()
 			}
 			var a notify.Action
@@ -273,4 +276,56 @@ func fdPath(fd int) (string, error) { return taskpath.FDPath(fd) }
 // layer). readOnly syscalls only: a change makes the branch.
 func (g *Gate) quick(readOnly bool) bool {
 	return readOnly && !g.b.Materialized()
+}
+
+// peekArgs are where a lookup-only syscall keeps its path: the dirfd
+// argument (-1: the working directory), the path, and the flags argument
+// holding AT_SYMLINK_NOFOLLOW (-1: none); nofollow for the syscalls that
+// never follow a final symlink.
+type peekArgs struct {
+	dirfd, path, flags int
+	nofollow           bool
+}
+
+// peeks are the syscalls that only look something up: the gate sees first,
+// with the supervisor's rights, whether the kernel would find what the
+// merged view holds; only when it would not is the syscall served, with
+// the program's rights, from the start.
+var peeks = map[string]*peekArgs{
+	"stat":       {dirfd: -1, path: 0, flags: -1},
+	"lstat":      {dirfd: -1, path: 0, flags: -1, nofollow: true},
+	"newfstatat": {dirfd: 0, path: 1, flags: 3},
+	"statx":      {dirfd: 0, path: 1, flags: 2},
+	"access":     {dirfd: -1, path: 0, flags: -1},
+	"faccessat":  {dirfd: 0, path: 1, flags: -1},
+	"faccessat2": {dirfd: 0, path: 1, flags: 3},
+	"getxattr":   {dirfd: -1, path: 0, flags: -1},
+	"lgetxattr":  {dirfd: -1, path: 0, flags: -1, nofollow: true},
+	"listxattr":  {dirfd: -1, path: 0, flags: -1},
+	"llistxattr": {dirfd: -1, path: 0, flags: -1, nofollow: true},
+	"statfs":     {dirfd: -1, path: 0, flags: -1},
+}
+
+// peek reports whether the kernel, looking the syscall's path up itself,
+// finds what the merged view holds (the syscall is then left to it). Any
+// doubt (an error, a descriptor's magic link) is no.
+func (g *Gate) peek(hc *notify.HandlerCtx, pk *peekArgs) bool {
+	path, err := readPath(hc, arg(hc, pk.path))
+	if err != nil || path == "" || strings.HasPrefix(path, "/proc/") || strings.HasPrefix(path, "/dev/") {
+		return false
+	}
+	dirfd := taskpath.AtFDCWD
+	if pk.dirfd >= 0 {
+		dirfd = arg(hc, pk.dirfd)
+	}
+	follow := !pk.nofollow
+	if pk.flags >= 0 && arg(hc, pk.flags)&unix.AT_SYMLINK_NOFOLLOW != 0 {
+		follow = false
+	}
+	t, err := g.resolve(hc, dirfd, path, follow)
+	if err != nil {
+		return false
+	}
+	defer t.close()
+	return t.fd < 0 && t.kernel()
 }
