@@ -946,3 +946,29 @@ print(" ".join(r))
 		t.Errorf("the denied file: %q", b)
 	}
 }
+
+// TestCLIKillRunsOnError: `sandlock kill NAME` ends a run through its
+// normal path, so its branch meets OnError: committed when asked.
+func TestCLIKillRunsOnError(t *testing.T) {
+	w := cowTree(t)
+	name := "cow-kill-" + strconv.Itoa(os.Getpid())
+	marker := cliMarker(60)
+	cmd := exec.Command(cliBinary, cliRunArgs(cliGrants("--name", name, "--workdir", w, "--on-error", "commit"), "/bin/sh", "-c", "echo written > k; exec sleep "+marker)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(cliDeadline)
+	for len(cliMarkerProcs(t, marker)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, _, stderr := cli(t, "kill", name); code != 0 {
+		t.Fatalf("kill: %d %s", code, stderr)
+	}
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 137 {
+		t.Errorf("the killed run: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(w, "k")); err != nil || string(b) != "written\n" {
+		t.Errorf("k after the kill with --on-error commit: %q %v", b, err)
+	}
+}
