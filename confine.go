@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/landlock"
-	"github.com/sandlock-go/sandlock/internal/policy"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
@@ -23,23 +23,23 @@ func Confine(s *Sandbox) error {
 	}
 	for _, f := range s.unconfinable() {
 		if f.set {
-			return &policy.FieldError{Field: f.name, Err: errors.New("cannot be applied by Confine (it needs a supervisor or a new process)")}
+			return &fielderr.FieldError{Field: f.name, Err: errors.New("cannot be applied by Confine (it needs a supervisor or a new process)")}
 		}
 	}
-	abi, err := landlock.ABI()
+	kernel, err := landlock.Probe()
 	if err != nil {
 		return fmt.Errorf("sandlock: %w", err)
 	}
-	cfg, err := s.landlockConfig(abi)
+	cfg, err := s.landlockConfig(kernel)
 	if err != nil {
 		return err
 	}
 	// Confine restricts the filesystem only: the caller keeps its network
 	// and IPC.
 	cfg.HandledNet, cfg.Scoped = 0, 0
-	rs, err := s.buildRuleset(cfg)
+	rs, err := cfg.Build()
 	if err != nil {
-		return err
+		return s.rulesetError(err)
 	}
 	defer rs.Close()
 	if err := rs.RestrictProcess(); err != nil {

@@ -742,7 +742,7 @@ while True:
 	mu.Lock()
 	msg := log.String()
 	mu.Unlock()
-	if !strings.Contains(msg, "disk quota") || !strings.Contains(msg, "over MaxDisk 2M") {
+	if !strings.Contains(msg, "disk limit exceeded") || !strings.Contains(msg, "over MaxDisk 2M") {
 		t.Errorf("log: %s", msg)
 	}
 	cowSame(t, "the workdir after the flood", cowSnapshot(t, w), before)

@@ -10,22 +10,67 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/cow"
 	"github.com/sandlock-go/sandlock/internal/cowsys"
 	"github.com/sandlock-go/sandlock/internal/filter"
 	"github.com/sandlock-go/sandlock/internal/fsdeny"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/limits"
+	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/plan"
 	"github.com/sandlock-go/sandlock/internal/redirect"
-	"github.com/sandlock-go/sandlock/internal/sandbox"
-	"github.com/sandlock-go/sandlock/internal/sysnum"
+	"github.com/sandlock-go/sandlock/internal/session"
 )
 
 // The copy-on-write workdir (Workdir, issue 18): the program sees the
 // workdir as if it wrote in place; every write lands in a branch (package
 // cow), served by the supervisor (package cowsys), and the branch is
 // committed, aborted or kept when the run ends (OnExit, OnError).
+
+// workdirFeature is the copy-on-write workdir as a builtin feature: it
+// validates the fields, makes the branch, carves the workdir (reads only)
+// and its storage (nothing) out of the Landlock grants, and adds the gate
+// at the translate phase: a call on the merged view is answered there, on
+// the branch, with fs-deny's checks (deny, given when FSDenied is set)
+// applied to what it resolved; every other call goes on, untouched, to
+// the later phases. Listed after every feature that adds Landlock paths.
+type workdirFeature struct {
+	s    *Sandbox
+	deny *fsdeny.Feature // nil without FSDenied
+	plan *workdirPlan    // nil without Workdir
+}
+
+// Plan validates and plans the workdir (nothing without Workdir).
+func (f *workdirFeature) Plan(b *plan.Builder) error {
+	p, err := f.s.workdir()
+	if err != nil || p == nil {
+		return err
+	}
+	f.plan = p
+	b.Close(p.abandon) // a run that never ran throws its branch away; an ended one has finished it
+	p.landlock(b.Landlock)
+	p.register(b, f.deny)
+	return nil
+}
+
+// workdirOf returns the planned workdir of a feature list, or nil.
+func workdirOf(features []plan.Feature) *workdirPlan {
+	for _, f := range features {
+		if w, ok := f.(*workdirFeature); ok {
+			return w.plan
+		}
+	}
+	return nil
+}
+
+// startDir is the program's initial working directory: Cwd, or else the
+// workdir.
+func (p *workdirPlan) startDir(cwd string) string {
+	if cwd == "" && p != nil {
+		return p.workdir
+	}
+	return cwd
+}
 
 // workdirPlan is the validated copy-on-write setup of a run.
 type workdirPlan struct {
@@ -34,7 +79,6 @@ type workdirPlan struct {
 	quota   int64
 	onExit  BranchAction
 	onError BranchAction
-	dryRun  bool
 
 	branch *cow.Branch
 	gate   *cowsys.Gate
@@ -143,57 +187,45 @@ func (p *workdirPlan) landlock(cfg *landlock.Config) {
 	}, landlock.FSExecute|landlock.FSWriteFile|landlock.FSReadFile|landlock.FSTruncate|landlock.FSIoctlDev)
 }
 
-// register adds the gate's handlers (before fs-deny's: the gate resolves
-// paths in the merged view and leaves the others to it) and its session
-// hooks.
-func (p *workdirPlan) register(sess *sandbox.Session, pool *confine.Pool, denier *fsdeny.Denier, keepCaps bool) {
-	redirects := redirect.New(sess.TGID)
+// register adds the gate's handlers at the translate phase (before
+// fs-deny's and fs-meta's, which judge only what it leaves to the kernel)
+// and its hooks.
+func (p *workdirPlan) register(b *plan.Builder, deny *fsdeny.Feature) {
+	run := b.Run()
+	redirects := redirect.New(run.TGID)
 	cfg := cowsys.Config{
 		Branch:    p.branch,
-		KeepCaps:  keepCaps,
-		TGID:      sess.TGID,
+		KeepCaps:  b.KeepCaps,
+		TGID:      run.TGID,
 		Redirects: redirects,
 		Storage:   p.storage,
-		Pool:      pool,
+		Pool:      b.Helpers(),
 	}
-	if denier != nil {
-		cfg.DenyFD, cfg.DenyPath = denier.CheckFD, denier.CheckPath
+	if deny != nil {
+		cfg.DenyFD, cfg.DenyPath = deny.CheckFD, deny.CheckPath
 	}
 	p.gate = cowsys.New(cfg)
-	p.gate.Register(sess.Table)
-	sess.OnProcessStart(p.gate.ProcessStarted)
-	sess.OnExit(p.gate.ProcessExited)
-	sess.OnSignalStop(redirects.Stop)
-	sess.OnEnd(p.gate.Close)
+	p.gate.Register(func(nr int, name string, h notify.Handler) {
+		b.Handle(nr, plan.Translate, name, false, h)
+	})
+	b.OnProcessStart(p.gate.ProcessStarted)
+	b.OnExit(p.gate.ProcessExited)
+	b.OnSignalStop(redirects.Stop)
+	b.OnEnd(p.gate.Close)
+	// fstat-style calls (AT_EMPTY_PATH: newfstatat and statx on a
+	// descriptor) stay unnotified, unless another handler watches them.
+	for name, flagsArg := range cowsys.EmptyPathSyscalls {
+		if nr, ok := b.Arch.Nr(name); ok {
+			b.NotifyExcept(nr, 1, filter.Cond{Tests: []filter.Test{{Arg: flagsArg, Op: filter.AnyBit, Value: unix.AT_EMPTY_PATH}}})
+		}
+	}
 	if p.quota > 0 {
-		sess.Background(func(ctx context.Context) {
+		b.Background(func(ctx context.Context) {
 			p.branch.Monitor(ctx, func(used, limit int64) {
-				sess.KillSandbox(diskLimitReason, fmt.Sprintf("the workdir's branch holds %s, over MaxDisk %s", limits.FormatSize(uint64(used)), limits.FormatSize(uint64(limit))))
+				run.KillSandbox(session.ReasonDiskLimit, fmt.Sprintf("the workdir's branch holds %s, over MaxDisk %s", limits.FormatSize(uint64(used)), limits.FormatSize(uint64(limit))))
 			})
 		})
 	}
-}
-
-// diskLimitReason marks a sandbox killed for writing past MaxDisk through
-// a descriptor it held.
-const diskLimitReason = "disk quota"
-
-// except lets fstat-style calls through unnotified: with AT_EMPTY_PATH,
-// newfstatat and statx act on a descriptor (unless a user handler wants
-// to see them).
-func (p *workdirPlan) except(into map[int][]filter.Cond, userSyscalls map[int]bool) map[int][]filter.Cond {
-	arch := sysnum.Native()
-	for name, flagsArg := range cowsys.EmptyPathSyscalls {
-		nr, ok := arch.Nr(name)
-		if !ok || userSyscalls[nr] {
-			continue
-		}
-		if into == nil {
-			into = map[int][]filter.Cond{}
-		}
-		into[nr] = append(into[nr], filter.Cond{Tests: []filter.Test{{Arg: flagsArg, Op: filter.AnyBit, Value: unix.AT_EMPTY_PATH}}})
-	}
-	return into
 }
 
 // finish applies the branch action the run's end calls for: OnExit after a
@@ -212,9 +244,6 @@ func (p *workdirPlan) finish(res *Result, log interface{ Warn(string, ...any) })
 			action = BranchActionCommit
 		}
 	} else if action == BranchActionDefault {
-		action = BranchActionAbort
-	}
-	if p.dryRun {
 		action = BranchActionAbort
 	}
 	var changes []cow.Change

@@ -27,8 +27,8 @@ package cowsys
 
 import (
 	"context"
+	"errors"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -37,6 +37,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/cow"
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/procfs"
 	"github.com/sandlock-go/sandlock/internal/redirect"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
@@ -158,10 +159,10 @@ func (g *Gate) ProcessExited(pid int) {
 // next handler), or the answer.
 type handler func(g *Gate, hc *notify.HandlerCtx) notify.Action
 
-// Register adds the handlers to the table, as builtins: before the other
-// features' (fs-deny's, fs-meta's), which see only what the gate leaves to
-// the kernel. Each handler runs with the program's rights.
-func (g *Gate) Register(t *notify.Table) {
+// Register gives each handler to add (the feature puts them at the
+// translate phase: before fs-deny's and fs-meta's, which see only what the
+// gate leaves to the kernel). Each handler runs with the program's rights.
+func (g *Gate) Register(add func(nr int, name string, h notify.Handler)) {
 	arch := sysnum.Native()
 	for _, h := range g.handlers() {
 		nr, ok := arch.Nr(h.name)
@@ -169,7 +170,7 @@ func (g *Gate) Register(t *notify.Table) {
 			continue
 		}
 		fn, readOnly, pk := h.fn, readOnlyOf(h.name), peeks[h.name]
-		t.AddBuiltin(nr, "copy-on-write: "+h.name, false, notify.HandlerFunc(func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+		add(nr, "copy-on-write: "+h.name, notify.HandlerFunc(func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
 			if g.quick(readOnly == always || readOnly == bySyscallFlags && openReadOnly(hc)) {
 				return notify.Continue()
 			}
@@ -203,27 +204,15 @@ func (g *Gate) tgidOf(tid int) int {
 			return t
 		}
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
-	if err == nil {
-		if i := strings.Index(string(b), "\nTgid:"); i >= 0 {
-			f := strings.Fields(string(b[i+6:]))
-			if len(f) > 0 {
-				if n, err := strconv.Atoi(f[0]); err == nil {
-					return n
-				}
-			}
-		}
-	}
-	return tid
+	return procfs.TGID(tid)
 }
 
 // readTaskLink reads one of the task's /proc links (fd/N, cwd, exe) and
 // proves afterwards that the task is still the one that notified.
 func readTaskLink(hc *notify.HandlerCtx, entry string) (string, error) {
-	buf := make([]byte, unix.PathMax)
-	n, err := unix.Readlink("/proc/"+strconv.FormatUint(uint64(hc.Notif.PID), 10)+"/"+entry, buf)
+	link, err := os.Readlink(procfs.Path(int(hc.Notif.PID), entry))
 	if err != nil {
-		if err == unix.ENOENT && strings.HasPrefix(entry, "fd/") {
+		if errors.Is(err, unix.ENOENT) && strings.HasPrefix(entry, "fd/") {
 			return "", unix.EBADF
 		}
 		return "", err
@@ -231,7 +220,7 @@ func readTaskLink(hc *notify.HandlerCtx, entry string) (string, error) {
 	if err := notify.TaskAlive(hc); err != nil {
 		return "", err
 	}
-	return string(buf[:n]), nil
+	return link, nil
 }
 
 // dupFD duplicates the task's descriptor fd (pidfd_getfd): the same open
