@@ -184,12 +184,17 @@ pwd
 echo inside > f
 cd ../..
 cat new/deeper/f
+mkdir spot
+mv -T renamed/sub spot
+cat spot/d.txt
+test -e renamed/sub || echo sub-moved-over-spot
 `
 
 var cowScriptOut = []string{
 	"alpha", "alpha", "more", "a-copy.txt a.txt b.txt c.txt dir full link ", "e.txt sub ", "delta", "over",
 	"again", "rmdir: failed to remove 'full': Directory not empty", "full-removed", "excl-refused", "via-hard",
 	"alpha", "more", "via-hard", "again", "600", "981173106", "gamma", "c-gone", "script-ran", "binary-ran", "%W/new/deeper", "inside",
+	"delta", "sub-moved-over-spot",
 }
 
 // cowScriptAfter is the workdir after a commit of cowScript (without the
@@ -201,7 +206,7 @@ func checkAfterScript(t *testing.T, w string) {
 		"hard":              "alpha\nmore\nvia-hard\n",
 		"a-copy.txt":        "over\n",
 		"b.txt":             "again\n",
-		"renamed/sub/d.txt": "delta\n",
+		"spot/d.txt":        "delta\n",
 		"renamed/e.txt":     "epsilon\n",
 		"new/deeper/f":      "inside\n",
 		"run.sh":            "#!/bin/sh\necho script-ran\n",
@@ -212,7 +217,7 @@ func checkAfterScript(t *testing.T, w string) {
 			t.Errorf("after commit, %s: %q %v, want %q", p, b, err, data)
 		}
 	}
-	for _, p := range []string{"c.txt", "dir", "full"} {
+	for _, p := range []string{"c.txt", "dir", "full", "renamed/sub"} {
 		if _, err := os.Lstat(filepath.Join(w, p)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("after commit, %s: %v, want it gone", p, err)
 		}
@@ -970,5 +975,47 @@ func TestCLIKillRunsOnError(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(w, "k")); err != nil || string(b) != "written\n" {
 		t.Errorf("k after the kill with --on-error commit: %q %v", b, err)
+	}
+}
+
+// TestMaxDiskMapped: writes through a shared mapping of an upper file make
+// no inotify event; the periodic measurement still stops the program, and
+// its branch is never committed.
+func TestMaxDiskMapped(t *testing.T) {
+	w := cowTree(t)
+	before := cowSnapshot(t, w)
+	mapper := cProgram(t, "cowmapper", `
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(void) {
+	size_t n = 64 << 20;
+	int fd = open("mapped", O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || ftruncate(fd, n) < 0) return 2;
+	char *p = mmap(0, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) return 3;
+	for (size_t off = 0; off < n; off += 1 << 20) memset(p + off, 'm', 1 << 20);
+	for (;;) pause();
+}`)
+	sb := cowBox(w)
+	sb.FSReadable = append(sb.FSReadable, filepath.Dir(mapper))
+	sb.MaxDisk = "8M"
+	var log strings.Builder
+	var mu sync.Mutex
+	sb.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &log}, nil))
+	res := run(t, sb, mapper)
+	mu.Lock()
+	msg := log.String()
+	mu.Unlock()
+	if res.Reason != sandlock.ReasonKilled || !strings.Contains(msg, "disk limit exceeded") || !strings.Contains(msg, "over MaxDisk 8M") {
+		t.Errorf("the mapping writer: %+v %s\nlog: %s", res, res.Stderr, msg)
+	}
+	if i := strings.Index(msg, "branch holds "); i >= 0 {
+		t.Logf("a writer through a shared mapping was killed when the branch held %s (quota 8M)", strings.Fields(msg[i+len("branch holds "):])[0])
+	}
+	cowSame(t, "the workdir after the mapping writer", cowSnapshot(t, w), before)
+	if br := branchesIn(storageOf(w)); len(br) != 0 {
+		t.Errorf("branches left: %v", br)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -177,8 +178,10 @@ func (w *watcher) movedDirs(old, rel string) {
 // and calls over once when the layer's usage passes the quota. It returns
 // when ctx is done. How far a program writing flat out gets past the
 // quota is what it writes while one inotify event is delivered and the
-// file measured: the tests measure it (see the package's tests and
-// docs/design.md).
+// file measured (write(2), ftruncate, fallocate); through a shared
+// mapping, which makes no event, what it dirties in one period of the
+// fresh measurements (measureEvery, longer for a layer whose walk takes
+// more than a twentieth of it). The tests measure both.
 func (b *Branch) Monitor(ctx interface{ Done() <-chan struct{} }, over func(used, limit int64)) {
 	if b.quota == nil {
 		return
@@ -204,8 +207,35 @@ func (b *Branch) Monitor(ctx interface{ Done() <-chan struct{} }, over func(used
 		<-ctx.Done()
 		f.Close()
 	}()
+	var fire sync.Once
+	check := func() {
+		if used, limit := b.Usage(); used > limit {
+			fire.Do(func() { over(used, limit) })
+		}
+	}
+	// Writes through a shared mapping of an upper file make no inotify
+	// event: the layer is also measured afresh periodically, at most a
+	// twentieth of the time (a walk of a large layer costs).
+	go func() {
+		period := measureEvery
+		t := time.NewTimer(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if b.Materialized() {
+				start := time.Now()
+				b.Measure()
+				period = max(measureEvery, 20*time.Since(start))
+				check()
+			}
+			t.Reset(period)
+		}
+	}()
 	buf := make([]byte, 64*1024)
-	fired := false
 	for {
 		n, err := f.Read(buf)
 		if err != nil {
@@ -232,9 +262,9 @@ func (b *Branch) Monitor(ctx interface{ Done() <-chan struct{} }, over func(used
 				b.quota.set(&st)
 			}
 		}
-		if used, limit := b.Usage(); used > limit && !fired {
-			fired = true
-			over(used, limit)
-		}
+		check()
 	}
 }
+
+// measureEvery is the shortest period of Monitor's fresh measurements.
+const measureEvery = 100 * time.Millisecond
