@@ -202,14 +202,14 @@ var cowScriptOut = []string{
 func checkAfterScript(t *testing.T, w string) {
 	t.Helper()
 	want := map[string]string{
-		"a.txt":             "alpha\nmore\nvia-hard\n",
-		"hard":              "alpha\nmore\nvia-hard\n",
-		"a-copy.txt":        "over\n",
-		"b.txt":             "again\n",
-		"spot/d.txt":        "delta\n",
-		"renamed/e.txt":     "epsilon\n",
-		"new/deeper/f":      "inside\n",
-		"run.sh":            "#!/bin/sh\necho script-ran\n",
+		"a.txt":         "alpha\nmore\nvia-hard\n",
+		"hard":          "alpha\nmore\nvia-hard\n",
+		"a-copy.txt":    "over\n",
+		"b.txt":         "again\n",
+		"spot/d.txt":    "delta\n",
+		"renamed/e.txt": "epsilon\n",
+		"new/deeper/f":  "inside\n",
+		"run.sh":        "#!/bin/sh\necho script-ran\n",
 	}
 	for p, data := range want {
 		b, err := os.ReadFile(filepath.Join(w, p))
