@@ -1019,3 +1019,54 @@ int main(void) {
 		t.Errorf("branches left: %v", br)
 	}
 }
+
+// TestCLIWorkdirSettings: the workdir's settings without --workdir, and
+// --workdir with --no-supervisor, are errors in the terms the user wrote;
+// a --fs-storage directory of the user's stays after the commit (only a
+// base sandlock chose is removed), and `sandlock cow recover --abort`
+// removes the base it chose once empty.
+func TestCLIWorkdirSettings(t *testing.T) {
+	w := cowTree(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-disk", "1M"}, "sandlock: --max-disk needs --workdir (a copy-on-write workdir)\n"},
+		{[]string{"--on-exit", "keep"}, "sandlock: --on-exit needs --workdir (a copy-on-write workdir)\n"},
+		{[]string{"--fs-storage", w}, "sandlock: --fs-storage needs --workdir (a copy-on-write workdir)\n"},
+		{[]string{"--workdir", w, "--no-supervisor"}, "sandlock: --workdir needs the supervisor, which --no-supervisor turns off\n"},
+	} {
+		code, _, stderr := cli(t, cliRunArgs(cliGrants(tc.args...), "true")...)
+		if code != 1 || stderr != tc.want {
+			t.Errorf("%v: exit %d stderr %q, want %q", tc.args, code, stderr, tc.want)
+		}
+	}
+
+	store := filepath.Join(tempDir(t), "store")
+	os.Mkdir(store, 0o700)
+	code, _, stderr := cli(t, cliRunArgs(cliGrants("--workdir", w, "--fs-storage", store), "/bin/sh", "-c", "echo s > stored")...)
+	if code != 0 {
+		t.Fatalf("--fs-storage: exit %d %s", code, stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(w, "stored")); err != nil || string(b) != "s\n" {
+		t.Errorf("committed through --fs-storage: %q %v", b, err)
+	}
+	if ents, err := os.ReadDir(store); err != nil || len(ents) != 0 {
+		t.Errorf("the --fs-storage directory after the commit: %v %v, want it empty and still there", ents, err)
+	}
+
+	code, _, stderr = cli(t, cliRunArgs(cliGrants("--workdir", w, "--on-exit", "keep"), "/bin/sh", "-c", "echo k > kept")...)
+	if code != 0 || len(branchesIn(storageOf(w))) != 1 {
+		t.Fatalf("keep: exit %d %s; branches %v", code, stderr, branchesIn(storageOf(w)))
+	}
+	code, stdout, stderr := cli(t, "cow", "recover", "--abort", w)
+	if code != 0 || !strings.HasPrefix(stdout, "removed ") {
+		t.Errorf("cow recover --abort: exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
+	if _, err := os.Stat(storageOf(w)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the storage base after recover --abort: %v, want it gone", err)
+	}
+	if _, err := os.Stat(filepath.Join(w, "kept")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("kept after an aborted branch: %v", err)
+	}
+}

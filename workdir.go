@@ -76,6 +76,9 @@ func (p *workdirPlan) startDir(cwd string) string {
 type workdirPlan struct {
 	workdir string // canonical
 	storage string // the branch's storage base
+	// ownBase: the base is sandlock's choice (not FSStorage), removed
+	// once no branch is left in it.
+	ownBase bool
 	quota   int64
 	onExit  BranchAction
 	onError BranchAction
@@ -138,6 +141,7 @@ func (s *Sandbox) workdir() (*workdirPlan, error) {
 		}
 		p.quota = int64(n)
 	}
+	p.ownBase = s.FSStorage == ""
 	p.storage, err = cow.ChooseBase(w, s.FSStorage)
 	if err != nil {
 		name := "Workdir"
@@ -254,7 +258,7 @@ func (p *workdirPlan) finish(res *Result, log interface{ Warn(string, ...any) })
 		// committed.
 		if used := p.branch.Measure(); used > p.quota {
 			p.branch.Abort()
-			os.Remove(p.storage)
+			p.removeBase()
 			return nil, &BranchError{Action: "commit", Dir: p.branch.Dir(), Err: fmt.Errorf("the branch holds %s, over MaxDisk %s: discarded", limits.FormatSize(uint64(used)), limits.FormatSize(uint64(p.quota)))}
 		}
 	}
@@ -282,7 +286,7 @@ func (p *workdirPlan) finish(res *Result, log interface{ Warn(string, ...any) })
 		}
 	}
 	if action != BranchActionKeep {
-		os.Remove(p.storage) // the base, when no other branch is in it
+		p.removeBase()
 	}
 	out := make([]Change, len(changes))
 	for i, c := range changes {
@@ -298,7 +302,15 @@ func (p *workdirPlan) abandon() {
 	}
 	p.done = true
 	p.branch.Abort()
-	os.Remove(p.storage)
+	p.removeBase()
+}
+
+// removeBase removes the storage base sandlock chose, when no other
+// branch is in it (FSStorage is the caller's: it stays).
+func (p *workdirPlan) removeBase() {
+	if p.ownBase {
+		os.Remove(p.storage)
+	}
 }
 
 // BranchError is a copy-on-write branch that could not be committed,
@@ -346,6 +358,12 @@ func RecoverWorkdir(workdir, fsStorage string, abort bool) ([]BranchReport, erro
 	reports, err := cow.Recover(w, bases, cow.RecoverOptions{Abort: abort})
 	if err != nil {
 		return nil, fmt.Errorf("sandlock: %w", err)
+	}
+	if abort {
+		// The bases sandlock chose go once empty (FSStorage stays).
+		for _, b := range cow.Bases(w, "") {
+			os.Remove(b)
+		}
 	}
 	out := make([]BranchReport, len(reports))
 	for i, r := range reports {

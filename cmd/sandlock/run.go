@@ -128,13 +128,24 @@ func (f *runFlags) sandbox(prof *sandlock.Profile) error {
 		}
 		sb.OnExit, sb.OnError = sandlock.BranchActionAbort, sandlock.BranchActionAbort
 	}
+	if sb.Workdir == "" {
+		// Copy-on-write workdir (issue 18): its settings alone are an error.
+		for _, c := range []struct {
+			field string
+			set   bool
+		}{{"FSStorage", sb.FSStorage != ""}, {"MaxDisk", sb.MaxDisk != ""}, {"OnExit", sb.OnExit != sandlock.BranchActionDefault}, {"OnError", sb.OnError != sandlock.BranchActionDefault}} {
+			if c.set {
+				return fmt.Errorf("sandlock: %s needs %s (a copy-on-write workdir)", source(prof, c.field, ""), source(prof, "Workdir", ""))
+			}
+		}
+	}
 	if sb.NoSupervisor {
 		// Said in the terms the user wrote, before the library names its
 		// fields.
 		for _, c := range []struct {
 			field string
 			set   bool
-		}{{"MaxMemory", sb.MaxMemory != ""}, {"MaxProcesses", sb.MaxProcesses != 0}, {"NumCPUs", sb.NumCPUs != 0}} {
+		}{{"MaxMemory", sb.MaxMemory != ""}, {"MaxProcesses", sb.MaxProcesses != 0}, {"NumCPUs", sb.NumCPUs != 0}, {"Workdir", sb.Workdir != ""}} {
 			if c.set {
 				return fmt.Errorf("%s needs the supervisor, which %s turns off", source(prof, c.field, ""), source(prof, "NoSupervisor", ""))
 			}
