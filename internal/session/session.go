@@ -129,7 +129,7 @@ func NewSession(log *slog.Logger) *Session {
 	}
 	for _, name := range []string{"clone", "fork", "vfork"} {
 		if nr, ok := sysnum.Native().Nr(name); ok {
-			s.Table.AddBuiltin(nr, "follow forks", true, notify.HandlerFunc(s.holdForks))
+			s.Table.Add(nr, notify.PhaseGuard, "follow forks", true, notify.HandlerFunc(s.holdForks))
 		}
 	}
 	return s
