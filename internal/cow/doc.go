@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package cow is the copy-on-write layer of a sandbox's workdir: the real
 // directory (the lower layer) is never written while the program runs;
 // every change lands in a private upper layer, and the merged view of the

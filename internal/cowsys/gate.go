@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package cowsys maps the program's syscalls onto the copy-on-write layer
 // (package cow): every syscall that names a path is notified while a
 // workdir is active, the path is resolved the way the kernel would resolve

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package redirect makes a task that is stopped in a notified syscall run
 // another syscall instead, from the supervisor: the copy-on-write workdir
 // needs the kernel to exec a file it cannot find by the program's path (a
