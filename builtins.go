@@ -64,6 +64,9 @@ func (s *Sandbox) builtins(ctx context.Context) ([]plan.Feature, *registration, 
 		// against the built grants; checked before the user handlers only
 		// where another handler watches the syscall.
 		fsmeta.Feature{Deny: metaDeny},
+		// Translate and act: the copy-on-write workdir; after every feature
+		// that adds Landlock paths, which it carves.
+		&workdirFeature{s: s, deny: deny},
 	)
 	var named *registration
 	if !s.NoRegistry {

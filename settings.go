@@ -641,7 +641,18 @@ var settings = []Setting{
 		}),
 	row("", "credential", "", "", kList, "load a secret for --http-auth: `NAME=SOURCE` (env:VAR, file:PATH, fd:N; repeatable)", notBuilt),
 	row("", "http-auth", "", "", kList, "attach a credential to matching requests: `RULE` (repeatable)", notBuilt),
-	row("", "dry-run", "", "", kBool, "run on a copy-on-write layer, report the changes and discard them", notBuilt),
+	row("", "dry-run", "", "", kBool, "run on the copy-on-write --workdir, print the changes and discard them",
+		func() (func(*Profile, string) error, func(*Profile) any) {
+			return func(p *Profile, v string) error {
+					b, err := strconv.ParseBool(v)
+					if err != nil {
+						return errors.New("want true or false")
+					}
+					p.DryRun = b
+					return nil
+				},
+				func(*Profile) any { return nil }
+		}),
 }
 
 // parseList parses "0,2,3", and with ranges "0-3,6".

@@ -45,10 +45,18 @@ func TestRunQuick(t *testing.T) {
 			t.Errorf("no complete row for %q (bare, sandlock and bwrap figures)", name)
 		}
 	}
+	// The copy-on-write rows: bare and sandlock --workdir.
+	for _, name := range []string{"cow: python3 -c pass", "cow: git status, 1000 files", "cow: write 1000 files, commit"} {
+		re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` +` + ms + ` +` + ratio)
+		if !re.MatchString(table) {
+			t.Errorf("no complete row for %q (bare and sandlock figures)", name)
+		}
+	}
 	for _, line := range []string{
 		`notified syscall \(Continue\) +\d+(\.\d+)? µs/call \(SYNC_WAKE_UP on\)`,
 		`notified syscall \(Continue\) +\d+(\.\d+)? µs/call \(SYNC_WAKE_UP off\)`,
 		`getppid in a sandbox +\d+(\.\d+)? ns/call \(not notified\)`,
+		`cow: commit of 1000 files +-?\d+(\.\d+)? ms \(write 1000 files: --workdir minus --on-exit abort\)`,
 	} {
 		if !regexp.MustCompile(`(?m)^` + line + `$`).MatchString(table) {
 			t.Errorf("no line matching %q", line)

@@ -222,6 +222,21 @@ func (f *Feature) Plan(b *plan.Builder) error {
 	return nil
 }
 
+// CheckPath fails with EACCES if the canonical path p is denied or inside
+// something denied, or, when moving (the source or target of a rename or
+// a link), holds something denied: for features that resolve paths
+// themselves (the copy-on-write workdir, whose entries the kernel cannot
+// name).
+func (d *Denier) CheckPath(p string, moving bool) error {
+	if d.deniedPath(p) || (moving && d.holdsDenied(p)) {
+		return unix.EACCES
+	}
+	return nil
+}
+
+// CheckPath is Denier.CheckPath (valid once planned).
+func (f *Feature) CheckPath(p string, moving bool) error { return f.d.CheckPath(p, moving) }
+
 // CheckFD fails with EACCES if a resolved descriptor is, or is inside,
 // something denied (valid once planned).
 func (f *Feature) CheckFD(fd int) error { return f.d.checkFD(fd) }

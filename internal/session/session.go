@@ -100,6 +100,7 @@ type Session struct {
 	onExitUsage       []func(pid int, usage *unix.Rusage)
 	background        []func(ctx context.Context)
 	onEnd             []func()
+	onSignalStop      func(tid int, sig syscall.Signal) bool
 
 	// tty is the terminal whose foreground the program took, to give back
 	// at the end, or -1.
@@ -182,6 +183,7 @@ func (s *Session) Start(spec *Spec) error {
 			}
 		},
 		OnSignalInSyscall: s.signalInSyscall,
+		OnSignalStop:      s.onSignalStop,
 		OnEnd:             s.end,
 	}
 	if len(s.onExec) > 0 {
@@ -308,6 +310,11 @@ func (s *Session) OnExitUsage(f func(pid int, usage *unix.Rusage)) {
 // Start.
 func (s *Session) Background(f func(ctx context.Context)) { s.background = append(s.background, f) }
 
+// OnSignalStop sets f to be called first at every signal-delivery-stop
+// of a task of the sandbox, on the tracer's thread; f returns true to
+// discard the signal. Call it before Start; f must not block.
+func (s *Session) OnSignalStop(f func(tid int, sig syscall.Signal) bool) { s.onSignalStop = f }
+
 // OnEnd registers f to be called once no task of the sandbox is left (also
 // when Start fails), before Wait returns. Call it before Start.
 func (s *Session) OnEnd(f func()) { s.onEnd = append(s.onEnd, f) }
@@ -334,9 +341,10 @@ const (
 	ReasonTimeout                   // the caller's deadline passed
 	ReasonMemoryLimit               // MaxMemory was exceeded
 	ReasonDenied                    // the program was about to run what it may not
+	ReasonDiskLimit                 // the copy-on-write branch went past MaxDisk
 )
 
-var reasonText = [...]string{"", "killed", "timeout", "memory limit exceeded", "denied"}
+var reasonText = [...]string{"", "killed", "timeout", "memory limit exceeded", "denied", "disk limit exceeded"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonText) {

@@ -95,6 +95,7 @@ type Tracer struct {
 	onProcExit  func(pid int, usage *unix.Rusage)
 	onFork      func(parent int)
 	onSignal    func(tid, nr, code int) bool
+	onStop      func(tid int, sig syscall.Signal) bool
 	onExec      func(*ExecStop)
 	recordKill  func(pid int, reason string)
 	// procOpts and threadOpts are the ptrace options of a process's
@@ -132,6 +133,10 @@ type Config struct {
 	// on the tracer's thread and must not block. (amd64 only: elsewhere the
 	// kernel decides before the stop.)
 	OnSignalInSyscall func(tid, nr, code int) (restart bool)
+	// OnSignalStop, if set, is called first at every signal-delivery-stop,
+	// on the tracer's thread (where the task's registers may be read and
+	// written); suppress true discards the signal. It must not block.
+	OnSignalStop func(tid int, sig syscall.Signal) (suppress bool)
 	// OnExec, if set, is called at every exec of a process of the sandbox
 	// that succeeded, once its new image is loaded and before it runs its
 	// first instruction (PTRACE_EVENT_EXEC), on the tracer's thread; the
@@ -308,6 +313,7 @@ func (t *Tracer) run() {
 		return
 	}
 	t.trace, t.onProcStart, t.onProcExit, t.onFork, t.onSignal = req.cfg.Trace, req.cfg.OnProcessStart, req.cfg.OnProcessExit, req.cfg.OnFork, req.cfg.OnSignalInSyscall
+	t.onStop = req.cfg.OnSignalStop // copy-on-write workdir (issue 18): syscall redirects
 	t.onExec, t.recordKill = req.cfg.OnExec, req.cfg.RecordKill
 	t.procOpts, t.threadOpts = options, options|unix.PTRACE_O_TRACEEXEC
 	if t.onExec != nil {
@@ -513,6 +519,10 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 		t.execed(tid)
 		ptrace(unix.PTRACE_CONT, tid, 0)
 	case 0:
+		if t.onStop != nil && t.onStop(tid, sig) {
+			ptrace(unix.PTRACE_CONT, tid, 0)
+			return
+		}
 		// Signal-delivery-stop: deliver the signal. A notified syscall the
 		// signal interrupted before the supervisor received it is
 		// restarted rather than failed with EINTR, if the session says so.
