@@ -24,6 +24,11 @@ type resourceLimits struct {
 	traced       bool // the tracer follows every process (not NoSupervisor)
 	numCPUs      int
 	gpu          limits.GPUAccess
+
+	// The memory budget's accounting, once registered: the /proc view's
+	// meminfo reads it (views.go).
+	memory  *limits.Memory
+	sampler *limits.MemorySampler
 }
 
 // memoryLimitReason marks a process killed for exceeding MaxMemory.
@@ -119,6 +124,7 @@ func (l *resourceLimits) register(sess *sandbox.Session) {
 			sess.KillSandbox(memoryLimitReason, detail)
 		}, func(sig syscall.Signal) { sess.Signal(sig) }, sess.Log)
 		m.MapMemfd = sampler.MapMemfd
+		l.memory, l.sampler = m, sampler
 		sess.OnProcessStart(sampler.Started)
 		sess.Background(sampler.Run)
 		sess.OnEnd(sampler.Report)
@@ -143,6 +149,15 @@ func (l *resourceLimits) register(sess *sandbox.Session) {
 	if l.knobs.CPUs != nil {
 		(&limits.CPUPin{CPUs: *l.knobs.CPUs, Traced: sess.Traced}).Register(sess.Table)
 	}
+}
+
+// memoryView returns the budget and what the sandbox uses of it, as the
+// accounting and the sampler last counted it (for the /proc view).
+func (l *resourceLimits) memoryView() (limit, used uint64) {
+	if l.memory == nil {
+		return l.maxMemory, 0
+	}
+	return l.maxMemory, max(l.memory.Used(), l.sampler.Last())
 }
 
 // grants are the Landlock rules the limits add (GPU devices).

@@ -31,7 +31,7 @@ type networkPolicy struct {
 	bindByLandlock    bool
 	bindPorts         []uint16
 	denyBind          []netpolicy.PortRange
-	hosts             bool // rules name hosts: serve a synthetic /etc/hosts
+	hosts             bool // rules name hosts: the host view serves a synthetic /etc/hosts (views.go)
 	// abstractScoped: Landlock scopes the program's abstract unix sockets.
 	abstractScoped bool
 }
@@ -219,9 +219,6 @@ func (n *networkPolicy) register(sess *sandbox.Session, p *prepared, s *Sandbox,
 		cfg.Denied, cfg.DeniedEntry = p.denier.CheckFD, p.denier.CheckEntry
 	}
 	netgate.New(cfg).Register(sess.Table)
-	if n.hosts {
-		netgate.RegisterHosts(sess.Table, netgate.HostsFile(n.rules))
-	}
 	// A sendto without an address (a NULL pointer, or a zero length: the
 	// kernel then reads none) goes to a connected socket, whose peer was
 	// judged at connect: unless a user handler wants to see every sendto,

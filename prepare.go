@@ -36,6 +36,8 @@ type prepared struct {
 	// capabilities, NO_NEW_PRIVS, no Landlock domain (see fsdeny/proc.go).
 	procPool *confine.Pool
 	grants   []string // readable and writable paths, for error hints
+	// hostname is the name the program sees (issue 16, views.go).
+	hostname string
 
 	// Named sandboxes (issue 17, named.go): the run's registry entry, and
 	// what its control socket reports.
@@ -348,6 +350,12 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		}
 	}
 	llcfg.Paths = append(llcfg.Paths, lim.grants(llcfg.HandledFS)...)
+	// Issue 16 (views.go): /proc and the host's parts of /sys are carved
+	// out of the grants, once every path rule is in.
+	view, err := s.hostView(llcfg, network)
+	if err != nil {
+		return nil, err
+	}
 
 	env := s.environ(lim.gpu.Env)
 	path, err := sandbox.LookPath(cmd[0], env)
@@ -377,11 +385,10 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 
 	grants := p.ruleset.Grants()
 	if len(s.FSDenied) > 0 {
-		p.procPool = confine.NewPool(nil, s.KeepCaps)
 		p.denier, err = fsdeny.New(fsdeny.Config{
 			Paths:    s.FSDenied,
 			Pool:     p.helpers(s),
-			ProcPool: p.procPool,
+			ProcPool: p.procHelpers(s),
 			Grants:   grants,
 			Traced:   p.session.Traced,
 			TGID:     p.session.TGID,
@@ -391,6 +398,7 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		}
 		p.denier.Register(p.session.Table)
 	}
+	view.register(p, s, lim) // issue 16 (views.go): after the denials, before user handlers
 	userSyscalls := map[int]bool{}
 	for _, h := range handlers {
 		p.session.Table.AddUser(int(h.Syscall), h.Handler)
@@ -404,15 +412,20 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		fs.SelfOnly = pidgate.SelfOnly(denied)
 	} else {
 		except := network.register(p.session, p, s, userSyscalls)
-		p.registerMeta(s, grants, userSyscalls, fs)
+		metaGrants := grants
+		if view.readsEverywhere() { // issue 16 (views.go)
+			metaGrants = grants.ReadingEverywhere()
+		}
+		p.registerMeta(s, metaGrants, userSyscalls, fs)
 		// Last, once every handler is in the table: a syscall another
 		// handler serves is notified every time.
 		fs.NotifyExcept = pids.Except(p.session.Table, except)
 		// A syscall the policy denies needs no builtin's judgement: the
 		// kernel refuses it outright. (A user handler on one was refused
 		// above.)
+		fs.NotifyNetlinkRoute = view.netlinkOnly(p) // issue 16 (views.go): only netlink-route sockets
 		fs.Notify = slices.DeleteFunc(p.session.Table.Syscalls(), func(nr int) bool {
-			return denied(nr) || (fs.NotifyIoctls != nil && nr == ioctlNr)
+			return denied(nr) || (fs.NotifyIoctls != nil && nr == ioctlNr) || (fs.NotifyNetlinkRoute && nr == socketNr)
 		})
 	}
 	fp, err := fs.Filter()
@@ -454,6 +467,7 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		}
 		p.policy, p.program, p.log = *s, append([]string{path}, cmd[1:]...), s.logger()
 	}
+	p.hostname = p.nodename(s) // issue 16 (views.go): after the name is claimed
 	return p, nil
 }
 

@@ -185,9 +185,7 @@ func (d *Denier) Register(t *notify.Table) {
 	check.register(t.AddBuiltin, true)
 	d.register(t.AddFinal, false)
 	if d.proc != nil {
-		if nr, ok := sysnum.Native().Nr("landlock_restrict_self"); ok {
-			t.AddBuiltin(nr, "fs deny: nested landlock domain", true, notify.HandlerFunc(d.proc.nestedDomain))
-		}
+		d.proc.access.Register(t, "fs deny: nested landlock domain")
 	}
 }
 

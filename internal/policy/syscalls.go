@@ -199,6 +199,10 @@ type FilterSpec struct {
 	// NotifyExcept lets a notified syscall through without notification
 	// when one of its conditions holds (the condition's action is ignored).
 	NotifyExcept map[int][]filter.Cond
+	// NotifyNetlinkRoute sends socket(AF_NETLINK, …, NETLINK_ROUTE) to the
+	// supervisor when socket itself is not notified (the interface view
+	// answers it); every other socket keeps its verdict.
+	NotifyNetlinkRoute bool
 	// NotifyIoctls sends these ioctl commands to the supervisor when ioctl
 	// itself is not notified; every other command keeps its verdict.
 	NotifyIoctls []uint32
@@ -383,9 +387,13 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			}
 			r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{domain(d)}, Action: ok})
 		}
+		netlink := ok
+		if s.NotifyNetlinkRoute {
+			netlink = filter.Notify
+		}
 		r.Conds = append(r.Conds,
 			filter.Cond{Tests: []filter.Test{domain(unix.AF_UNIX)}, Action: ok},
-			filter.Cond{Tests: []filter.Test{domain(unix.AF_NETLINK), {Arg: 2, Value: unix.NETLINK_ROUTE}}, Action: ok},
+			filter.Cond{Tests: []filter.Test{domain(unix.AF_NETLINK), {Arg: 2, Value: unix.NETLINK_ROUTE}}, Action: netlink},
 		)
 	}
 

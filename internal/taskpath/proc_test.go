@@ -1,4 +1,4 @@
-package fsdeny
+package taskpath
 
 import "testing"
 
@@ -15,7 +15,7 @@ func TestPidDir(t *testing.T) {
 		"/proc/99999999999/x":   0,
 		"/tmp/proc/42":          0,
 	} {
-		pid, ok := pidDir(p)
+		pid, ok := PidDir(p)
 		if (want != 0) != ok || pid != want {
 			t.Errorf("pidDir(%q) = %d, %v; want %d", p, pid, ok, want)
 		}

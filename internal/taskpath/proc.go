@@ -1,0 +1,112 @@
+package taskpath
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandlock-go/sandlock/internal/confine"
+	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/sysnum"
+)
+
+// ProcAccess tells whether a supervisor thread with the program's
+// credentials, no capabilities and no Landlock domain opens the /proc/<pid>
+// entries of another process of the sandbox exactly as the program would.
+//
+// The kernel guards those entries (environ, maps, mem, fd/…) with its
+// ptrace-mode checks: for two processes of the same user, without
+// capabilities, same dumpability, they pass natively and for such a thread
+// alike, unless a Landlock domain nested inside the sandbox's, or Yama,
+// refuses the program. Those two cases are not modelled: once any process
+// of the sandbox has restricted itself further (landlock_restrict_self is
+// watched for that), or when Yama restricts ptrace, CrossProcess reports
+// false and such opens must be refused or left to a thread in the
+// program's own Landlock domain. An entry of the program's own thread group
+// needs no ptrace access natively, and is never affected.
+type ProcAccess struct {
+	yama   bool
+	nested atomic.Bool
+}
+
+// NewProcAccess reads whether Yama restricts ptrace on this machine.
+func NewProcAccess() *ProcAccess { return &ProcAccess{yama: yamaRestricts()} }
+
+// yamaRestricts reports whether Yama limits ptrace beyond the classic
+// rules (ptrace_scope above 0).
+func yamaRestricts() bool {
+	b, err := os.ReadFile("/proc/sys/kernel/yama/ptrace_scope")
+	if err != nil {
+		return false // no Yama
+	}
+	return string(bytes.TrimSpace(b)) != "0"
+}
+
+// Register watches landlock_restrict_self: a process of the sandbox that
+// nests a domain of its own ends CrossProcess. name names the handler.
+func (a *ProcAccess) Register(t *notify.Table, name string) {
+	if nr, ok := sysnum.Native().Nr("landlock_restrict_self"); ok {
+		t.AddBuiltin(nr, name, true, notify.HandlerFunc(a.nestedDomain))
+	}
+}
+
+// nestedDomain records that a process of the sandbox restricts itself with
+// a Landlock domain of its own. Continue: the syscall is the program's to
+// make; nothing is decided on its arguments.
+func (a *ProcAccess) nestedDomain(context.Context, *notify.HandlerCtx) notify.Action {
+	a.nested.Store(true)
+	return notify.Continue()
+}
+
+// CrossProcess reports whether entries of another process of the sandbox
+// may be opened for the program by a thread outside its Landlock domain.
+func (a *ProcAccess) CrossProcess() bool { return !a.yama && !a.nested.Load() }
+
+// PidDir returns the pid of a /proc/<pid> path.
+func PidDir(p string) (int, bool) {
+	rest, ok := strings.CutPrefix(p, "/proc/")
+	if !ok {
+		return 0, false
+	}
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		rest = rest[:i]
+	}
+	pid, err := strconv.ParseUint(rest, 10, 31)
+	if err != nil || pid == 0 {
+		return 0, false
+	}
+	return int(pid), true
+}
+
+// Reopen opens the inode behind the O_PATH descriptor pin with flags, on
+// one of pool's threads (whose rights the kernel then checks, as it would
+// check the program's). perm is the mode of an O_TMPFILE file.
+func Reopen(pool *confine.Pool, pin int, flags int, perm uint32) (int, error) {
+	var fd int
+	var err error
+	if derr := pool.Do(func() {
+		fd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(pin), flags|unix.O_CLOEXEC, perm)
+	}); derr != nil {
+		return -1, derr
+	}
+	return fd, err
+}
+
+// Inject answers an open with a duplicate of fd, close-on-exec if the
+// task's open flags ask for it.
+func Inject(fd int, flags int) notify.Action {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return ErrAction(err)
+	}
+	var fdFlags uint32
+	if flags&unix.O_CLOEXEC != 0 {
+		fdFlags = unix.O_CLOEXEC
+	}
+	return notify.InjectFDSend(os.NewFile(uintptr(dup), "sandlock-open"), fdFlags)
+}
