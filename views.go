@@ -113,7 +113,9 @@ func (v *hostView) register(p *prepared, s *Sandbox, lim *resourceLimits) {
 		cfg.HostFiles["/etc/hostname"] = func() []byte { return []byte(p.hostname + "\n") }
 		cfg.Mounted = append(cfg.Mounted, "/etc/hostname")
 	}
-	procview.New(cfg).Register(p.session.Table)
+	pv := procview.New(cfg)
+	pv.Register(p.session.Table)
+	p.session.OnEnd(pv.Close)
 
 	nv := netview.New(p.session.TGID)
 	nv.Register(p.session.Table)

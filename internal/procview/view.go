@@ -122,6 +122,13 @@ type View struct {
 	hollow   map[fileID]bool
 	procRoot bool // a grant covers /proc itself: it may be listed
 	load     loadAvg
+
+	// cross opens other processes' entries once a process has nested a
+	// Landlock domain (see crossPool), made on first use.
+	crossOnce  sync.Once
+	cross      *confine.Pool
+	crossRules *landlock.Ruleset
+	crossErr   error
 }
 
 // New prepares the view: the identities of the host files and of the
@@ -361,12 +368,12 @@ func (v *View) openHollow(pin, fl int) notify.Action {
 	if fl&unix.O_CREAT != 0 && fl&unix.O_EXCL != 0 {
 		return notify.Errno(unix.EEXIST)
 	}
-	return v.reopen(pin, fl)
+	return v.reopen(v.cfg.Pool, pin, fl)
 }
 
-// reopen opens the pinned object with the task's flags on the view's pool
-// and injects it.
-func (v *View) reopen(pin, fl int) notify.Action {
+// reopen opens the pinned object with the task's flags on pool and
+// injects it.
+func (v *View) reopen(pool *confine.Pool, pin, fl int) notify.Action {
 	var st unix.Stat_t
 	if err := unix.Fstat(pin, &st); err != nil {
 		return taskpath.ErrAction(err)
@@ -374,7 +381,7 @@ func (v *View) reopen(pin, fl int) notify.Action {
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return notify.Errno(unix.ELOOP) // O_NOFOLLOW on a symlink
 	}
-	fd, err := taskpath.Reopen(v.cfg.Pool, pin, fl&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW), 0)
+	fd, err := taskpath.Reopen(pool, pin, fl&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW), 0)
 	if err != nil {
 		return taskpath.ErrAction(err)
 	}
@@ -409,12 +416,51 @@ func (v *View) proc(hc *notify.HandlerCtx, pin, fl int) notify.Action {
 		// settings (sysctls), which root without capabilities could
 		// still write.
 		return notify.Errno(unix.EACCES)
-	case e.pid != 0 && v.cfg.TGID(e.pid) != tgid && !v.access.CrossProcess():
-		return notify.Errno(unix.EACCES)
 	case fl&unix.O_CREAT != 0 && fl&unix.O_EXCL != 0:
 		return notify.Errno(unix.EEXIST)
+	case e.pid != 0 && v.cfg.TGID(e.pid) != tgid && !v.access.CrossProcess():
+		// Another process's entry, where the kernel's ptrace checks
+		// would not treat the pool's threads as the program.
+		pool, err := v.crossPool()
+		if err != nil {
+			return notify.Errno(unix.EACCES)
+		}
+		return v.reopen(pool, pin, fl)
 	}
-	return v.reopen(pin, fl)
+	return v.reopen(v.cfg.Pool, pin, fl)
+}
+
+// crossPool returns threads in a Landlock domain of their own that grants
+// every file (the view judges files), for the entries of other processes
+// of the sandbox once taskpath.ProcAccess says the pool's threads would
+// not be refused what the program is: a domain that is not an ancestor of
+// the sandbox's is refused ptrace access to its processes by Landlock, as
+// a process of the sandbox that nested a domain of its own is, so the
+// entries that need that access (environ, maps, fd/…) are refused and the
+// others (status, stat, cmdline) opened. (With Yama, the program would
+// reach its own descendants' entries natively; they are refused too.)
+func (v *View) crossPool() (*confine.Pool, error) {
+	v.crossOnce.Do(func() {
+		var abi int
+		if abi, v.crossErr = landlock.ABI(); v.crossErr != nil {
+			return
+		}
+		handled := landlock.HandledFS(abi)
+		cfg := &landlock.Config{ABI: abi, HandledFS: handled, Paths: []landlock.PathRule{{Path: "/", Access: handled}}}
+		if v.crossRules, v.crossErr = cfg.Build(); v.crossErr != nil {
+			return
+		}
+		v.cross = confine.NewPool(v.crossRules, v.cfg.KeepCaps)
+	})
+	return v.cross, v.crossErr
+}
+
+// Close releases what the view holds once the sandbox has ended.
+func (v *View) Close() {
+	if v.cross != nil {
+		v.cross.Close()
+		v.crossRules.Close()
+	}
 }
 
 // procRel returns a procfs path relative to /proc ("" for /proc itself).
