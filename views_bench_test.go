@@ -71,6 +71,8 @@ func BenchmarkOpenLoop(b *testing.B) {
 		{"served", withProc, nil},
 		{"served-root", root, nil},
 		{"continue-handler", base(), []sandlock.SyscallHandler{cont}},
+		{"root-none", &sandlock.Sandbox{FSReadable: []string{"/"}, ProcView: sandlock.ProcViewNone}, nil},
+		{"root-host", &sandlock.Sandbox{FSReadable: []string{"/"}, ProcView: sandlock.ProcViewHost}, nil},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			var sum float64
