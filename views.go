@@ -25,6 +25,15 @@ type hostView struct {
 	carved     procview.Carved
 	hosts      []byte // the synthetic /etc/hosts of hostname rules, or nil
 	supervised bool
+
+	// Hooks for other features, set before register: more synthetic
+	// files below /proc, by path relative to it, made at each open
+	// (deterministic randomness: "sys/kernel/random/boot_id" and "uuid"
+	// from the seed; a sandbox clock: "uptime"), and the boot time
+	// /proc/stat reports (a clock started at TimeStart). They show in the
+	// served view only.
+	procFiles map[string]func() []byte
+	bootTime  func() int64
 }
 
 // hostView resolves ProcView and, unless /proc is the host's, carves the
@@ -98,6 +107,7 @@ func (v *hostView) register(p *prepared, s *Sandbox, lim *resourceLimits) {
 	}
 	if served {
 		cfg.ProcGrants, cfg.Hollow = v.carved.Proc, v.carved.Hollow
+		cfg.Files, cfg.BootTime = v.procFiles, v.bootTime
 		cfg.Pool = p.procHelpers(s)
 		if lim.maxMemory > 0 {
 			cfg.Memory = lim.memoryView

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -481,5 +482,62 @@ func TestViewsAfterDenials(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(res.Stdout), "Name:") || seen.Load() == 0 || viewed.Load() != 0 {
 		t.Errorf("stdout %q; the user handler saw os-release %d times and /proc/self/status %d times (want >0 and 0)", res.Stdout, seen.Load(), viewed.Load())
+	}
+}
+
+// goProgram builds a Go program (without cgo) once per test binary into a
+// directory every user can read, and returns its path.
+func goProgram(t *testing.T, name, src string) string {
+	t.Helper()
+	if v, ok := cPrograms.Load("go:" + src); ok {
+		if err, bad := v.(error); bad {
+			t.Fatal(err)
+		}
+		return v.(string)
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(cliBinary), name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	must(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+name+"\n\ngo 1.22\n"), 0o644))
+	bin := filepath.Join(dir, name)
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir, build.Env = dir, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		err = fmt.Errorf("building %s: %v\n%s", name, err, out)
+		cPrograms.Store("go:"+src, err)
+		t.Fatal(err)
+	}
+	v, _ := cPrograms.LoadOrStore("go:"+src, bin)
+	return v.(string)
+}
+
+// TestInterfacesGo: Go's net package (its own netlink client, which checks
+// the socket's family and port) sees loopback only, with its addresses.
+func TestInterfacesGo(t *testing.T) {
+	prog := goProgram(t, "ifaces", `package main
+
+import (
+	"fmt"
+	"net"
+)
+
+func main() {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	for _, i := range ifs {
+		addrs, err := i.Addrs()
+		fmt.Println(i.Index, i.Name, i.Flags&net.FlagLoopback != 0, addrs, err)
+	}
+}
+`)
+	sb := &sandlock.Sandbox{FSReadable: []string{filepath.Dir(prog)}}
+	if got := strings.TrimSpace(sandboxOut(t, sb, prog)); got != "1 lo true [127.0.0.1/8 ::1/128] <nil>" {
+		t.Errorf("net.Interfaces in the sandbox: %q", got)
 	}
 }

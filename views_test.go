@@ -284,7 +284,7 @@ const procRacerSrc = `#define _GNU_SOURCE
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static volatile int stop;
+static volatile int stop, flips;
 static char link_[4096], tmpa[4096], tmpb[4096];
 static const char *own, *other;
 static int n, pfd, dfd;
@@ -296,6 +296,7 @@ static void *flip_link(void *arg) {
 		rename(tmpa, link_);
 		symlink(other, tmpb);
 		rename(tmpb, link_);
+		flips++;
 	}
 	return NULL;
 }
@@ -305,8 +306,16 @@ static void *flip_fd(void *arg) {
 	while (!stop) {
 		dup2(pfd, n);
 		dup2(dfd, n);
+		flips++;
 	}
 	return NULL;
+}
+
+/* start runs the flipper and waits until it flips. */
+static void start(pthread_t *th, void *(*fn)(void *)) {
+	pthread_create(th, NULL, fn, NULL);
+	while (!flips)
+		;
 }
 
 int main(int argc, char **argv) {
@@ -329,7 +338,7 @@ int main(int argc, char **argv) {
 		symlink(own, link_);
 		char path[4200];
 		snprintf(path, sizeof path, "%s/comm", link_);
-		pthread_create(&th, NULL, flip_link, NULL);
+		start(&th, flip_link);
 		for (int i = 0; i < tries; i++) {
 			int fd = open(path, O_RDONLY);
 			ssize_t r = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
@@ -355,7 +364,7 @@ int main(int argc, char **argv) {
 			return 2;
 		}
 		n = dup(dfd);
-		pthread_create(&th, NULL, flip_fd, NULL);
+		start(&th, flip_fd);
 		if (!strcmp(mode, "dirfd")) {
 			const char *marker = argv[5];
 			char rel[64];

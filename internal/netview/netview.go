@@ -26,6 +26,7 @@ import (
 
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
+	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
 
 // maxSockets bounds the view's sockets open at once in one sandbox: each
@@ -205,12 +206,7 @@ func (v *View) serve(s *socket) {
 // lookup returns the view's socket behind the task's fd, or nil: the
 // object behind the duplicate, not the fd number, is recognised.
 func (v *View) lookup(hc *notify.HandlerCtx, fd uint64) *socket {
-	pidfd, err := unix.PidfdOpen(v.tgid(int(hc.Notif.PID)), 0)
-	if err != nil {
-		return nil
-	}
-	defer unix.Close(pidfd)
-	dup, err := unix.PidfdGetfd(pidfd, int(int32(fd)), 0)
+	dup, err := taskpath.DupFD(hc, fd, v.tgid, true)
 	if err != nil {
 		return nil
 	}

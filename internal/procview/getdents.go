@@ -9,6 +9,7 @@ import (
 
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
+	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
 
 // maxDirents bounds what one getdents reads on the program's behalf (it
@@ -30,19 +31,11 @@ func (v *View) getdents(hc *notify.HandlerCtx, is64 bool) notify.Action {
 	args := hc.Notif.Data.Args
 	count := min(uint64(uint32(args[2])), maxDirents)
 	tgid := v.cfg.TGID(int(hc.Notif.PID))
-	pidfd, err := unix.PidfdOpen(tgid, 0)
+	dir, err := taskpath.DupFD(hc, args[0], v.cfg.TGID, true)
 	if err != nil {
-		return notify.Errno(unix.ESRCH) // gone: nobody waits for the answer
-	}
-	defer unix.Close(pidfd)
-	dir, err := unix.PidfdGetfd(pidfd, int(int32(args[0])), 0)
-	if err != nil {
-		return notify.Errno(unix.EBADF)
+		return taskpath.ErrAction(err)
 	}
 	defer unix.Close(dir)
-	if notify.TaskAlive(hc) != nil {
-		return notify.Errno(unix.ESRCH)
-	}
 	nr := sysnum.Native().MustNr("getdents64")
 	if !is64 {
 		nr = sysnum.Native().MustNr("getdents")

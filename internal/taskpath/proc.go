@@ -110,3 +110,47 @@ func Inject(fd int, flags int) notify.Action {
 	}
 	return notify.InjectFDSend(os.NewFile(uintptr(dup), "sandlock-open"), fdFlags)
 }
+
+// pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd naming one thread, whose
+// descriptor table pidfd_getfd then reads.
+const pidfdThread = unix.O_EXCL
+
+// DupFD duplicates the task's descriptor fd into the supervisor: the same
+// open file (pidfd_getfd), so the supervisor judges and acts on what the
+// descriptor is now, whatever the fd number names afterwards. The table
+// read is the notifying thread's own (PIDFD_THREAD), or its thread
+// group's (tgid) on kernels before 6.9. With fdget, an O_PATH descriptor
+// is EBADF, as the kernel's fdget answers. A task that cannot be reached
+// (undumpable) is EACCES: fail closed.
+func DupFD(hc *notify.HandlerCtx, fd uint64, tgid func(tid int) int, fdget bool) (int, error) {
+	if int32(fd) < 0 {
+		return -1, unix.EBADF
+	}
+	tid := int(hc.Notif.PID)
+	pidfd, err := unix.PidfdOpen(tid, pidfdThread)
+	if err == unix.EINVAL && tgid != nil {
+		pidfd, err = unix.PidfdOpen(tgid(tid), 0)
+	}
+	if err != nil {
+		return -1, notify.ErrTaskGone
+	}
+	defer unix.Close(pidfd)
+	dup, err := unix.PidfdGetfd(pidfd, int(int32(fd)), 0)
+	if err == unix.EBADF {
+		return -1, unix.EBADF
+	}
+	if err != nil {
+		return -1, unix.EACCES
+	}
+	if err := notify.TaskAlive(hc); err != nil {
+		unix.Close(dup)
+		return -1, err
+	}
+	if fdget {
+		if fl, err := unix.FcntlInt(uintptr(dup), unix.F_GETFL, 0); err != nil || fl&unix.O_PATH != 0 {
+			unix.Close(dup)
+			return -1, unix.EBADF
+		}
+	}
+	return dup, nil
+}
