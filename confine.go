@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/landlock"
-	"github.com/sandlock-go/sandlock/internal/policy"
 	"github.com/sandlock-go/sandlock/internal/procview"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
@@ -25,14 +25,14 @@ func Confine(s *Sandbox) error {
 	}
 	for _, f := range s.unconfinable() {
 		if f.set {
-			return &policy.FieldError{Field: f.name, Err: errors.New("cannot be applied by Confine (it needs a supervisor or a new process)")}
+			return &fielderr.FieldError{Field: f.name, Err: errors.New("cannot be applied by Confine (it needs a supervisor or a new process)")}
 		}
 	}
-	abi, err := landlock.ABI()
+	kernel, err := landlock.Probe()
 	if err != nil {
 		return fmt.Errorf("sandlock: %w", err)
 	}
-	cfg, err := s.landlockConfig(abi)
+	cfg, err := s.landlockConfig(kernel)
 	if err != nil {
 		return err
 	}
@@ -45,11 +45,11 @@ func Confine(s *Sandbox) error {
 	case ProcViewNone:
 		cfg.Paths = procview.Carve(cfg.Paths, procview.Refused, procview.ReadOnly).Rules
 	default:
-		return &policy.FieldError{Field: "ProcView", Value: string(s.ProcView), Err: errors.New("want none or host: Confine has no supervisor to serve /proc")}
+		return &fielderr.FieldError{Field: "ProcView", Value: string(s.ProcView), Err: errors.New("want none or host: Confine has no supervisor to serve /proc")}
 	}
-	rs, err := s.buildRuleset(cfg)
+	rs, err := cfg.Build()
 	if err != nil {
-		return err
+		return s.rulesetError(err)
 	}
 	defer rs.Close()
 	if err := rs.RestrictProcess(); err != nil {

@@ -1,6 +1,7 @@
 package sandlock
 
 import (
+	"context"
 	"testing"
 
 	"github.com/sandlock-go/sandlock/internal/sysnum"
@@ -32,7 +33,7 @@ func TestViewsTrapOnlyWhenInUse(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.sb.NoRegistry = true
-			p, err := c.sb.prepare([]string{"/bin/true"}, nil)
+			p, err := c.sb.prepare(context.Background(), []string{"/bin/true"}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -213,7 +213,8 @@ func (d *Denier) create(hc *notify.HandlerCtx, dirfd uint64, path string, flags 
 }
 
 // exec checks the program an execve/execveat would run; the kernel then runs
-// it (see the package comment for the race this leaves).
+// it, and CheckExec checks at the exec stop what it actually loaded (the
+// kernel resolves the path again after this check).
 func (d *Denier) exec(hc *notify.HandlerCtx, dirfd, pathAddr, flags uint64) notify.Action {
 	path, err := notify.ReadPath(hc, pathAddr)
 	if err != nil {

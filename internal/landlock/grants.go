@@ -19,18 +19,10 @@ import (
 type Grants struct {
 	readable []string // every grant: a writable grant can also be read
 	writable []string
-	// readAll: the rules were carved out of a grant on "/" (see
-	// ReadingEverywhere).
+	// readAll: the rules were carved out of a read grant on "/" (see
+	// Config.ReadsEverywhere): reading the metadata of the carved trees
+	// tells nothing their listing does not.
 	readAll bool
-}
-
-// ReadingEverywhere returns the grants of a ruleset whose rules are a read
-// grant on "/" with trees carved out of it (the host view's /proc and
-// parts of /sys): Everything reports reading as allowed, since reading
-// the metadata of those trees tells nothing their listing does not.
-func (g Grants) ReadingEverywhere() Grants {
-	g.readAll = true
-	return g
 }
 
 // add records the rule on the object fd, the descriptor the rule was made

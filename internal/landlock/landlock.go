@@ -64,22 +64,34 @@ const (
 
 const ruleNetPort = 2 // LANDLOCK_RULE_NET_PORT
 
-// HandledFS returns every filesystem right the given ABI knows.
+// HandledFS returns every filesystem right the given ABI knows: ABI 1's,
+// and those of the protections it has (facts).
 func HandledFS(abi int) uint64 {
-	var r uint64
-	if abi >= 1 {
-		r |= fsV1
+	if abi < 1 {
+		return 0
 	}
-	if abi >= 2 {
-		r |= FSRefer
-	}
-	if abi >= 3 {
-		r |= FSTruncate
-	}
-	if abi >= 5 {
-		r |= FSIoctlDev
+	r := uint64(fsV1)
+	for _, f := range facts {
+		if abi >= f.abi {
+			r |= f.fs
+		}
 	}
 	return r
+}
+
+// Probe returns what the running kernel's Landlock offers: its ABI (an
+// error says why Landlock is unavailable) and the errata it has fixed (none
+// on a kernel older than the errata query).
+func Probe() (Kernel, error) {
+	abi, err := ABI()
+	if err != nil {
+		return Kernel{}, err
+	}
+	k := Kernel{ABI: abi}
+	if v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_ERRATA); errno == 0 {
+		k.Errata = uint64(v)
+	}
+	return k, nil
 }
 
 // ABI returns the running kernel's Landlock ABI version. It returns an error
@@ -137,6 +149,11 @@ type Config struct {
 	Scoped     uint64
 	Paths      []PathRule
 	Ports      []PortRule
+	// ReadsEverywhere: the path rules are a read grant on "/" with trees
+	// carved out of it (the host view's /proc and parts of /sys): the
+	// built ruleset's Grants report reading as allowed everywhere (see
+	// Grants.Everything).
+	ReadsEverywhere bool
 }
 
 // rulesetAttr is struct landlock_ruleset_attr as of ABI 6; the size passed to
@@ -173,9 +190,31 @@ type Ruleset struct {
 	grants Grants
 }
 
+// NewRuleset returns a ruleset not built yet: its users may hold it while
+// the configuration is still being planned; BuildInto then makes it.
+func NewRuleset() *Ruleset { return &Ruleset{fd: -1} }
+
 // Build creates the ruleset and adds every rule. Rules on paths that do not
 // exist are errors naming the path.
 func (c *Config) Build() (*Ruleset, error) {
+	rs := NewRuleset()
+	if err := c.BuildInto(rs); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// BuildInto builds the configuration into rs, which NewRuleset made.
+func (c *Config) BuildInto(rs *Ruleset) error {
+	built, err := c.build()
+	if err != nil {
+		return err
+	}
+	*rs = *built
+	return nil
+}
+
+func (c *Config) build() (*Ruleset, error) {
 	attr := rulesetAttr{handledFS: c.HandledFS, handledNet: c.HandledNet, scoped: c.Scoped}
 	size := unsafe.Sizeof(attr)
 	switch {
@@ -198,6 +237,7 @@ func (c *Config) Build() (*Ruleset, error) {
 		return nil, fmt.Errorf("landlock: creating ruleset: %w", errno)
 	}
 	rs := &Ruleset{fd: int(fd)}
+	rs.grants.readAll = c.ReadsEverywhere
 	for _, p := range c.Paths {
 		if err := rs.addPath(p, c.HandledFS); err != nil {
 			rs.Close()

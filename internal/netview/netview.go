@@ -25,7 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/notify"
-	"github.com/sandlock-go/sandlock/internal/sysnum"
+	"github.com/sandlock-go/sandlock/internal/plan"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
 
@@ -68,14 +68,34 @@ func New(tgid func(tid int) int) *View {
 	return &View{tgid: tgid, sockets: map[sockID]*socket{}}
 }
 
-// Register adds the handlers: socket (the filter notifies only netlink
-// route sockets, unless something else watches socket), bind and
-// getsockname.
-func (v *View) Register(t *notify.Table) {
-	arch := sysnum.Native()
-	t.AddBuiltin(arch.MustNr("socket"), "interface view: socket", true, notify.HandlerFunc(v.socket))
-	t.AddBuiltin(arch.MustNr("bind"), "interface view: bind", true, notify.HandlerFunc(v.bind))
-	t.AddBuiltin(arch.MustNr("getsockname"), "interface view: getsockname", true, notify.HandlerFunc(v.getsockname))
+// Feature is the interface view as a builtin feature, in every supervised
+// sandbox.
+type Feature struct{}
+
+// Plan adds the handlers in the virtualize phase: socket, bind and
+// getsockname. At finish, when nothing else watches socket, the filter is
+// told to notify only netlink-route sockets (sysfilter's
+// NotifyNetlinkRoute), so that no other socket call pays a round trip.
+func (Feature) Plan(b *plan.Builder) error {
+	if !b.Supervised {
+		return nil
+	}
+	v := New(b.Run().TGID)
+	for _, h := range []struct {
+		name string
+		fn   notify.HandlerFunc
+	}{{"socket", v.socket}, {"bind", v.bind}, {"getsockname", v.getsockname}} {
+		b.HandleNamed(h.name, plan.Virtualize, "interface view: "+h.name, true, h.fn)
+	}
+	socket := b.Arch.MustNr("socket")
+	b.AtFinish(func() error {
+		if b.Table().Len(socket) == 1 {
+			b.Filter.NotifyNetlinkRoute = true
+		}
+		return nil
+	})
+	b.Close(v.Close)
+	return nil
 }
 
 // Close closes the supervisor's ends, which ends their goroutines; a

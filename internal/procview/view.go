@@ -36,7 +36,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
-	"github.com/sandlock-go/sandlock/internal/sysnum"
+	"github.com/sandlock-go/sandlock/internal/plan"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
 
@@ -191,16 +191,13 @@ func New(cfg Config) *View {
 // Serves reports whether the view needs the open family.
 func (v *View) Serves() bool { return v.cfg.Proc || len(v.host) > 0 || len(v.hollow) > 0 }
 
-// Register adds the handlers: the open family when there is anything to
-// serve, getdents when /proc may be listed, uname when there is a
-// hostname. They are builtins: registered after the denials (fs-deny), so
-// that a synthetic file never overrides a deny, and before user handlers.
-func (v *View) Register(t *notify.Table) {
-	arch := sysnum.Native()
+// register adds the handlers, in the virtualize phase (after the
+// denials, so that a synthetic file never overrides a deny; before user
+// handlers): the open family when there is anything to serve, getdents
+// when /proc may be listed, uname when there is a hostname.
+func (v *View) register(b *plan.Builder) {
 	add := func(name string, quick bool, h notify.HandlerFunc) {
-		if nr, ok := arch.Nr(name); ok {
-			t.AddBuiltin(nr, "host view: "+name, quick, h)
-		}
+		b.HandleNamed(name, plan.Virtualize, "host view: "+name, quick, h)
 	}
 	a := func(hc *notify.HandlerCtx, i int) uint64 { return hc.Notif.Data.Args[i] }
 	if v.Serves() {
@@ -220,7 +217,7 @@ func (v *View) Register(t *notify.Table) {
 		add("getdents", false, func(_ context.Context, hc *notify.HandlerCtx) notify.Action { return v.getdents(hc, false) })
 	}
 	if v.cfg.Proc {
-		v.access.Register(t, "host view: nested landlock domain")
+		add("landlock_restrict_self", true, v.access.NestedDomain)
 	}
 	if v.cfg.Nodename != nil {
 		add("uname", true, v.uname)

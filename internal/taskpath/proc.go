@@ -12,7 +12,6 @@ import (
 
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/notify"
-	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
 // ProcAccess tells whether a supervisor thread with the program's
@@ -28,7 +27,8 @@ import (
 // watched for that), or when Yama restricts ptrace, CrossProcess reports
 // false and such opens must be refused or left to a thread in the
 // program's own Landlock domain. An entry of the program's own thread group
-// needs no ptrace access natively, and is never affected.
+// needs no ptrace access natively, and is never affected. NestedDomain is
+// the watch.
 type ProcAccess struct {
 	yama   bool
 	nested atomic.Bool
@@ -47,18 +47,11 @@ func yamaRestricts() bool {
 	return string(bytes.TrimSpace(b)) != "0"
 }
 
-// Register watches landlock_restrict_self: a process of the sandbox that
-// nests a domain of its own ends CrossProcess. name names the handler.
-func (a *ProcAccess) Register(t *notify.Table, name string) {
-	if nr, ok := sysnum.Native().Nr("landlock_restrict_self"); ok {
-		t.AddBuiltin(nr, name, true, notify.HandlerFunc(a.nestedDomain))
-	}
-}
-
-// nestedDomain records that a process of the sandbox restricts itself with
-// a Landlock domain of its own. Continue: the syscall is the program's to
-// make; nothing is decided on its arguments.
-func (a *ProcAccess) nestedDomain(context.Context, *notify.HandlerCtx) notify.Action {
+// NestedDomain is the handler to put on landlock_restrict_self: a process
+// of the sandbox that nests a domain of its own ends CrossProcess.
+// Continue: the syscall is the program's to make; nothing is decided on
+// its arguments.
+func (a *ProcAccess) NestedDomain(context.Context, *notify.HandlerCtx) notify.Action {
 	a.nested.Store(true)
 	return notify.Continue()
 }

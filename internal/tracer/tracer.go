@@ -13,7 +13,18 @@
 //
 // The tracer only watches: it resumes every stop at once, re-delivers every
 // signal, and keeps job control working (group-stops are held with
-// PTRACE_LISTEN, as ptrace(2) prescribes for seized tracees).
+// PTRACE_LISTEN, as ptrace(2) prescribes for seized tracees). The one place
+// where it lets others act is the exec stop (Config.OnExec, see ExecStop):
+// a new image, loaded and not yet run, handed to hooks on the tracer's
+// thread.
+//
+// An exec from a thread that is not its process's leader changes tids: the
+// kernel gives the exec'ing thread the leader's tid, and its former tid
+// disappears without any exit report. Only PTRACE_EVENT_EXEC tells the
+// tracer which tid went away, so every non-leader thread is traced with
+// PTRACE_O_TRACEEXEC even when no hook asks for exec stops (a process's
+// leader, which runs every single-threaded exec, is not): the books never
+// keep a tid the kernel may give to another process.
 package tracer
 
 import (
@@ -21,10 +32,11 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
+	"github.com/sandlock-go/sandlock/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +50,9 @@ const (
 
 const (
 	wNoThread = 0x20000000 // __WNOTHREAD: only this thread's children and tracees
-	options   = unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK | unix.PTRACE_O_TRACECLONE
+	// options are every tracee's; threads that are not their process's
+	// leader also get PTRACE_O_TRACEEXEC (see the package comment).
+	options = unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK | unix.PTRACE_O_TRACECLONE
 )
 
 // Exit is how the sandbox's root process ended.
@@ -49,6 +63,11 @@ type Exit struct {
 // task is a traced thread.
 type task struct {
 	tgid int
+	// fresh: the task has not reported its first stop yet.
+	fresh bool
+	// opts are its ptrace options, as far as the tracer knows (0: not
+	// known). A new task inherits its creator thread's.
+	opts int
 }
 
 // Tracer follows one sandbox from a dedicated OS thread, which also forks
@@ -74,6 +93,12 @@ type Tracer struct {
 	onProcExit  func(pid int, usage *unix.Rusage)
 	onFork      func(parent int)
 	onSignal    func(tid, nr, code int) bool
+	onExec      func(*ExecStop)
+	recordKill  func(pid int, reason string)
+	// procOpts and threadOpts are the ptrace options of a process's
+	// leader and of its other threads.
+	procOpts, threadOpts int
+	execStops            atomic.Uint64
 }
 
 // Config for Launch.
@@ -105,6 +130,16 @@ type Config struct {
 	// on the tracer's thread and must not block. (amd64 only: elsewhere the
 	// kernel decides before the stop.)
 	OnSignalInSyscall func(tid, nr, code int) (restart bool)
+	// OnExec, if set, is called at every exec of a process of the sandbox
+	// that succeeded, once its new image is loaded and before it runs its
+	// first instruction (PTRACE_EVENT_EXEC), on the tracer's thread; the
+	// process resumes when it returns. When it is nil, the leaders of
+	// processes are not traced with PTRACE_O_TRACEEXEC: a single-threaded
+	// exec takes no extra stop. An exec that fails produces no call.
+	OnExec func(*ExecStop)
+	// RecordKill, if set, is called by ExecStop.Kill with the pid and the
+	// reason, before the SIGKILL.
+	RecordKill func(pid int, reason string)
 	// OnEnd, if set, is called once no task of a launched sandbox is left,
 	// on the tracer's goroutine before Done is closed, with how the root
 	// ended. Whoever waits for the sandbox's end is then woken straight by
@@ -204,7 +239,7 @@ func (t *Tracer) TGID(tid int) int {
 	if ok {
 		return tk.tgid
 	}
-	return tgidOf(tid)
+	return procfs.TGID(tid)
 }
 
 // Traced reports whether tid is a live task of the sandbox.
@@ -271,6 +306,11 @@ func (t *Tracer) run() {
 		return
 	}
 	t.trace, t.onProcStart, t.onProcExit, t.onFork, t.onSignal = req.cfg.Trace, req.cfg.OnProcessStart, req.cfg.OnProcessExit, req.cfg.OnFork, req.cfg.OnSignalInSyscall
+	t.onExec, t.recordKill = req.cfg.OnExec, req.cfg.RecordKill
+	t.procOpts, t.threadOpts = options, options|unix.PTRACE_O_TRACEEXEC
+	if t.onExec != nil {
+		t.procOpts = t.threadOpts
+	}
 	l, err := req.launch()
 	if err != nil {
 		t.started <- err
@@ -283,8 +323,13 @@ func (t *Tracer) run() {
 		// Seized at once, before the root can create any process or
 		// thread: those syscalls wait until Release. The root counts as
 		// the sandbox's from now on (it may already be running).
-		t.add(l.Root, l.Root, 0)
-		if err := seize(l.Root); err != nil && !exited(l.Root) {
+		t.add(l.Root, l.Root, 0, t.procOpts)
+		t.mu.Lock()
+		// Seized, not attached by a fork event: no first stop to wait
+		// for, and the options it is seized with.
+		t.tasks[l.Root] = task{tgid: l.Root, opts: t.procOpts}
+		t.mu.Unlock()
+		if err := seize(l.Root, t.procOpts); err != nil && !exited(l.Root) {
 			t.mu.Lock()
 			delete(t.tasks, l.Root)
 			t.procs--
@@ -359,8 +404,8 @@ func exited(pid int) bool {
 	return err == nil && info.Signo == int32(unix.SIGCHLD)
 }
 
-func seize(pid int) error {
-	_, _, errno := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(pid), 0, options, 0, 0)
+func seize(pid, opts int) error {
+	_, _, errno := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(pid), 0, uintptr(opts), 0, 0)
 	if errno != 0 {
 		return errno
 	}
@@ -368,14 +413,15 @@ func seize(pid int) error {
 }
 
 // add records a new task; parent is the process that created it, or 0 if
-// unknown (read from /proc then).
-func (t *Tracer) add(tid, tgid, parent int) {
+// unknown (read from /proc then); opts are the ptrace options it inherited
+// (0 if unknown).
+func (t *Tracer) add(tid, tgid, parent, opts int) {
 	t.mu.Lock()
 	if _, ok := t.tasks[tid]; ok {
 		t.mu.Unlock()
 		return
 	}
-	t.tasks[tid] = task{tgid: tgid}
+	t.tasks[tid] = task{tgid: tgid, fresh: true, opts: opts}
 	if tid == tgid {
 		t.procs++
 	}
@@ -385,7 +431,7 @@ func (t *Tracer) add(tid, tgid, parent int) {
 	t.mu.Unlock()
 	if tid == tgid && t.onProcStart != nil {
 		if parent == 0 && tid != t.root {
-			parent = ppidOf(tid)
+			parent = procfs.PPid(tid)
 		}
 		t.onProcStart(tid, parent)
 	}
@@ -418,12 +464,18 @@ func (t *Tracer) exited(tid int, ws unix.WaitStatus, usage *unix.Rusage) {
 
 func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 	t.mu.Lock()
-	_, known := t.tasks[tid]
+	tk, known := t.tasks[tid]
 	t.mu.Unlock()
 	if !known {
 		// A new task can report its first stop before its parent reports
 		// the fork event.
-		t.add(tid, tgidOf(tid), 0)
+		t.add(tid, procfs.TGID(tid), 0, 0)
+		t.mu.Lock()
+		tk = t.tasks[tid]
+		t.mu.Unlock()
+	}
+	if tk.fresh {
+		t.firstStop(tid, tk)
 	}
 	sig := ws.StopSignal()
 	// The ptrace event sits above the stop signal in the status word.
@@ -440,17 +492,23 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 			child := int(msg)
 			tgid := child
 			if event == unix.PTRACE_EVENT_CLONE {
-				tgid = tgidOf(child)
+				tgid = procfs.TGID(child)
 			}
 			parent := 0
 			if event != unix.PTRACE_EVENT_CLONE {
 				parent = t.TGID(tid)
 			}
-			t.add(child, tgid, parent)
+			t.mu.Lock()
+			opts := t.tasks[tid].opts
+			t.mu.Unlock()
+			t.add(child, tgid, parent, opts)
 			if tgid == child && t.onFork != nil {
 				t.onFork(t.TGID(tid))
 			}
 		}
+		ptrace(unix.PTRACE_CONT, tid, 0)
+	case unix.PTRACE_EVENT_EXEC:
+		t.execed(tid)
 		ptrace(unix.PTRACE_CONT, tid, 0)
 	case 0:
 		// Signal-delivery-stop: deliver the signal. A notified syscall the
@@ -465,45 +523,75 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 	}
 }
 
+// firstStop runs at a new task's first stop, before it has run any
+// instruction of its own: it gets the ptrace options of its kind (a thread
+// inherits its creator's, which may be a leader's; a process forked by a
+// non-leader thread inherits that thread's).
+func (t *Tracer) firstStop(tid int, tk task) {
+	want := t.procOpts
+	if tid != tk.tgid {
+		want = t.threadOpts
+	}
+	if tk.opts != want {
+		unix.PtraceSetOptions(tid, want)
+	}
+	t.mu.Lock()
+	if cur, ok := t.tasks[tid]; ok {
+		cur.fresh, cur.opts = false, want
+		t.tasks[tid] = cur
+	}
+	t.mu.Unlock()
+}
+
+// execed runs at pid's PTRACE_EVENT_EXEC stop: its exec succeeded. An exec
+// from a non-leader thread gave that thread the leader's tid (pid): its
+// former tid is gone, without an exit report, and is forgotten here. Then
+// the hook sees the new image.
+func (t *Tracer) execed(pid int) {
+	t.execStops.Add(1)
+	former := pid
+	if msg, err := unix.PtraceGetEventMsg(pid); err == nil && msg != 0 {
+		former = int(msg)
+	}
+	if former != pid {
+		t.mu.Lock()
+		if tk, ok := t.tasks[former]; ok && tk.tgid == pid {
+			delete(t.tasks, former)
+		}
+		t.mu.Unlock()
+		// The thread now leads its process: a leader's options.
+		if t.procOpts != t.threadOpts {
+			unix.PtraceSetOptions(pid, t.procOpts)
+		}
+		t.mu.Lock()
+		if tk, ok := t.tasks[pid]; ok {
+			tk.opts = t.procOpts
+			t.tasks[pid] = tk
+		}
+		t.mu.Unlock()
+	}
+	if t.onExec == nil {
+		return
+	}
+	t.mu.Lock()
+	dying := t.dying
+	t.mu.Unlock()
+	if dying {
+		return // SIGKILLed already: nothing of it will run
+	}
+	stop := &ExecStop{t: t, pid: pid, former: former, thread: unix.Gettid()}
+	defer stop.end()
+	t.onExec(stop)
+}
+
+// ExecStops returns how many exec stops (PTRACE_EVENT_EXEC) the tracer has
+// served.
+func (t *Tracer) ExecStops() uint64 { return t.execStops.Load() }
+
 func isStopSignal(sig syscall.Signal) bool {
 	return sig == unix.SIGSTOP || sig == unix.SIGTSTP || sig == unix.SIGTTIN || sig == unix.SIGTTOU
 }
 
 func ptrace(req int, tid int, data int) {
 	unix.RawSyscall6(unix.SYS_PTRACE, uintptr(req), uintptr(tid), 0, uintptr(data), 0, 0)
-}
-
-// tgidOf reads the thread group of tid from /proc. A task that is already
-// gone counts as its own process.
-func tgidOf(tid int) int {
-	if n := statusField(tid, "\nTgid:"); n > 0 {
-		return n
-	}
-	return tid
-}
-
-// ppidOf reads the parent of process pid from /proc, or 0.
-func ppidOf(pid int) int {
-	return statusField(pid, "\nPPid:")
-}
-
-// statusField reads a numeric field of /proc/<tid>/status, or 0.
-func statusField(tid int, field string) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
-	if err != nil {
-		return 0
-	}
-	i := bytes.Index(b, []byte(field))
-	if i < 0 {
-		return 0
-	}
-	line := b[i+len(field):]
-	if j := bytes.IndexByte(line, '\n'); j >= 0 {
-		line = line[:j]
-	}
-	n, err := strconv.Atoi(string(bytes.TrimSpace(line)))
-	if err != nil {
-		return 0
-	}
-	return n
 }

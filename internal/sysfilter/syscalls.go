@@ -1,7 +1,7 @@
-// Package policy turns a sandbox's syscall settings into the seccomp filter
+// Package sysfilter turns a sandbox's syscall settings into the seccomp filter
 // that confines it: the default blocklist, syscall groups, the argument
 // filters, and the notification list the supervisor's handlers need.
-package policy
+package sysfilter
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/filter"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
@@ -99,7 +100,7 @@ func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]
 		allowed[g] = true
 	}
 	if len(unknownAllow) > 0 {
-		return nil, &FieldError{Field: "ExtraAllowSyscalls", Err: fmt.Errorf("%w: unknown syscall group name(s): %s (known groups: %s); individual syscalls cannot be re-allowed",
+		return nil, &fielderr.FieldError{Field: "ExtraAllowSyscalls", Err: fmt.Errorf("%w: unknown syscall group name(s): %s (known groups: %s); individual syscalls cannot be re-allowed",
 			ErrSyscallSpec, strings.Join(unknownAllow, ", "), groupNames())}
 	}
 
@@ -148,10 +149,10 @@ func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]
 		deny[nr] = true
 	}
 	if len(unknown) > 0 {
-		return nil, &FieldError{Field: "ExtraDenySyscalls", Err: fmt.Errorf("%w: unknown syscall or group name(s): %s (groups: %s)", ErrSyscallSpec, strings.Join(unknown, ", "), groupNames())}
+		return nil, &fielderr.FieldError{Field: "ExtraDenySyscalls", Err: fmt.Errorf("%w: unknown syscall or group name(s): %s (groups: %s)", ErrSyscallSpec, strings.Join(unknown, ", "), groupNames())}
 	}
 	if len(conflicts) > 0 {
-		return nil, &FieldError{Field: "ExtraDenySyscalls", Err: fmt.Errorf("%w: %s", ErrSyscallSpec, strings.Join(conflicts, "; "))}
+		return nil, &fielderr.FieldError{Field: "ExtraDenySyscalls", Err: fmt.Errorf("%w: %s", ErrSyscallSpec, strings.Join(conflicts, "; "))}
 	}
 	out := make([]int, 0, len(blocklist)+16)
 	for nr, d := range deny {

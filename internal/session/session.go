@@ -1,4 +1,4 @@
-// Package sandbox starts one confined program and follows it to its end:
+// Package session starts one confined program and follows it to its end:
 // the child stage, the seccomp supervisor and the ptrace tracer.
 //
 // The child stage. Go offers no hook between fork and exec, so sandlock
@@ -11,11 +11,12 @@
 // memory and fd table, so the listener is in the supervisor's table before
 // the program runs, and the tracer seizes the root right after its exec
 // (the fork-family syscalls wait for that). In fork mode, for a child whose
-// last steps could be notified, it waits at a gate pipe while the parent
-// copies its listener (pidfd_getfd), starts the supervisor and seizes it.
+// last steps could be notified or whose exec an exec hook must see
+// (OnExec), it waits at a gate pipe while the parent copies its listener
+// (pidfd_getfd), starts the supervisor and seizes it.
 // No thread of sandlock's own process is ever confined, no second Go
 // runtime starts, and the program can create nothing untraced.
-package sandbox
+package session
 
 import (
 	"context"
@@ -24,8 +25,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -99,16 +101,21 @@ type Session struct {
 	onFork            []func(parent int)
 	onExit            []func(pid int)
 	onForkInterrupted []func(parent int)
-	onStart           []func(pid, parent int)
+	onProcStart       []func(pid, parent int)
+	onRunStart        []func()
+	onExec            []func(*tracer.ExecStop)
 	onExitUsage       []func(pid int, usage *unix.Rusage)
 	background        []func(ctx context.Context)
 	onEnd             []func()
 
+	// tty is the terminal whose foreground the program took, to give back
+	// at the end, or -1.
+	tty int
+
 	reasonsMu sync.Mutex
-	reasons   map[int]string // pid → why sandlock killed it
+	reasons   map[int]Reason // pid → why sandlock killed it
 	ended     chan struct{}
 	seized    chan struct{} // closed once the tracer has seized the root (or never will)
-	killed    atomic.Bool
 	status    unix.WaitStatus
 }
 
@@ -124,6 +131,7 @@ func NewSession(log *slog.Logger) *Session {
 		Log:    log,
 		tr:     tracer.New(),
 		ended:  make(chan struct{}),
+		tty:    -1,
 		seized: make(chan struct{}),
 	}
 	for _, name := range []string{"clone", "fork", "vfork"} {
@@ -140,13 +148,22 @@ func (s *Session) Abandon() { s.tr.Abandon() }
 // Start runs the child stage and returns once the program has exec'd, or
 // with the error that kept it from doing so (then nothing of it ran).
 func (s *Session) Start(spec *Spec) error {
+	if spec.Foreground {
+		s.tty = spec.ForegroundTTY
+	}
 	notified := s.Table.Syscalls()
+	if len(s.onExec) > 0 && !spec.Supervised {
+		s.tr.Abandon()
+		return &StepError{Step: "exec " + spec.Path, Err: errors.New("exec hooks need the tracer, which an unsupervised sandbox does not run")}
+	}
 	stage, err := newChildStage(spec, spec.Supervised && len(notified) > 0)
 	if err != nil {
 		s.tr.Abandon()
 		return &StepError{Step: "exec " + spec.Path, Err: err}
 	}
-	stage.vfork = !stage.noTHP && (!stage.listen || vforkSafe(notified, spec.SelfUnnotified))
+	// The exec hooks must see the program's first image too: in vfork
+	// mode the root execs before the tracer seizes it, in fork mode after.
+	stage.vfork = !stage.noTHP && len(s.onExec) == 0 && (!stage.listen || vforkSafe(notified, spec.SelfUnnotified))
 	// The session's background work ends with it; end may come before
 	// Launch returns.
 	ctx, stop := context.WithCancel(context.Background())
@@ -159,7 +176,7 @@ func (s *Session) Start(spec *Spec) error {
 			}
 		},
 		OnProcessStart: func(pid, parent int) {
-			for _, f := range s.onStart {
+			for _, f := range s.onProcStart {
 				f(pid, parent)
 			}
 		},
@@ -174,15 +191,24 @@ func (s *Session) Start(spec *Spec) error {
 		OnSignalInSyscall: s.signalInSyscall,
 		OnEnd:             s.end,
 	}
+	if len(s.onExec) > 0 {
+		cfg.OnExec = s.execStop
+		cfg.RecordKill = s.recordExecKill
+	}
 	err = s.tr.Launch(cfg, func() (*tracer.Launched, error) {
 		return s.launch(spec, stage)
 	})
 	if err != nil {
-		// Launch has reaped whatever it started.
+		// Launch has reaped whatever it started (which may have taken
+		// the terminal before it failed).
 		stop()
 		s.endSupervisor()
 		s.runEndHooks()
+		s.restoreForeground()
 		return err
+	}
+	for _, f := range s.onRunStart {
+		f()
 	}
 	for _, f := range s.background {
 		go f(ctx)
@@ -227,6 +253,40 @@ func (s *Session) forkFamily(nr int) bool {
 	return false
 }
 
+// OnExec registers f to be called at every exec of a process of the
+// sandbox that succeeded (the program's own first one included), with the
+// process stopped: its new image is loaded and has not run its first
+// instruction. The hooks run synchronously on the tracer's thread, in
+// registration order, and the process resumes once they have returned;
+// after one of them has called Kill, the later ones are not called. A
+// failed exec calls nothing. The stop is only taken when a hook is
+// registered (without one, a single-threaded exec costs nothing extra);
+// registering one also makes the child stage fork rather than vfork, so
+// that the tracer holds the program before its first exec. Call it before
+// Start; f must not block for long (no other event of the sandbox is
+// served meanwhile) and must not keep the ExecStop.
+func (s *Session) OnExec(f func(*tracer.ExecStop)) { s.onExec = append(s.onExec, f) }
+
+// execStop runs the exec hooks.
+func (s *Session) execStop(st *tracer.ExecStop) {
+	for _, f := range s.onExec {
+		f(st)
+		if st.Killed() {
+			return
+		}
+	}
+}
+
+// recordExecKill records why an exec hook killed pid, for the run's
+// result, before the kill.
+func (s *Session) recordExecKill(pid int, reason string) {
+	s.record(pid, ReasonDenied)
+	s.Log.Warn("sandlock: process killed at exec, before it ran: "+reason, "pid", pid)
+}
+
+// ExecStops returns how many exec stops the tracer has served.
+func (s *Session) ExecStops() uint64 { return s.tr.ExecStops() }
+
 // OnExit registers f to be called when a process of the sandbox has
 // exited. Call it before Start; f must not block.
 func (s *Session) OnExit(f func(pid int)) { s.onExit = append(s.onExit, f) }
@@ -235,7 +295,13 @@ func (s *Session) OnExit(f func(pid int)) { s.onExit = append(s.onExit, f) }
 // first known, with its parent (0 if unknown). The process cannot have been
 // reaped during the call, so pidfd_open(pid) names it. Call it before
 // Start; f must not block.
-func (s *Session) OnProcessStart(f func(pid, parent int)) { s.onStart = append(s.onStart, f) }
+func (s *Session) OnProcessStart(f func(pid, parent int)) {
+	s.onProcStart = append(s.onProcStart, f)
+}
+
+// OnStart registers f to be called once the program runs (Start is about
+// to return without an error). Call it before Start.
+func (s *Session) OnStart(f func()) { s.onRunStart = append(s.onRunStart, f) }
 
 // OnExitUsage registers f to be called when a process of the sandbox has
 // exited, with the rusage wait4 reported for it (its own and its reaped
@@ -265,40 +331,63 @@ func (s *Session) TGID(tid int) int { return s.tr.TGID(tid) }
 // Traced reports whether tid is a live task of the sandbox.
 func (s *Session) Traced(tid int) bool { return s.tr.Traced(tid) }
 
+// Reason is why sandlock ended a sandbox, or a process of it: recorded
+// where the kill is decided, and mapped once to what the run reports.
+type Reason uint8
+
+const (
+	ReasonNone        Reason = iota // nothing sandlock knows of
+	ReasonKilled                    // the caller asked (Kill, a cancelled context, sandlock kill)
+	ReasonTimeout                   // the caller's deadline passed
+	ReasonMemoryLimit               // MaxMemory was exceeded
+	ReasonDenied                    // the program was about to run what it may not
+)
+
+var reasonText = [...]string{"", "killed", "timeout", "memory limit exceeded", "denied"}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonText) {
+		return reasonText[r]
+	}
+	return "reason(" + strconv.Itoa(int(r)) + ")"
+}
+
 // KillProcess SIGKILLs a process of the sandbox and records why, for the
 // run's result.
-func (s *Session) KillProcess(pid int, reason string) {
-	s.reasonsMu.Lock()
-	if s.reasons == nil {
-		s.reasons = make(map[int]string)
-	}
-	s.reasons[pid] = reason
-	s.reasonsMu.Unlock()
+func (s *Session) KillProcess(pid int, why Reason) {
+	s.record(pid, why)
 	// Said before it is done: a parent in the sandbox that reports the
 	// kill (a shell's "Killed") comes after.
-	s.Log.Warn("sandlock: process killed: "+reason+" exceeded", "pid", pid)
+	s.Log.Warn("sandlock: process killed: "+why.String(), "pid", pid)
 	unix.Kill(pid, unix.SIGKILL)
 }
 
 // KillSandbox SIGKILLs every process of the sandbox and records why as the
 // root's reason, for the run's result; detail says what was measured.
-func (s *Session) KillSandbox(reason, detail string) {
+func (s *Session) KillSandbox(why Reason, detail string) {
 	root := s.tr.Root()
-	s.reasonsMu.Lock()
-	if s.reasons == nil {
-		s.reasons = make(map[int]string)
-	}
-	s.reasons[root] = reason
-	s.reasonsMu.Unlock()
-	s.Log.Warn("sandlock: sandbox killed: "+reason+" exceeded: "+detail, "pid", root)
+	s.record(root, why)
+	s.Log.Warn("sandlock: sandbox killed: "+why.String()+": "+detail, "pid", root)
 	s.tr.KillAll()
 }
 
-// KillReason returns why sandlock killed pid, or "".
-func (s *Session) KillReason(pid int) string {
+// record keeps the first reason given for pid.
+func (s *Session) record(pid int, why Reason) {
 	s.reasonsMu.Lock()
 	defer s.reasonsMu.Unlock()
-	return s.reasons[pid]
+	if s.reasons == nil {
+		s.reasons = make(map[int]Reason)
+	}
+	if _, ok := s.reasons[pid]; !ok {
+		s.reasons[pid] = why
+	}
+}
+
+// EndReason is why sandlock ended the program's root, if it did.
+func (s *Session) EndReason() Reason {
+	s.reasonsMu.Lock()
+	defer s.reasonsMu.Unlock()
+	return s.reasons[s.tr.Root()]
 }
 
 // launch clones the child, which confines itself and execs the program,
@@ -597,8 +686,22 @@ func (s *Session) end(root tracer.Exit) {
 	s.stop()
 	s.endSupervisor()
 	s.runEndHooks()
+	s.restoreForeground()
 	s.status = root.Status
 	close(s.ended)
+}
+
+// restoreForeground gives the terminal the program took back to the
+// caller's process group.
+func (s *Session) restoreForeground() {
+	if s.tty < 0 {
+		return
+	}
+	// The caller is a background group now: tcsetpgrp would stop it with
+	// SIGTTOU unless the signal is ignored for the call.
+	signal.Ignore(syscall.SIGTTOU)
+	unix.IoctlSetPointerInt(s.tty, unix.TIOCSPGRP, unix.Getpgrp())
+	signal.Reset(syscall.SIGTTOU)
 }
 
 // runEndHooks runs the OnEnd hooks, once no task of the sandbox is left.
@@ -631,14 +734,13 @@ func (s *Session) Wait() unix.WaitStatus {
 // Ended is closed once Wait would return.
 func (s *Session) Ended() <-chan struct{} { return s.ended }
 
-// Kill SIGKILLs every process of the sandbox.
-func (s *Session) Kill() {
-	s.killed.Store(true)
+// Kill SIGKILLs every process of the sandbox, recording why as the root's
+// reason (the first reason given wins: a sandbox the memory limit killed
+// is not then reported as cancelled).
+func (s *Session) Kill(why Reason) {
+	s.record(s.tr.Root(), why)
 	s.tr.KillAll()
 }
-
-// Killed reports whether Kill was called.
-func (s *Session) Killed() bool { return s.killed.Load() }
 
 // Signal sends sig to every process of the sandbox.
 func (s *Session) Signal(sig syscall.Signal) error {
