@@ -6,6 +6,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/procfs"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
 
@@ -58,7 +59,7 @@ func (o *procOpener) poolFor(hc *notify.HandlerCtx, pfd int, flags int) (*confin
 	if err != nil {
 		return nil, err
 	}
-	pid, ok := taskpath.PidDir(p)
+	pid, ok := procfs.PidDir(p)
 	if !ok || !o.traced(pid) {
 		return nil, nil
 	}

@@ -197,22 +197,6 @@ func ifInet6() []byte {
 	return []byte("00000000000000000000000000000001 01 80 10 80       lo\n")
 }
 
-// processState returns a process's state letter from /proc/<pid>/stat, or
-// 0 if it cannot be read.
-func processState(pid int) byte {
-	b, err := readFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// The command name, in parentheses, may hold anything: the state
-	// follows the last closing one.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0
-	}
-	return b[i+2]
-}
-
 // filterMounts keeps the mounts of mountinfo whose mount point keep
 // accepts, and adds a read-only mount for each of extra (files the view
 // stands in for), replacing a mount of the host on the same point. It

@@ -37,6 +37,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/plan"
+	"github.com/sandlock-go/sandlock/internal/procfs"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
 
@@ -638,8 +639,10 @@ func (v *View) loadavg() []byte {
 	}
 	running, last := 0, 0
 	for _, pid := range pids {
-		if processState(pid) == 'R' {
-			running++
+		if st, err := procfs.ReadStatus(pid); err == nil {
+			if state, _ := st.Field("State"); strings.HasPrefix(state, "R") {
+				running++
+			}
 		}
 		last = max(last, pid)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"strconv"
-	"strings"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -59,22 +58,6 @@ func (a *ProcAccess) NestedDomain(context.Context, *notify.HandlerCtx) notify.Ac
 // CrossProcess reports whether entries of another process of the sandbox
 // may be opened for the program by a thread outside its Landlock domain.
 func (a *ProcAccess) CrossProcess() bool { return !a.yama && !a.nested.Load() }
-
-// PidDir returns the pid of a /proc/<pid> path.
-func PidDir(p string) (int, bool) {
-	rest, ok := strings.CutPrefix(p, "/proc/")
-	if !ok {
-		return 0, false
-	}
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		rest = rest[:i]
-	}
-	pid, err := strconv.ParseUint(rest, 10, 31)
-	if err != nil || pid == 0 {
-		return 0, false
-	}
-	return int(pid), true
-}
 
 // Reopen opens the inode behind the O_PATH descriptor pin with flags, on
 // one of pool's threads (whose rights the kernel then checks, as it would

@@ -1,4 +1,4 @@
-package taskpath
+package procfs
 
 import "testing"
 
@@ -17,7 +17,7 @@ func TestPidDir(t *testing.T) {
 	} {
 		pid, ok := PidDir(p)
 		if (want != 0) != ok || pid != want {
-			t.Errorf("pidDir(%q) = %d, %v; want %d", p, pid, ok, want)
+			t.Errorf("PidDir(%q) = %d, %v; want %d", p, pid, ok, want)
 		}
 	}
 }
