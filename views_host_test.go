@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sandlock-go/sandlock"
 )
 
@@ -296,7 +298,8 @@ print(json.dumps(R))
 // TestInterfaces: the program sees loopback only, through libc
 // (if_nameindex, getifaddrs, getaddrinfo with AI_ADDRCONFIG) and ip(8);
 // changes are refused, other netlink protocols and the interface ioctls
-// too.
+// too: every one, so that no getter tells a name the host has (SIOCGIFMTU
+// answers "lo" and ENODEV for a missing name outside) from one it lacks.
 func TestInterfaces(t *testing.T) {
 	code := `
 import ctypes, ctypes.util, errno, fcntl, json, socket, struct
@@ -324,6 +327,17 @@ try:
     R["SIOCGIFCONF"] = "OK"
 except OSError as e:
     R["SIOCGIFCONF"] = errno.errorcode[e.errno]
+# The getters that answer unprivileged for a guessed name: SIOCGIFMTU,
+# SIOCGIFTXQLEN, SIOCGIFMETRIC, SIOCGIFMAP.
+for cmd in (0x8921, 0x8942, 0x891d, 0x8970):
+    for name in (b"lo", b"nonexistent0"):
+        try:
+            fcntl.ioctl(s, cmd, struct.pack("16s24x", name))
+            R["%#x %s" % (cmd, name.decode())] = "OK"
+        except OSError as e:
+            R["%#x %s" % (cmd, name.decode())] = errno.errorcode[e.errno]
+# A command on the socket itself still works.
+R["SIOCINQ"] = struct.unpack("i", fcntl.ioctl(s, 0x541b, struct.pack("i", 7)))[0]
 try:
     socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 9)  # NETLINK_AUDIT
     R["audit"] = "OK"
@@ -336,7 +350,23 @@ print(json.dumps(R))
 `
 	want := map[string]any{
 		"if_nameindex": []any{[]any{1.0, "lo"}}, "addrconfig": []any{"127.0.0.1"}, "getifaddrs": []any{"lo"},
-		"SIOCGIFCONF": "EPERM", "audit": "EAFNOSUPPORT", "getsockname": true,
+		"SIOCGIFCONF": "EPERM", "audit": "EAFNOSUPPORT", "getsockname": true, "SIOCINQ": 0.0,
+	}
+	// Outside, the same getters tell lo from a name the host lacks.
+	for _, cmd := range []uint{unix.SIOCGIFMTU, unix.SIOCGIFTXQLEN, unix.SIOCGIFMETRIC, unix.SIOCGIFMAP} {
+		for _, name := range []string{"lo", "nonexistent0"} {
+			want[fmt.Sprintf("%#x %s", cmd, name)] = "EPERM"
+		}
+	}
+	if sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM, 0); err == nil {
+		ifr, _ := unix.NewIfreq("lo")
+		errLo := unix.IoctlIfreq(sock, unix.SIOCGIFMTU, ifr)
+		ifr, _ = unix.NewIfreq("nonexistent0")
+		errNone := unix.IoctlIfreq(sock, unix.SIOCGIFMTU, ifr)
+		unix.Close(sock)
+		if errLo != nil || errNone != unix.ENODEV {
+			t.Fatalf("outside the sandbox SIOCGIFMTU gives %v for lo and %v for a missing name: the probe tells nothing", errLo, errNone)
+		}
 	}
 	runBoth(t, base(), readArgs(), python+" -c '"+code+"'", func(t *testing.T, out string) {
 		var got map[string]any

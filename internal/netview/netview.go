@@ -12,7 +12,10 @@
 // object behind the fd number, not the number, is what is recognised, and
 // a socket that is not one of the view's goes to the kernel unchanged.
 // Other netlink protocols are refused by the filter, and the interface
-// ioctls (SIOCGIFCONF, SIOCGIFADDR, …) fail with EPERM there too.
+// ioctls fail with EPERM there too: every socket ioctl that names an
+// interface (SIOCGIFCONF, SIOCGIFADDR, SIOCGIFMTU, …, sysfilter's
+// deniedIoctlBlocks), so that none tells a name the host has from one it
+// lacks.
 package netview
 
 import (
