@@ -43,7 +43,7 @@ func Confine(s *Sandbox) error {
 	case ProcViewDefault, ProcViewHost:
 		// Nothing serves /proc: it is the host's, as granted.
 	case ProcViewNone:
-		cfg.Paths = procview.Carve(cfg.Paths, procview.Refused, procview.ReadOnly).Rules
+		cfg.Paths = procview.Carve(cfg.Paths, procview.RefusedTrees(), procview.ReadOnly).Rules
 	default:
 		return &fielderr.FieldError{Field: "ProcView", Value: string(s.ProcView), Err: errors.New("want none or host: Confine has no supervisor to serve /proc")}
 	}

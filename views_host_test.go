@@ -431,22 +431,41 @@ func runBothBash(t *testing.T, sb *sandlock.Sandbox, flags []string, script stri
 // TestSysCarved: under a grant on /, the parts of /sys that describe the
 // host are refused and the rest stays readable; / itself and the
 // directories above a refused tree are still listed (served); /sys is
-// read-only under a writable grant, while the rest stays writable. With
-// --proc none, those directories are not listed (the price of not serving
-// anything) and their entries still are.
+// read-only under a writable grant, while the rest stays writable. The
+// directories of the host's network interfaces are refused where
+// /sys/class/net's links lead, not only there. With --proc none, the
+// directories above a refused tree are not listed (the price of not
+// serving anything) and their entries still are.
 func TestSysCarved(t *testing.T) {
 	tmp := tempDir(t)
-	const script = `
-for d in /sys/firmware /sys/kernel/security /sys/class/net /sys/kernel/debug /sys/class /sys/devices /sys/kernel /sys /; do
+	// The directories that list the host's interfaces where
+	// /sys/class/net's links lead (/sys/devices/virtual/net, a PCI
+	// device's net): all refused, and the rest of their parents listed.
+	var netDirs []string
+	links, _ := filepath.Glob("/sys/class/net/*")
+	for _, l := range links {
+		if dev, err := filepath.EvalSymlinks(l); err == nil && !slices.Contains(netDirs, filepath.Dir(dev)) {
+			netDirs = append(netDirs, filepath.Dir(dev))
+		}
+	}
+	if !slices.Contains(netDirs, "/sys/devices/virtual/net") {
+		t.Fatalf("the interfaces' directories %v do not hold /sys/devices/virtual/net (lo's)", netDirs)
+	}
+	script := `
+for d in /sys/firmware /sys/kernel/security /sys/class/net ` + strings.Join(netDirs, " ") + ` /sys/kernel/debug /sys/class /sys/devices/virtual /sys/devices /sys/kernel /sys /; do
   if ls "$d" >/dev/null 2>&1; then echo "$d listed"; else echo "$d refused"; fi
 done
+if cat /sys/devices/virtual/net/lo/ifindex >/dev/null 2>&1; then echo "lo ifindex read"; else echo "lo ifindex refused"; fi
+if cat /sys/devices/virtual/mem/null/dev >/dev/null 2>&1; then echo "misc read"; else echo "misc refused"; fi
 if (exec 3>/sys/kernel/mm/transparent_hugepage/enabled) 2>/dev/null; then echo "sys writable"; else echo "sys read-only"; fi
 if echo x > "$TMPD/f.$$" 2>/dev/null; then echo "tmp writable"; else echo "tmp refused"; fi`
-	want := []string{
-		"/sys/firmware refused", "/sys/kernel/security refused", "/sys/class/net refused", "/sys/kernel/debug refused",
-		"/sys/class listed", "/sys/devices listed", "/sys/kernel listed", "/sys listed", "/ listed",
-		"sys read-only", "tmp writable",
+	want := []string{"/sys/firmware refused", "/sys/kernel/security refused", "/sys/class/net refused"}
+	for _, d := range netDirs {
+		want = append(want, d+" refused")
 	}
+	want = append(want, "/sys/kernel/debug refused",
+		"/sys/class listed", "/sys/devices/virtual listed", "/sys/devices listed", "/sys/kernel listed", "/sys listed", "/ listed",
+		"lo ifindex refused", "misc read", "sys read-only", "tmp writable")
 	check := func(want []string) func(t *testing.T, out string) {
 		return func(t *testing.T, out string) {
 			if got := strings.Split(strings.TrimSpace(out), "\n"); !slices.Equal(got, want) {
@@ -469,7 +488,7 @@ if echo x > "$TMPD/f.$$" 2>/dev/null; then echo "tmp writable"; else echo "tmp r
 		sb := &sandlock.Sandbox{FSWritable: []string{"/"}, ProcView: sandlock.ProcViewNone, Env: map[string]string{"TMPD": tmp}}
 		none := slices.Clone(want)
 		for i, w := range none {
-			if strings.HasSuffix(w, " listed") && w != "/sys/devices listed" {
+			if strings.HasSuffix(w, " listed") {
 				none[i] = strings.TrimSuffix(w, " listed") + " refused"
 			}
 		}

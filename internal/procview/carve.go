@@ -3,6 +3,7 @@ package procview
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/sandlock-go/sandlock/internal/landlock"
@@ -20,6 +21,34 @@ var Refused = []string{
 	"/sys/kernel/debug",
 	"/sys/kernel/tracing",
 	"/sys/class/net",
+}
+
+// RefusedTrees are Refused and the directories of sysfs that list the
+// host's network interfaces by their canonical paths: /sys/class/net holds
+// symbolic links to them (/sys/devices/virtual/net,
+// /sys/devices/pci…/<device>/net), which Landlock judges by where they
+// lead, so each is refused on its own. They are found through
+// /sys/class/net, one link per interface, not by walking /sys/devices. An
+// interface that appears later under another device is not refused; one
+// of the refused directories (virtual interfaces: veth, bridges, tunnels)
+// stays refused with all it holds.
+func RefusedTrees() []string {
+	trees := slices.Clone(Refused)
+	entries, err := os.ReadDir("/sys/class/net")
+	if err != nil {
+		return trees
+	}
+	for _, e := range entries {
+		dev, err := filepath.EvalSymlinks(filepath.Join("/sys/class/net", e.Name()))
+		if err != nil {
+			continue
+		}
+		dir := filepath.Dir(dev)
+		if under(dir, "/sys") && !underAny(dir, trees) {
+			trees = append(trees, dir)
+		}
+	}
+	return trees
 }
 
 // ReadOnly are the trees a writable grant covers for reading only: /sys,

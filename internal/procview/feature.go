@@ -64,8 +64,10 @@ func (f *Feature) Plan(b *plan.Builder) error {
 			tier = TierHost
 		}
 	}
+	refused := Refused
 	if tier != TierHost {
-		f.Carved = Carve(b.Landlock.Paths, Refused, ReadOnly)
+		refused = RefusedTrees()
+		f.Carved = Carve(b.Landlock.Paths, refused, ReadOnly)
 		b.Landlock.Paths = f.Carved.Rules
 		for _, r := range f.Carved.Reach {
 			// Every path was readable: the metadata of the carved trees
@@ -92,7 +94,7 @@ func (f *Feature) Plan(b *plan.Builder) error {
 		NumCPUs:   f.NumCPUs,
 		Processes: run.ProcessIDs,
 		Reach:     f.Carved.Reach,
-		Refused:   Refused,
+		Refused:   refused,
 		Visible:   run.Traced,
 		TGID:      run.TGID,
 		Pool:      b.Unscoped(),

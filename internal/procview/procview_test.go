@@ -457,3 +457,36 @@ func TestCPUList(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedTrees: the trees refused are Refused and, for every link of
+// /sys/class/net, the directory it leads into (lo's is
+// /sys/devices/virtual/net), each once.
+func TestRefusedTrees(t *testing.T) {
+	trees := RefusedTrees()
+	if !slices.Equal(trees[:len(Refused)], Refused) {
+		t.Errorf("RefusedTrees() = %v, want Refused first", trees)
+	}
+	links, err := filepath.Glob("/sys/class/net/*")
+	if err != nil || len(links) == 0 {
+		t.Fatalf("no interfaces in /sys/class/net: %v", err)
+	}
+	for _, l := range links {
+		dev, err := filepath.EvalSymlinks(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !underAny(dev, trees) {
+			t.Errorf("%s (%s) is not in a refused tree: %v", l, dev, trees)
+		}
+	}
+	if !slices.Contains(trees, "/sys/devices/virtual/net") {
+		t.Errorf("RefusedTrees() = %v, want /sys/devices/virtual/net", trees)
+	}
+	seen := map[string]bool{}
+	for _, tr := range trees {
+		if seen[tr] {
+			t.Errorf("%s twice", tr)
+		}
+		seen[tr] = true
+	}
+}
