@@ -433,7 +433,8 @@ func runBothBash(t *testing.T, sb *sandlock.Sandbox, flags []string, script stri
 // directories above a refused tree are still listed (served); /sys is
 // read-only under a writable grant, while the rest stays writable. The
 // directories of the host's network interfaces are refused where
-// /sys/class/net's links lead, not only there. With --proc none, the
+// /sys/class/net's links lead, not only there; so are the control groups
+// (whose cgroup.procs list the host's pids). With --proc none, the
 // directories above a refused tree are not listed (the price of not
 // serving anything) and their entries still are.
 func TestSysCarved(t *testing.T) {
@@ -448,24 +449,28 @@ func TestSysCarved(t *testing.T) {
 			netDirs = append(netDirs, filepath.Dir(dev))
 		}
 	}
+	if out, err := exec.Command("/bin/sh", "-c", "cat /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs 2>/dev/null").Output(); len(out) == 0 {
+		t.Fatalf("outside the sandbox no cgroup.procs lists a pid (%v): the probe tells nothing", err)
+	}
 	if !slices.Contains(netDirs, "/sys/devices/virtual/net") {
 		t.Fatalf("the interfaces' directories %v do not hold /sys/devices/virtual/net (lo's)", netDirs)
 	}
 	script := `
-for d in /sys/firmware /sys/kernel/security /sys/class/net ` + strings.Join(netDirs, " ") + ` /sys/kernel/debug /sys/class /sys/devices/virtual /sys/devices /sys/kernel /sys /; do
+for d in /sys/firmware /sys/kernel/security /sys/class/net ` + strings.Join(netDirs, " ") + ` /sys/kernel/debug /sys/fs/cgroup /sys/class /sys/devices/virtual /sys/devices /sys/kernel /sys/fs /sys /; do
   if ls "$d" >/dev/null 2>&1; then echo "$d listed"; else echo "$d refused"; fi
 done
 if cat /sys/devices/virtual/net/lo/ifindex >/dev/null 2>&1; then echo "lo ifindex read"; else echo "lo ifindex refused"; fi
-if cat /sys/devices/virtual/mem/null/dev >/dev/null 2>&1; then echo "misc read"; else echo "misc refused"; fi
+if cat /sys/devices/virtual/mem/null/dev >/dev/null 2>&1; then echo "null read"; else echo "null refused"; fi
+if cat /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs 2>/dev/null | grep -q .; then echo "cgroup.procs read"; else echo "cgroup.procs refused"; fi
 if (exec 3>/sys/kernel/mm/transparent_hugepage/enabled) 2>/dev/null; then echo "sys writable"; else echo "sys read-only"; fi
 if echo x > "$TMPD/f.$$" 2>/dev/null; then echo "tmp writable"; else echo "tmp refused"; fi`
 	want := []string{"/sys/firmware refused", "/sys/kernel/security refused", "/sys/class/net refused"}
 	for _, d := range netDirs {
 		want = append(want, d+" refused")
 	}
-	want = append(want, "/sys/kernel/debug refused",
-		"/sys/class listed", "/sys/devices/virtual listed", "/sys/devices listed", "/sys/kernel listed", "/sys listed", "/ listed",
-		"lo ifindex refused", "misc read", "sys read-only", "tmp writable")
+	want = append(want, "/sys/kernel/debug refused", "/sys/fs/cgroup refused",
+		"/sys/class listed", "/sys/devices/virtual listed", "/sys/devices listed", "/sys/kernel listed", "/sys/fs listed", "/sys listed", "/ listed",
+		"lo ifindex refused", "null read", "cgroup.procs refused", "sys read-only", "tmp writable")
 	check := func(want []string) func(t *testing.T, out string) {
 		return func(t *testing.T, out string) {
 			if got := strings.Split(strings.TrimSpace(out), "\n"); !slices.Equal(got, want) {

@@ -13,7 +13,9 @@ import (
 // host's: /proc itself (served by the supervisor instead, or refused), and
 // the parts of /sys that describe the host rather than the program's view
 // of it — firmware tables, the LSM and debug interfaces, the tracing
-// interface, and the list of network interfaces.
+// interface, the list of network interfaces, and the control groups, whose
+// cgroup.procs and tasks files list every process of the host by pid (and
+// whose hierarchy names the host's services and containers).
 var Refused = []string{
 	"/proc",
 	"/sys/firmware",
@@ -21,6 +23,7 @@ var Refused = []string{
 	"/sys/kernel/debug",
 	"/sys/kernel/tracing",
 	"/sys/class/net",
+	"/sys/fs/cgroup",
 }
 
 // RefusedTrees are Refused and the directories of sysfs that list the
