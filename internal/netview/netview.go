@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netview shows a sandboxed program the loopback interface only.
 //
 // A netlink-route socket (what if_nameindex, getifaddrs, getaddrinfo's

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package procview is what a sandboxed program sees of the host through
 // its files: /proc, its hostname, and the synthetic files that stand in for
 // host files (/etc/hosts under hostname rules, /etc/hostname under a name).
