@@ -22,7 +22,8 @@ import (
 
 // viewProbe opens what a program might, by every trick, and prints one
 // JSON object: for each probe its result, or the errno name. argv: the pid
-// of a process outside the sandbox, a writable directory.
+// of a process outside the sandbox, a writable directory, a host interface
+// other than lo.
 const viewProbe = `
 import errno, json, os, sys
 R = {}
@@ -75,8 +76,12 @@ R["listing supervisor"] = sup in pids
 for f in ["kallsyms", "kcore", "kmsg", "keys", "key-users", "sysrq-trigger", "modules", "cmdline", "timer_list",
           "net/tcp", "net/unix", "net/route", "self/mountstats"]:
     probe(f, lambda f=f: len(rd("/proc/" + f)) >= 0)
-for f in ["version", "uptime", "filesystems", "self/maps", "sys/kernel/osrelease"]:
+for f in ["sys/net/ipv4/conf", "sys/net/ipv6/neigh"]:
+    probe(f, lambda f=f: os.listdir("/proc/" + f))
+for f in ["version", "uptime", "filesystems", "self/maps", "sys/kernel/osrelease", "sys/net/ipv4/conf/lo/forwarding",
+          "sys/net/ipv6/conf/all/disable_ipv6", "sys/net/core/somaxconn"]:
     probe(f, lambda f=f: len(rd("/proc/" + f)) > 0)
+probe("host interface sysctl", lambda: rd("/proc/sys/net/ipv4/conf/%s/forwarding" % sys.argv[3]))
 probe("net/dev", lambda: [l.split(":")[0].strip() for l in rd("/proc/net/dev").splitlines()[2:]])
 probe("net/if_inet6", lambda: [l.split()[-1] for l in rd("/proc/net/if_inet6").splitlines()])
 probe("loadavg", lambda: len(rd("/proc/loadavg").split()))
@@ -85,6 +90,23 @@ probe("write sysctl", lambda: os.open("/proc/sys/kernel/hostname", os.O_WRONLY))
 probe("write own comm", lambda: os.write(os.open("/proc/self/comm", os.O_WRONLY), b"renamed") and rd("/proc/self/comm").strip())
 print(json.dumps(R))
 `
+
+// hostInterface returns a network interface of the host other than lo,
+// whose settings /proc/sys/net/ipv4/conf/<name> the host shows.
+func hostInterface(t *testing.T) string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/sys/net/ipv4/conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if n := e.Name(); n != "lo" && n != "all" && n != "default" {
+			return n
+		}
+	}
+	t.Fatal("the host has no interface but lo: nothing to hide")
+	return ""
+}
 
 // viewWant is what viewProbe finds in a served /proc view: its own
 // processes, the host's none, by any path; writable says whether the
@@ -102,6 +124,8 @@ func viewWant(writable bool) map[string]any {
 		"symlink outside": "EACCES", "symlink self": "python3", "fd of dir outside": "EACCES", "fd of dir self": "python3",
 		"listing self": true, "listing outside": false, "listing 1": false, "listing supervisor": false,
 		"version": true, "uptime": true, "filesystems": true, "self/maps": true, "sys/kernel/osrelease": true,
+		"sys/net/ipv4/conf/lo/forwarding": true, "sys/net/ipv6/conf/all/disable_ipv6": true, "sys/net/core/somaxconn": true,
+		"sys/net/ipv4/conf": "EACCES", "sys/net/ipv6/neigh": "EACCES", "host interface sysctl": "EACCES",
 		"net/dev": []any{"lo"}, "net/if_inet6": []any{"lo"}, "loadavg": 5.0, "mounts has /": true,
 		"write sysctl": "EACCES", "write own comm": own,
 	}
@@ -186,7 +210,7 @@ func TestProcViewServed(t *testing.T) {
 			t.Run(c.name, func(t *testing.T) {
 				tmp := tempDir(t)
 				sb := &sandlock.Sandbox{FSReadable: c.read, FSWritable: append(slices.Clone(c.write), tmp)}
-				out := sandboxOut(t, sb, python, "-c", viewProbe, strconv.Itoa(outside), tmp)
+				out := sandboxOut(t, sb, python, "-c", viewProbe, strconv.Itoa(outside), tmp, hostInterface(t))
 				expectAny(t, decodeAny(t, out), viewWant(c.writable))
 			})
 		}
@@ -205,7 +229,7 @@ func TestProcViewServed(t *testing.T) {
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				tmp := tempDir(t)
-				code, stdout, stderr := cliAs(t, cliNobody, cliRunArgs(append(c.flags, "-w", tmp), python, "-c", viewProbe, strconv.Itoa(outside), tmp)...)
+				code, stdout, stderr := cliAs(t, cliNobody, cliRunArgs(append(c.flags, "-w", tmp), python, "-c", viewProbe, strconv.Itoa(outside), tmp, hostInterface(t))...)
 				if code != 0 {
 					t.Fatalf("exit %d: %s", code, stderr)
 				}

@@ -241,6 +241,17 @@ func TestClassify(t *testing.T) {
 		{"sys/kernel/hostname", "synthetic"},
 		{"sys/kernel/random/boot_id", "synthetic"},
 		{"sys/vm/overcommit_memory", "real"},
+		{"sys/net/ipv4/conf", "refused"},
+		{"sys/net/ipv4/conf/eth0", "refused"},
+		{"sys/net/ipv4/conf/eth0/forwarding", "refused"},
+		{"sys/net/ipv6/neigh/wlan0/retrans_time", "refused"},
+		{"sys/net/ipv6/neigh", "refused"},
+		{"sys/net/ipv4/conf/lo/forwarding", "real"},
+		{"sys/net/ipv4/conf/all/forwarding", "real"},
+		{"sys/net/ipv6/conf/default/disable_ipv6", "real"},
+		{"sys/net/ipv4/ip_forward", "real"},
+		{"sys/net/core/somaxconn", "real"},
+		{"sys/net", "real"},
 	} {
 		e := v.classify(c.rel, 100)
 		got := "real"

@@ -520,6 +520,10 @@ var refusedTop = map[string]bool{
 	"kpagecgroup": true, "bootconfig": true, "sched_debug": true,
 }
 
+// sysctlIfNames are the entries of /proc/sys/net/<protocol>/{conf,neigh}
+// shown: loopback's and the settings that are not an interface's.
+var sysctlIfNames = map[string]bool{"lo": true, "all": true, "default": true}
+
 // classify judges /proc/rel for a task of thread group tgid.
 func (v *View) classify(rel string, tgid int) entry {
 	if gen := v.cfg.Files[rel]; gen != nil {
@@ -546,6 +550,14 @@ func (v *View) classify(rel string, tgid int) entry {
 	}
 	if refusedTop[comps[0]] {
 		return entry{refused: true}
+	}
+	if len(comps) >= 4 && comps[0] == "sys" && comps[1] == "net" && (comps[3] == "conf" || comps[3] == "neigh") {
+		// sys/net/<protocol>/{conf,neigh} hold a directory per host
+		// interface: its listing and every interface's settings but
+		// loopback's and the defaults are refused.
+		if len(comps) == 4 || !sysctlIfNames[comps[4]] {
+			return entry{refused: true}
+		}
 	}
 	switch rel {
 	case "cpuinfo":
