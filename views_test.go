@@ -552,3 +552,40 @@ func TestProcViewRaces(t *testing.T) {
 		}
 	})
 }
+
+// TestProcViewSignalThroughProcDir: a /proc/<pid> directory descriptor is
+// a process handle (pidfd_send_signal takes one): the served view never
+// gives the program one for a process outside the sandbox, while its own
+// works. As root and as nobody, with the process outside the same user's.
+func TestProcViewSignalThroughProcDir(t *testing.T) {
+	const code = `
+import errno, json, os, signal, sys
+R = {}
+def probe(name, fn):
+    try:
+        R[name] = fn()
+    except OSError as e:
+        R[name] = errno.errorcode[e.errno]
+def send(p):
+    fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        signal.pidfd_send_signal(fd, 0)
+        return "OK"
+    finally:
+        os.close(fd)
+probe("outside", lambda: send("/proc/%s" % sys.argv[1]))
+probe("own", lambda: send("/proc/self"))
+print(json.dumps(R))
+`
+	want := map[string]any{"outside": "EACCES", "own": "OK"}
+	t.Run("root", func(t *testing.T) {
+		outside := victim(t)
+		sb := base()
+		sb.FSReadable = append(sb.FSReadable, "/proc")
+		expectAny(t, decodeAny(t, sandboxOut(t, sb, python, "-c", code, strconv.Itoa(outside))), want)
+	})
+	t.Run("nobody", func(t *testing.T) {
+		outside := victim(t, cliNobody...)
+		expectAny(t, decodeAny(t, nobodyOut(t, []string{"-r", "/proc"}, python, "-c", code, strconv.Itoa(outside))), want)
+	})
+}
