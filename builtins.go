@@ -9,6 +9,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/fsmeta"
 	"github.com/sandlock-go/sandlock/internal/limits"
 	"github.com/sandlock-go/sandlock/internal/netgate"
+	"github.com/sandlock-go/sandlock/internal/netview"
 	"github.com/sandlock-go/sandlock/internal/pidgate"
 	"github.com/sandlock-go/sandlock/internal/plan"
 )
@@ -58,7 +59,7 @@ func (s *Sandbox) builtins(ctx context.Context) ([]plan.Feature, *registration, 
 	}
 	features = append(features,
 		// Deny: the network rules (its named unix sockets meet fs-deny's
-		// checks); virtualize: the hosts file its hostnames need.
+		// checks).
 		network,
 		// Deny, decided at finish: what Landlock does not cover, judged
 		// against the built grants; checked before the user handlers only
@@ -70,9 +71,19 @@ func (s *Sandbox) builtins(ctx context.Context) ([]plan.Feature, *registration, 
 	)
 	var named *registration
 	if !s.NoRegistry {
+		named = &registration{s: s}
+	}
+	features = append(features,
+		// Virtualize: what the program sees of the host (views.go). After
+		// every feature that adds Landlock path rules: it carves /proc and
+		// the host's parts of /sys out of them.
+		s.hostView(lim, network, named),
+		// Virtualize: the network interfaces, loopback only.
+		netview.Feature{},
+	)
+	if named != nil {
 		// Last: the name is taken once every other setting was valid, and
 		// before anything runs, so that a live duplicate stops the run.
-		named = &registration{s: s}
 		features = append(features, named)
 	}
 	return features, named, nil

@@ -334,9 +334,11 @@ func (s *Sandbox) prepare(ctx context.Context, cmd []string, handlers []SyscallH
 		// kernel refuses it outright. (A user handler on one was refused
 		// above.) ioctl, when only some of its commands are watched, is
 		// notified for those alone.
-		ioctl := arch.MustNr("ioctl")
+		// socket likewise when only netlink-route sockets are (issue 16,
+		// internal/netview).
+		ioctl, socket := arch.MustNr("ioctl"), arch.MustNr("socket")
 		fs.Notify = slices.DeleteFunc(p.session.Table.Syscalls(), func(nr int) bool {
-			return denied(nr) || (fs.NotifyIoctls != nil && nr == ioctl)
+			return denied(nr) || (fs.NotifyIoctls != nil && nr == ioctl) || (fs.NotifyNetlinkRoute && nr == socket)
 		})
 	}
 	fp, err := fs.Filter()

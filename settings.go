@@ -495,6 +495,18 @@ var settings = []Setting{
 		func() (func(*Profile, string) error, func(*Profile) any) {
 			return branchAction(func(s *Sandbox) *BranchAction { return &s.OnError })
 		}),
+	// ours
+	row("ProcView", "proc", "", "filesystem.proc", kString, "what the program sees of /proc: `MODE` served (its own processes), none, or host (every process of the machine)",
+		func() (func(*Profile, string) error, func(*Profile) any) {
+			set, get := str(func(s *Sandbox) *string { return (*string)(&s.ProcView) })
+			return func(p *Profile, v string) error {
+				switch ProcView(v) {
+				case ProcViewServed, ProcViewNone, ProcViewHost:
+					return set(p, v)
+				}
+				return errors.New("want served, none or host")
+			}, get
+		}),
 
 	// [network]
 	row("NetAllowBind", "net-allow-bind", "", "network.allow_bind", kPorts, "allow binding TCP `PORTS` (N, N-M, *; repeatable)",

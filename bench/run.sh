@@ -47,7 +47,6 @@ CGO_ENABLED=0 go build -o "$work/sandlock" ./cmd/sandlock
 grants=()
 for p in /usr /lib /lib64 /bin /etc; do [ -e $p ] && grants+=(-r $p); done
 chmod 755 "$work"
-SL="$work/sandlock run ${grants[*]} -r $work --"
 BW="bwrap --ro-bind / / --dev /dev --proc /proc"
 LR=""
 command -v landrun >/dev/null && LR="landrun --rox /usr,/lib,/lib64,/bin --ro /etc,$work --"
@@ -83,13 +82,14 @@ medians() {
   done
 }
 
-# hyperfine_row NAME CMD [RUNS] : median wall time of each variant, in ms.
-# The variants take turns in rounds (hyperfine runs one variant after the
-# other), so that a drift of the machine during the row hits them all
-# alike; every run of every round counts.
+# hyperfine_row NAME CMD [RUNS [SANDLOCK_FLAGS]] : median wall time of each
+# variant, in ms. The variants take turns in rounds (hyperfine runs one
+# variant after the other), so that a drift of the machine during the row
+# hits them all alike; every run of every round counts.
 hyperfine_row() {
-  local name=$1 cmd=$2 n=${3:-$runs}
-  local args=(-N -w $warm -r $(((n + rounds - 1) / rounds)) --export-json "$work/h.json" -n bare "$cmd" -n sandlock "$SL $cmd" -n bwrap "$BW $cmd")
+  local name=$1 cmd=$2 n=${3:-$runs} slflags=${4:-}
+  local sl="$work/sandlock run ${grants[*]} -r $work $slflags --"
+  local args=(-N -w $warm -r $(((n + rounds - 1) / rounds)) --export-json "$work/h.json" -n bare "$cmd" -n sandlock "$sl $cmd" -n bwrap "$BW $cmd")
   [ -n "$LR" ] && args+=(-n landrun "$LR $cmd")
   : >"$work/times"
   for _ in $(seq $rounds); do
@@ -128,6 +128,12 @@ echo "measuring filesystem-heavy…" >&2
 hyperfine_row "find /usr -maxdepth 3" "find /usr -maxdepth 3"
 inproc_row "100k os.stat (in-process)" "$work/stat.py"
 inproc_row "20k open+close (in-process)" "$work/open.py"
+# With a grant on /proc, the served view: every open and every directory
+# listing goes through the supervisor (issue 16).
+echo "measuring the served /proc view…" >&2
+hyperfine_row "served /proc: python3 -c pass" "/usr/bin/python3 -c pass" $runs "-r /proc"
+hyperfine_row "served /proc: find -maxdepth 3" "find /usr -maxdepth 3" $runs "-r /proc"
+inproc_row "served /proc: 20k open+close" "$work/open.py" "-r /proc" "--ro /proc"
 echo "measuring spawn-heavy…" >&2
 hyperfine_row "200 × /bin/true from sh" "/bin/sh -c 'for i in \$(seq 200); do /bin/true; done'" $((runs / 6))
 

@@ -214,7 +214,7 @@ func (f *Feature) Plan(b *plan.Builder) error {
 	check.register(func(nr int, name string, quick bool, h notify.Handler) { b.Handle(nr, plan.Deny, name, quick, h) }, true)
 	d.register(func(nr int, name string, quick bool, h notify.Handler) { b.Handle(nr, plan.Act, name, quick, h) }, false)
 	if d.proc != nil {
-		b.HandleNamed("landlock_restrict_self", plan.Deny, "fs deny: nested landlock domain", true, notify.HandlerFunc(d.proc.nestedDomain))
+		b.HandleNamed("landlock_restrict_self", plan.Deny, "fs deny: nested landlock domain", true, notify.HandlerFunc(d.proc.access.NestedDomain))
 	}
 	// What an exec loaded is checked again, by identity, before it runs:
 	// the kernel resolved the path again after the check above.
