@@ -212,6 +212,19 @@ type FilterSpec struct {
 	// ignored) and answers every other call with its Action. A syscall
 	// that is also denied keeps its deny.
 	SelfOnly []filter.Rule
+	// NotifyWhen narrows a notified syscall to the calls for which one of
+	// its conditions holds (the conditions' actions are ignored); the
+	// others run unnotified. It is for a builtin that serves only some
+	// register values (a clock id): a syscall another handler must see
+	// whole is left out of it.
+	NotifyWhen map[int][]filter.Cond
+	// Trace sends the calls of a syscall for which one of its conditions
+	// holds to the tracer with the condition's action (filter.Trace); the
+	// others keep their verdict. A denied syscall stays denied, and a
+	// notified one is notified whole, untraced: the kernel lets a traced
+	// call through without consulting the filter again, so tracing it would
+	// take it past its handlers.
+	Trace map[int][]filter.Cond
 }
 
 // argRules are the syscalls Filter gives argument filters (or, for clone3,
@@ -242,6 +255,7 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 		isDenied = 1 << iota
 		isNotified
 		hasArgs // argument filters may be added
+		isTraced
 	)
 	size := arch.Size()
 	for _, nrs := range [][]int{s.Deny, s.Notify} {
@@ -262,6 +276,12 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			return nil, fmt.Errorf("syscall %s (%d) is both denied and supervised", name, nr)
 		}
 		flags[nr] |= isDenied
+	}
+	for nr := range s.Trace {
+		if nr < 0 || nr >= size {
+			return nil, fmt.Errorf("syscall number %d out of range", nr)
+		}
+		flags[nr] |= isTraced
 	}
 	mark := func(name string) {
 		if nr, ok := arch.Nr(name); ok {
@@ -411,6 +431,19 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 		r.Action = sr.Action
 	}
 
+	for nr, conds := range s.Trace {
+		if flags[nr]&(isDenied|isNotified) != 0 {
+			continue
+		}
+		r := rule(nr)
+		for _, c := range conds {
+			if uint32(c.Action)&unix.SECCOMP_RET_ACTION_FULL != unix.SECCOMP_RET_TRACE {
+				return nil, fmt.Errorf("syscall %d: a trace condition's action is %v", nr, c.Action)
+			}
+			r.Conds = append(r.Conds, c)
+		}
+	}
+
 	for nr, conds := range s.NotifyExcept {
 		if nr < 0 || nr >= size || index[nr] == 0 {
 			continue
@@ -419,6 +452,17 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			for _, c := range conds {
 				r.Conds = append(r.Conds, filter.Cond{Tests: c.Tests, Action: filter.Allow})
 			}
+		}
+	}
+	for nr, conds := range s.NotifyWhen {
+		if nr < 0 || nr >= size || index[nr] == 0 {
+			continue
+		}
+		if r := &p.Rules[index[nr]-1]; r.Action == filter.Notify {
+			for _, c := range conds {
+				r.Conds = append(r.Conds, filter.Cond{Tests: c.Tests, Action: filter.Notify})
+			}
+			r.Action = filter.Allow
 		}
 	}
 	return p, nil
