@@ -100,9 +100,6 @@ func (s *Sandbox) unsupported() error {
 		{"HTTPCAFile", s.HTTPCAFile != ""},
 		{"HTTPKeyFile", s.HTTPKeyFile != ""},
 		{"MaxDisk", s.MaxDisk != ""},
-		{"RandomSeed", s.RandomSeed != nil},
-		{"TimeStart", s.TimeStart != ""},
-		{"DeterministicDirs", s.DeterministicDirs},
 		{"UID", s.UID != nil},
 		{"GID", s.GID != nil},
 		{"FSStorage", s.FSStorage != ""},
@@ -341,6 +338,10 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	if err != nil {
 		return nil, err
 	}
+	det, err := s.determinism() // deterministic runs (issue 15, determinism.go)
+	if err != nil {
+		return nil, err
+	}
 	network.landlock(llcfg)
 	if s.NoSupervisor {
 		if name := network.needsSupervisor(); name != "" {
@@ -376,20 +377,32 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	}
 
 	grants := p.ruleset.Grants()
-	if len(s.FSDenied) > 0 {
+	det.build(s, p) // issue 15
+	// Seeded randomness (issue 15) recognises the random devices by what
+	// an open resolves to: every open is then resolved and done on the
+	// program's behalf, by fs-deny's machinery (with nothing to deny when
+	// FSDenied is empty).
+	if len(s.FSDenied) > 0 || det.random != nil {
 		p.procPool = confine.NewPool(nil, s.KeepCaps)
-		p.denier, err = fsdeny.New(fsdeny.Config{
+		cfg := fsdeny.Config{
 			Paths:    s.FSDenied,
 			Pool:     p.helpers(s),
 			ProcPool: p.procPool,
 			Grants:   grants,
 			Traced:   p.session.Traced,
 			TGID:     p.session.TGID,
-		})
+		}
+		if det.random != nil { // issue 15
+			cfg.Serve, cfg.OpensOnly = det.random.ServeOpen, len(s.FSDenied) == 0
+		}
+		denier, err := fsdeny.New(cfg)
 		if err != nil {
 			return nil, field("FSDenied", "", err)
 		}
-		p.denier.Register(p.session.Table)
+		denier.Register(p.session.Table)
+		if len(s.FSDenied) > 0 {
+			p.denier = denier
+		}
 	}
 	userSyscalls := map[int]bool{}
 	for _, h := range handlers {
@@ -405,6 +418,7 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	} else {
 		except := network.register(p.session, p, s, userSyscalls)
 		p.registerMeta(s, grants, userSyscalls, fs)
+		det.register(p, fs, userSyscalls) // issue 15
 		// Last, once every handler is in the table: a syscall another
 		// handler serves is notified every time.
 		fs.NotifyExcept = pids.Except(p.session.Table, except)

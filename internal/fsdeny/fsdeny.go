@@ -72,6 +72,16 @@ type Config struct {
 	// TGID returns a task's thread group.
 	Traced func(tid int) bool
 	TGID   func(tid int) int
+	// Serve, if set, may answer an open itself in place of the reopen, once
+	// the path is resolved and checked (the denials come first, so a
+	// virtual file never overrides a deny): it gets the descriptor the path
+	// resolved to, its fstat and the open's flags, and ok false lets the
+	// reopen go on. The seeded random devices are served so (issue 15).
+	Serve func(hc *notify.HandlerCtx, pfd int, st *unix.Stat_t, flags int) (a notify.Action, ok bool)
+	// OpensOnly registers the open family alone, and only as final
+	// handlers: for a Denier with nothing to deny (no Paths) whose opens
+	// are done on the program's behalf so that Serve sees every one.
+	OpensOnly bool
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -85,12 +95,17 @@ type Denier struct {
 	proc  *procOpener
 	// checkOnly makes every handler stop after its checks with Continue.
 	checkOnly bool
+	serve     func(hc *notify.HandlerCtx, pfd int, st *unix.Stat_t, flags int) (notify.Action, bool)
+	opensOnly bool
 }
 
 // New resolves the denied paths. A path that does not exist is denied by
 // name (creating it is denied too).
 func New(cfg Config) (*Denier, error) {
-	d := &Denier{ids: make(map[fileID]bool), op: cfg.Pool, paths: taskpath.New(cfg.Pool)}
+	d := &Denier{ids: make(map[fileID]bool), op: cfg.Pool, paths: taskpath.New(cfg.Pool), serve: cfg.Serve, opensOnly: cfg.OpensOnly}
+	if cfg.OpensOnly && len(cfg.Paths) > 0 {
+		return nil, errors.New("fsdeny: OpensOnly with paths to deny")
+	}
 	if cfg.ProcPool != nil {
 		d.proc = newProcOpener(cfg)
 	}
@@ -180,9 +195,11 @@ func (d *Denier) collectIDs(root string) error {
 // behalf once every user handler said Continue (so that no answer lets the
 // kernel resolve the path again).
 func (d *Denier) Register(t *notify.Table) {
-	check := *d
-	check.checkOnly = true
-	check.register(t.AddBuiltin, true)
+	if !d.opensOnly {
+		check := *d
+		check.checkOnly = true
+		check.register(t.AddBuiltin, true)
+	}
 	d.register(t.AddFinal, false)
 	if d.proc != nil {
 		if nr, ok := sysnum.Native().Nr("landlock_restrict_self"); ok {
@@ -219,6 +236,9 @@ func (d *Denier) register(addTo func(nr int, name string, quick bool, h notify.H
 		return d.open(hc, a(0)(hc), a(1)(hc), a(2)(hc), a(3)(hc), 0)
 	})
 	add("openat2", d.openat2)
+	if d.opensOnly {
+		return
+	}
 	if withExec {
 		// exec is only checked: the kernel runs it.
 		add("execve", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {

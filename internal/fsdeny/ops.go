@@ -100,6 +100,11 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 	if err := unix.Fstat(pfd, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return notify.Errno(unix.ELOOP) // O_NOFOLLOW on a symlink
 	}
+	if d.serve != nil {
+		if a, ok := d.serve(hc, pfd, &st, fl); ok {
+			return a
+		}
+	}
 	rflags := fl &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW)
 	var perm uint32
 	if fl&unix.O_TMPFILE == unix.O_TMPFILE {

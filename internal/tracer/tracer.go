@@ -74,6 +74,13 @@ type Tracer struct {
 	onProcExit  func(pid int, usage *unix.Rusage)
 	onFork      func(parent int)
 	onSignal    func(tid, nr, code int) bool
+	// opts are the ptrace options every tracee gets.
+	opts int
+	// onSeccomp serves PTRACE_EVENT_SECCOMP stops; atExit holds, by tid,
+	// what to call at the exit of a syscall it asked to see end. Both are
+	// the tracer thread's alone.
+	onSeccomp func(tid int, data uint16) (atExit func())
+	atExit    map[int]func()
 }
 
 // Config for Launch.
@@ -105,6 +112,15 @@ type Config struct {
 	// on the tracer's thread and must not block. (amd64 only: elsewhere the
 	// kernel decides before the stop.)
 	OnSignalInSyscall func(tid, nr, code int) (restart bool)
+	// OnSeccomp, if set, makes the tracer take the stops of the syscalls
+	// the seccomp filter answers SECCOMP_RET_TRACE (PTRACE_O_TRACESECCOMP)
+	// and call it there, on the tracer's thread, before the syscall runs,
+	// with the task and the filter's data. It may change the task's
+	// registers (the kernel runs the syscall with them); the function it
+	// returns, if not nil, is called when that syscall has returned or been
+	// interrupted, before a signal is delivered or the syscall restarted,
+	// to put back what it changed. It must not block.
+	OnSeccomp func(tid int, data uint16) (atExit func())
 	// OnEnd, if set, is called once no task of a launched sandbox is left,
 	// on the tracer's goroutine before Done is closed, with how the root
 	// ended. Whoever waits for the sandbox's end is then woken straight by
@@ -271,6 +287,13 @@ func (t *Tracer) run() {
 		return
 	}
 	t.trace, t.onProcStart, t.onProcExit, t.onFork, t.onSignal = req.cfg.Trace, req.cfg.OnProcessStart, req.cfg.OnProcessExit, req.cfg.OnFork, req.cfg.OnSignalInSyscall
+	t.opts = options
+	if req.cfg.OnSeccomp != nil {
+		// TRACESYSGOOD tells the syscall-exit stops asked for apart from
+		// SIGTRAPs.
+		t.onSeccomp, t.atExit = req.cfg.OnSeccomp, make(map[int]func())
+		t.opts |= unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACESYSGOOD
+	}
 	l, err := req.launch()
 	if err != nil {
 		t.started <- err
@@ -284,7 +307,7 @@ func (t *Tracer) run() {
 		// thread: those syscalls wait until Release. The root counts as
 		// the sandbox's from now on (it may already be running).
 		t.add(l.Root, l.Root, 0)
-		if err := seize(l.Root); err != nil && !exited(l.Root) {
+		if err := seize(l.Root, t.opts); err != nil && !exited(l.Root) {
 			t.mu.Lock()
 			delete(t.tasks, l.Root)
 			t.procs--
@@ -359,8 +382,8 @@ func exited(pid int) bool {
 	return err == nil && info.Signo == int32(unix.SIGCHLD)
 }
 
-func seize(pid int) error {
-	_, _, errno := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(pid), 0, options, 0, 0)
+func seize(pid, opts int) error {
+	_, _, errno := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(pid), 0, uintptr(opts), 0, 0)
 	if errno != 0 {
 		return errno
 	}
@@ -400,6 +423,9 @@ func (t *Tracer) exited(tid int, ws unix.WaitStatus, usage *unix.Rusage) {
 	// never sees it counted nowhere.
 	if ok && tid == tk.tgid && t.onProcExit != nil {
 		t.onProcExit(tid, usage)
+	}
+	if t.atExit != nil {
+		delete(t.atExit, tid)
 	}
 	if ok {
 		t.mu.Lock()
@@ -452,7 +478,29 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 			}
 		}
 		ptrace(unix.PTRACE_CONT, tid, 0)
+	case unix.PTRACE_EVENT_SECCOMP:
+		if t.onSeccomp != nil {
+			data, _ := unix.PtraceGetEventMsg(tid)
+			if f := t.onSeccomp(tid, uint16(data)); f != nil {
+				// On to the syscall's exit stop.
+				t.atExit[tid] = f
+				ptrace(unix.PTRACE_SYSCALL, tid, 0)
+				return
+			}
+		}
+		ptrace(unix.PTRACE_CONT, tid, 0)
 	case 0:
+		if sig == unix.SIGTRAP|0x80 {
+			// A syscall-exit stop (TRACESYSGOOD), which only OnSeccomp asks
+			// for: put back what it changed. A signal that interrupted the
+			// syscall is delivered after this stop.
+			if f := t.atExit[tid]; f != nil {
+				delete(t.atExit, tid)
+				f()
+			}
+			ptrace(unix.PTRACE_CONT, tid, 0)
+			return
+		}
 		// Signal-delivery-stop: deliver the signal. A notified syscall the
 		// signal interrupted before the supervisor received it is
 		// restarted rather than failed with EINTR, if the session says so.
