@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/landlock"
-	"github.com/sandlock-go/sandlock/internal/policy"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
@@ -23,7 +23,7 @@ func Confine(s *Sandbox) error {
 	}
 	for _, f := range s.unconfinable() {
 		if f.set {
-			return &policy.FieldError{Field: f.name, Err: errors.New("cannot be applied by Confine (it needs a supervisor or a new process)")}
+			return &fielderr.FieldError{Field: f.name, Err: errors.New("cannot be applied by Confine (it needs a supervisor or a new process)")}
 		}
 	}
 	abi, err := landlock.ABI()
@@ -37,9 +37,9 @@ func Confine(s *Sandbox) error {
 	// Confine restricts the filesystem only: the caller keeps its network
 	// and IPC.
 	cfg.HandledNet, cfg.Scoped = 0, 0
-	rs, err := s.buildRuleset(cfg)
+	rs, err := cfg.Build()
 	if err != nil {
-		return err
+		return s.rulesetError(err)
 	}
 	defer rs.Close()
 	if err := rs.RestrictProcess(); err != nil {

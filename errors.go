@@ -1,10 +1,10 @@
 package sandlock
 
 import (
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
-	"github.com/sandlock-go/sandlock/internal/policy"
-	"github.com/sandlock-go/sandlock/internal/sandbox"
+	"github.com/sandlock-go/sandlock/internal/session"
 )
 
 // The errors the package returns, for errors.As and errors.Is. Every error
@@ -14,20 +14,20 @@ import (
 type (
 	// FieldError is an invalid Sandbox field: Field names it, Value is the
 	// offending value when one value is at fault, Err says why.
-	FieldError = policy.FieldError
+	FieldError = fielderr.FieldError
 	// StartError is a step of starting the program that failed (Step,
 	// e.g. "exec /bin/foo" or "landlock", and Err): nothing of the
 	// program ran.
-	StartError = sandbox.StepError
+	StartError = session.StepError
 )
 
 var (
 	// ErrUnsupported is wrapped by the error for a set field whose feature
 	// this version does not have.
-	ErrUnsupported = policy.ErrUnsupported
+	ErrUnsupported = fielderr.ErrUnsupported
 	// ErrCommandNotFound is wrapped by the error for a command that no
 	// directory of the program's PATH holds.
-	ErrCommandNotFound = sandbox.ErrNotFound
+	ErrCommandNotFound = session.ErrNotFound
 	// ErrTaskGone is returned by HandlerCtx's memory helpers when the task
 	// that raised the notification has died or its syscall was interrupted.
 	ErrTaskGone = notify.ErrTaskGone

@@ -10,7 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sandlock-go/sandlock/internal/plan"
 	"github.com/sandlock-go/sandlock/internal/registry"
+	"github.com/sandlock-go/sandlock/internal/session"
 )
 
 // Named sandboxes. Every run is registered under a name in the user's
@@ -70,42 +72,57 @@ func (s *Sandbox) claim() (*registry.Entry, error) {
 	}
 }
 
-// publish records the started program in the run's registry entry and
-// serves its control socket until the run ends, when the entry goes.
-func (r *liveRun) publish() {
-	e := r.p.entry
-	if e == nil {
-		return
+// registration is the registry as a builtin feature: the name is claimed
+// when the run is planned, the entry published once the program runs and
+// removed once the run has ended.
+type registration struct {
+	s       *Sandbox
+	entry   *registry.Entry // nil: unregistered
+	program []string        // the program's path and arguments
+}
+
+// Plan claims the name and arranges the rest.
+func (r *registration) Plan(b *plan.Builder) error {
+	e, err := r.s.claim()
+	if err != nil || e == nil {
+		return err
 	}
-	started := time.Now()
-	h := registry.Handler{
-		Config: func() ([]byte, error) {
-			return json.Marshal(&Profile{Sandbox: r.p.policy, Program: r.p.program})
-		},
-		Status: func() any {
-			return map[string]any{
-				"name":           e.Name(),
-				"pid":            r.sess.Pid(),
-				"supervisor_pid": os.Getpid(),
-				"started":        started.UTC().Format(time.RFC3339Nano),
-				"processes":      r.sess.Processes(),
-				"command":        r.p.program,
-			}
-		},
-		Kill: func() { r.kill(ReasonKilled) },
-	}
-	if err := e.Publish(r.sess.Pid(), os.Getpid(), h, r.sess.Ended()); err != nil {
-		r.p.log.Warn("sandlock: registering the sandbox: "+err.Error(), "name", e.Name())
-	}
+	r.entry = e
+	b.Close(e.Close) // the name goes once the run has ended
+	policy := *r.s
+	run := b.Run()
+	b.OnStart(func() {
+		started := time.Now()
+		h := registry.Handler{
+			Config: func() ([]byte, error) {
+				return json.Marshal(&Profile{Sandbox: policy, Program: r.program})
+			},
+			Status: func() any {
+				return map[string]any{
+					"name":           e.Name(),
+					"pid":            run.Pid(),
+					"supervisor_pid": os.Getpid(),
+					"started":        started.UTC().Format(time.RFC3339Nano),
+					"processes":      run.Processes(),
+					"command":        r.program,
+				}
+			},
+			Kill: func() { run.Kill(session.ReasonKilled) },
+		}
+		if err := e.Publish(run.Pid(), os.Getpid(), h, run.Ended()); err != nil {
+			b.Log.Warn("sandlock: registering the sandbox: "+err.Error(), "name", e.Name())
+		}
+	})
+	return nil
 }
 
 // Name returns the name the sandbox is registered under (Sandbox.Name, or
 // the one generated for it), or "" when it is not registered.
 func (p *Process) Name() string {
-	if p.run.p.entry == nil {
-		return ""
+	if n := p.run.p.named; n != nil && n.entry != nil {
+		return n.entry.Name()
 	}
-	return p.run.p.entry.Name()
+	return ""
 }
 
 // Instance is a running sandbox of the calling user, as the registry

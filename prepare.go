@@ -1,6 +1,7 @@
 package sandlock
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,37 +13,22 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sandlock-go/sandlock/internal/confine"
-	"github.com/sandlock-go/sandlock/internal/fsdeny"
-	"github.com/sandlock-go/sandlock/internal/fsmeta"
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/landlock"
-	"github.com/sandlock-go/sandlock/internal/pidgate"
-	"github.com/sandlock-go/sandlock/internal/policy"
+	"github.com/sandlock-go/sandlock/internal/plan"
 	"github.com/sandlock-go/sandlock/internal/registry"
-	"github.com/sandlock-go/sandlock/internal/sandbox"
+	"github.com/sandlock-go/sandlock/internal/session"
+	"github.com/sandlock-go/sandlock/internal/sysfilter"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
 // prepared is a validated run, ready to start.
 type prepared struct {
-	spec    sandbox.Spec
-	session *sandbox.Session
-	ruleset *landlock.Ruleset
-	denier  *fsdeny.Denier
-	pool    *confine.Pool
-	// unscoped runs the network gate's abstract socket operations.
-	unscoped *confine.Pool
-	// procPool opens the sandbox's own /proc entries on its behalf: no
-	// capabilities, NO_NEW_PRIVS, no Landlock domain (see fsdeny/proc.go).
-	procPool *confine.Pool
-	grants   []string // readable and writable paths, for error hints
-
-	// Named sandboxes (issue 17, named.go): the run's registry entry, and
-	// what its control socket reports.
-	entry   *registry.Entry
-	policy  Sandbox  // the effective policy, as started
-	program []string // the program's path and arguments
-	log     *slog.Logger
+	spec    session.Spec
+	session *session.Session
+	builder *plan.Builder
+	named   *registration // nil with NoRegistry
+	grants  []string      // readable and writable paths, for error hints
 }
 
 // abandon frees a run that will not start.
@@ -51,36 +37,17 @@ func (p *prepared) abandon() {
 	p.session.Abandon()
 }
 
-// helpers returns the run's pool of threads confined like the program, for
-// builtins that act on its behalf, starting it on first use.
-func (p *prepared) helpers(s *Sandbox) *confine.Pool {
-	if p.pool == nil {
-		p.pool = confine.NewPool(p.ruleset, s.KeepCaps)
-	}
-	return p.pool
-}
-
-// release frees what prepare acquired.
+// release frees what prepare acquired: everything the features hold, the
+// helper pools, the ruleset (the registry entry goes with them, once the
+// run has ended).
 func (p *prepared) release() {
-	if p.entry != nil {
-		p.entry.Close() // named sandboxes (issue 17): the name goes once the run has ended
-	}
-	if p.pool != nil {
-		p.pool.Close()
-	}
-	if p.unscoped != nil {
-		p.unscoped.Close()
-	}
-	if p.procPool != nil {
-		p.procPool.Close()
-	}
-	if p.ruleset != nil {
-		p.ruleset.Close()
+	if p.builder != nil {
+		p.builder.Release()
 	}
 }
 
 func field(name, value string, err error) error {
-	return &policy.FieldError{Field: name, Value: value, Err: err}
+	return &fielderr.FieldError{Field: name, Value: value, Err: err}
 }
 
 // unsupported rejects every field whose feature does not exist yet: a set
@@ -109,7 +76,7 @@ func (s *Sandbox) unsupported() error {
 	}
 	for _, c := range checks {
 		if c.set {
-			return policy.Unsupported(c.name)
+			return fielderr.Unsupported(c.name)
 		}
 	}
 	return nil
@@ -171,7 +138,7 @@ func (s *Sandbox) landlockConfig(abi int) (*landlock.Config, error) {
 	}
 	status, err := ps.Resolve(abi)
 	if err != nil {
-		return nil, &policy.FieldError{Field: "AllowDegraded", Err: err}
+		return nil, &fielderr.FieldError{Field: "AllowDegraded", Err: err}
 	}
 	handledFS, handledNet, scoped := landlock.Masks(abi, status)
 	cfg := &landlock.Config{ABI: abi, HandledFS: handledFS, HandledNet: handledNet, Scoped: scoped}
@@ -186,22 +153,19 @@ func (s *Sandbox) landlockConfig(abi int) (*landlock.Config, error) {
 	return cfg, nil
 }
 
-// buildRuleset builds cfg's ruleset. A grant that does not exist (or cannot
-// be opened) is an error naming its field and path.
-func (s *Sandbox) buildRuleset(cfg *landlock.Config) (*landlock.Ruleset, error) {
-	rs, err := cfg.Build()
-	if err != nil {
-		var pe *landlock.PathError
-		if errors.As(err, &pe) {
-			name := "FSReadable"
-			if slices.Contains(s.FSWritable, pe.Path) && !slices.Contains(s.FSReadable, pe.Path) {
-				name = "FSWritable"
-			}
-			return nil, field(name, pe.Path, pe.Err)
+// rulesetError names the field of a ruleset that could not be built: a
+// grant that does not exist (or cannot be opened) is an error naming its
+// field and path.
+func (s *Sandbox) rulesetError(err error) error {
+	var pe *landlock.PathError
+	if errors.As(err, &pe) {
+		name := "FSReadable"
+		if slices.Contains(s.FSWritable, pe.Path) && !slices.Contains(s.FSReadable, pe.Path) {
+			name = "FSWritable"
 		}
-		return nil, fmt.Errorf("sandlock: %w", err)
+		return field(name, pe.Path, pe.Err)
 	}
-	return rs, nil
+	return fmt.Errorf("sandlock: %w", err)
 }
 
 // environ builds the program's environment: the caller's (only the basic
@@ -253,8 +217,11 @@ func (s *Sandbox) logger() *slog.Logger {
 }
 
 // prepare validates the sandbox and the command and builds everything the
-// run needs. Nothing has started when it returns an error.
-func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared, err error) {
+// run needs: the feature list (builtins.go) planned into the ruleset, the
+// filter and the handler table. Nothing has started when it returns an
+// error; ctx cancels what preparing may wait for (a hostname rule's DNS
+// lookup).
+func (s *Sandbox) prepare(ctx context.Context, cmd []string, handlers []SyscallHandler) (_ *prepared, err error) {
 	if len(cmd) == 0 {
 		return nil, errors.New("sandlock: empty command")
 	}
@@ -269,21 +236,8 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 			return nil, field("Name", s.Name, err)
 		}
 	}
-	// The session starts the tracer's thread, which then comes up while the
-	// rest is validated and built.
-	p := &prepared{session: sandbox.NewSession(s.logger())}
-	defer func() {
-		if err != nil {
-			p.abandon()
-		}
-	}()
-	if s.NoSupervisor {
-		if len(s.FSDenied) > 0 {
-			return nil, field("FSDenied", "", errors.New("needs the supervisor, which NoSupervisor turns off"))
-		}
-		if len(handlers) > 0 {
-			return nil, errors.New("sandlock: syscall handlers need the supervisor, which NoSupervisor turns off")
-		}
+	if s.NoSupervisor && len(handlers) > 0 {
+		return nil, errors.New("sandlock: syscall handlers need the supervisor, which NoSupervisor turns off")
 	}
 	if s.Cwd != "" {
 		if st, err := os.Stat(s.Cwd); err != nil {
@@ -294,17 +248,17 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	}
 
 	arch := sysnum.Native()
-	blocklist := policy.DefaultBlocklist
+	blocklist := sysfilter.DefaultBlocklist
 	if s.NoSupervisor {
-		blocklist = policy.NoSupervisorBlocklist
+		blocklist = sysfilter.NoSupervisorBlocklist
 	}
-	deny, err := policy.DenyList(arch, blocklist, s.ExtraAllowSyscalls, s.ExtraDenySyscalls)
+	deny, err := sysfilter.DenyList(arch, blocklist, s.ExtraAllowSyscalls, s.ExtraDenySyscalls)
 	if err != nil {
 		return nil, err
 	}
 	// deny is sorted.
 	denied := func(nr int) bool { _, ok := slices.BinarySearch(deny, nr); return ok }
-	for _, name := range sandbox.ChildStageSyscalls {
+	for _, name := range session.ChildStageSyscalls {
 		if nr, ok := arch.Nr(name); ok && denied(nr) {
 			return nil, field("ExtraDenySyscalls", name, errors.New("cannot be denied: sandlock's child stage makes it between fork and exec, so the program could never start"))
 		}
@@ -322,10 +276,6 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		}
 	}
 
-	lim, err := s.limits()
-	if err != nil {
-		return nil, err
-	}
 	abi, err := landlock.ABI()
 	if err != nil {
 		return nil, fmt.Errorf("sandlock: %w", err)
@@ -334,99 +284,49 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 	if err != nil {
 		return nil, err
 	}
-	network, err := s.network()
-	if err != nil {
-		return nil, err
-	}
-	det, err := s.determinism() // deterministic runs (issue 15, determinism.go)
-	if err != nil {
-		return nil, err
-	}
-	network.landlock(llcfg)
-	if s.NoSupervisor {
-		if name := network.needsSupervisor(); name != "" {
-			return nil, field(name, "", errors.New("these rules need the supervisor, which NoSupervisor turns off (only port-only TCP rules are enforced by Landlock alone)"))
-		}
-	}
-	llcfg.Paths = append(llcfg.Paths, lim.grants(llcfg.HandledFS)...)
-
-	env := s.environ(lim.gpu.Env)
-	path, err := sandbox.LookPath(cmd[0], env)
-	if err != nil {
-		return nil, &sandbox.StepError{Step: "exec " + cmd[0], Err: err}
-	}
-
-	p.grants = append(append([]string(nil), s.FSReadable...), s.FSWritable...)
-	p.ruleset, err = s.buildRuleset(llcfg)
+	features, named, err := s.builtins(ctx)
 	if err != nil {
 		return nil, err
 	}
 
-	// The pid gate comes first on its syscalls, before every other builtin
-	// (limits' CPUPin and NumCPUs included): they may then trust that a
-	// target is the sandbox's.
-	var pids *pidgate.Gate
-	if !s.NoSupervisor {
-		pids = pidgate.New(pidgate.Config{
-			Traced:     p.session.Traced,
-			TGID:       p.session.TGID,
-			ProcessIDs: p.session.ProcessIDs,
-			Pool:       p.helpers(s),
-		})
-		pids.Register(p.session.Table, denied)
-	}
-
-	grants := p.ruleset.Grants()
-	det.build(s, p) // issue 15
-	// Seeded randomness (issue 15) recognises the random devices by what
-	// an open resolves to: every open is then resolved and done on the
-	// program's behalf, by fs-deny's machinery (with nothing to deny when
-	// FSDenied is empty).
-	if len(s.FSDenied) > 0 || det.random != nil {
-		p.procPool = confine.NewPool(nil, s.KeepCaps)
-		cfg := fsdeny.Config{
-			Paths:    s.FSDenied,
-			Pool:     p.helpers(s),
-			ProcPool: p.procPool,
-			Grants:   grants,
-			Traced:   p.session.Traced,
-			TGID:     p.session.TGID,
-		}
-		if det.random != nil { // issue 15
-			cfg.Serve, cfg.OpensOnly = det.random.ServeOpen, len(s.FSDenied) == 0
-		}
-		denier, err := fsdeny.New(cfg)
+	// The session starts the tracer's thread, which then comes up while the
+	// rest is built.
+	p := &prepared{session: session.NewSession(s.logger()), named: named}
+	defer func() {
 		if err != nil {
-			return nil, field("FSDenied", "", err)
+			p.abandon()
 		}
-		denier.Register(p.session.Table)
-		if len(s.FSDenied) > 0 {
-			p.denier = denier
-		}
+	}()
+	fs := &sysfilter.FilterSpec{Arch: arch, Deny: deny}
+	b := plan.NewBuilder(p.session, llcfg, fs, denied, !s.NoSupervisor, s.KeepCaps)
+	p.builder = b
+	if err := b.Plan(features); err != nil {
+		return nil, err
 	}
-	userSyscalls := map[int]bool{}
+
+	env := s.environ(b.Env)
+	path, err := session.LookPath(cmd[0], env)
+	if err != nil {
+		return nil, &session.StepError{Step: "exec " + cmd[0], Err: err}
+	}
+	p.grants = append(append([]string(nil), s.FSReadable...), s.FSWritable...)
+	if err := b.BuildRuleset(); err != nil {
+		return nil, s.rulesetError(err)
+	}
 	for _, h := range handlers {
 		p.session.Table.AddUser(int(h.Syscall), h.Handler)
-		userSyscalls[int(h.Syscall)] = true
 	}
-
-	lim.register(p.session)
-	fs := &policy.FilterSpec{Arch: arch, Deny: deny, UDP: network.udp, ICMP: network.icmp}
-	if s.NoSupervisor {
-		fs.NoFastOpen = true
-		fs.SelfOnly = pidgate.SelfOnly(denied)
-	} else {
-		except := network.register(p.session, p, s, userSyscalls)
-		p.registerMeta(s, grants, userSyscalls, fs)
-		det.register(p, fs, userSyscalls) // issue 15
-		// Last, once every handler is in the table: a syscall another
-		// handler serves is notified every time.
-		fs.NotifyExcept = pids.Except(p.session.Table, except)
+	if err := b.Finish(); err != nil {
+		return nil, err
+	}
+	if !s.NoSupervisor {
 		// A syscall the policy denies needs no builtin's judgement: the
 		// kernel refuses it outright. (A user handler on one was refused
-		// above.)
+		// above.) ioctl, when only some of its commands are watched, is
+		// notified for those alone.
+		ioctl := arch.MustNr("ioctl")
 		fs.Notify = slices.DeleteFunc(p.session.Table.Syscalls(), func(nr int) bool {
-			return denied(nr) || (fs.NotifyIoctls != nil && nr == ioctlNr)
+			return denied(nr) || (fs.NotifyIoctls != nil && nr == ioctl)
 		})
 	}
 	fp, err := fs.Filter()
@@ -438,63 +338,32 @@ func (s *Sandbox) prepare(cmd []string, handlers []SyscallHandler) (_ *prepared,
 		return nil, fmt.Errorf("sandlock: %w", err)
 	}
 
-	dir := ""
-	if s.Cwd != "" {
-		dir = s.Cwd
-	}
-	p.spec = sandbox.Spec{
+	p.spec = session.Spec{
 		Path:       path,
 		Argv:       cmd,
 		Env:        env,
-		Dir:        dir,
-		Ruleset:    p.ruleset,
+		Dir:        s.Cwd,
+		Ruleset:    b.Ruleset(),
 		Filter:     prog,
 		KeepCaps:   s.KeepCaps,
 		Supervised: !s.NoSupervisor,
-		Knobs:      lim.knobs,
+		Knobs:      b.Knobs,
 	}
 	// The child stage's prlimit64 names itself (pid 0): when the filter
 	// lets exactly that through, it is no reason to leave the vfork mode.
 	if nr, ok := arch.Nr("prlimit64"); ok && len(fs.NotifyExcept[nr]) > 0 {
 		p.spec.SelfUnnotified = []int{nr}
 	}
-
-	// Named sandboxes (issue 17, named.go): the name is claimed last, once
-	// everything else is valid, and before anything runs, so that a live
-	// duplicate stops the run here.
-	if !s.NoRegistry {
-		if p.entry, err = s.claim(); err != nil {
-			return nil, err
-		}
-		p.policy, p.program, p.log = *s, append([]string{path}, cmd[1:]...), s.logger()
+	if named != nil {
+		named.program = append([]string{path}, cmd[1:]...)
 	}
 	return p, nil
-}
-
-// ioctlNr is ioctl's number on this architecture.
-var ioctlNr = sysnum.Native().MustNr("ioctl")
-
-// registerMeta adds the judgment of the filesystem syscalls Landlock does
-// not cover (metadata changes, xattr reads, watches), on in every
-// supervised sandbox. It comes after every other feature: when nothing
-// else watches ioctl, the filter notifies only the ioctl commands it
-// serves (fs.NotifyIoctls) rather than every ioctl.
-func (p *prepared) registerMeta(s *Sandbox, grants landlock.Grants, userSyscalls map[int]bool, fs *policy.FilterSpec) {
-	cfg := fsmeta.Config{Grants: grants, Pool: p.helpers(s), KeepCaps: s.KeepCaps, TGID: p.session.TGID}
-	if p.denier != nil {
-		cfg.Deny = p.denier.CheckFD
-	}
-	ioctlWatched := p.session.Table.Has(ioctlNr)
-	fsmeta.New(cfg).Register(p.session.Table, func(nr int) bool { return userSyscalls[nr] })
-	if !ioctlWatched && p.session.Table.Has(ioctlNr) {
-		fs.NotifyIoctls = fsmeta.IoctlCommands()
-	}
 }
 
 // execHint explains an exec that Landlock refused: which needed path is
 // outside every grant.
 func (p *prepared) execHint(err error) error {
-	var se *sandbox.StepError
+	var se *session.StepError
 	if !errors.As(err, &se) || !errors.Is(err, unix.EACCES) || !strings.HasPrefix(se.Step, "exec") {
 		return err
 	}

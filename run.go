@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
 	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sandlock-go/sandlock/internal/policy"
-	"github.com/sandlock-go/sandlock/internal/sandbox"
+	"github.com/sandlock-go/sandlock/internal/fielderr"
+	"github.com/sandlock-go/sandlock/internal/session"
 )
 
 // Process is a sandboxed program started by Spawn or Popen. A Process that
@@ -35,14 +34,10 @@ type Process struct {
 // the value it cleans up after).
 type liveRun struct {
 	p    *prepared
-	sess *sandbox.Session
-
-	// tty is the terminal whose foreground the program took, to take back.
-	tty int
+	sess *session.Session
 
 	mu       sync.Mutex
 	waited   bool
-	reason   ExitReason // overrides the exit's own reason when sandlock killed it
 	waitOnce sync.Once
 	result   *Result
 }
@@ -56,7 +51,7 @@ func (r *liveRun) abandoned() {
 		r.collect()
 	default:
 		go func() {
-			r.kill(ReasonKilled)
+			r.sess.Kill(session.ReasonKilled)
 			r.collect()
 		}()
 	}
@@ -76,7 +71,7 @@ func (s *Sandbox) RunWithHandlers(ctx context.Context, cmd []string, handlers ..
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	proc, err := s.start(cmd, handlers, Stdio{Stdin: StdioInherit, Stdout: StdioPiped, Stderr: StdioPiped}, false)
+	proc, err := s.start(ctx, cmd, handlers, Stdio{Stdin: StdioInherit, Stdout: StdioPiped, Stderr: StdioPiped}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +103,7 @@ func (s *Sandbox) RunInteractiveWithHandlers(ctx context.Context, cmd []string, 
 	if err := ctx.Err(); err != nil {
 		return -1, err
 	}
-	proc, err := s.start(cmd, handlers, Stdio{}, true)
+	proc, err := s.start(ctx, cmd, handlers, Stdio{}, true)
 	if err != nil {
 		return -1, err
 	}
@@ -138,15 +133,15 @@ func (r *Result) ShellCode() int {
 // needs Workdir, which is not supported yet.
 func (s *Sandbox) DryRun(ctx context.Context, cmd ...string) (*DryRunResult, error) {
 	if s.Workdir == "" {
-		return nil, &policy.FieldError{Field: "Workdir", Err: errors.New("DryRun requires Workdir")}
+		return nil, &fielderr.FieldError{Field: "Workdir", Err: errors.New("DryRun requires Workdir")}
 	}
-	return nil, policy.Unsupported("Workdir")
+	return nil, fielderr.Unsupported("Workdir")
 }
 
 // Spawn starts cmd with the caller's standard streams and returns without
 // waiting.
 func (s *Sandbox) Spawn(cmd ...string) (*Process, error) {
-	return s.start(cmd, nil, Stdio{}, true)
+	return s.start(context.Background(), cmd, nil, Stdio{}, true)
 }
 
 // Popen starts cmd with each standard stream wired as stdio says and returns
@@ -159,20 +154,20 @@ func (s *Sandbox) Popen(stdio Stdio, cmd ...string) (*Process, error) {
 			return nil, fmt.Errorf("sandlock: invalid StdioMode %d", uint32(m))
 		}
 	}
-	return s.start(cmd, nil, stdio, stdio == Stdio{})
+	return s.start(context.Background(), cmd, nil, stdio, stdio == Stdio{})
 }
 
 // start prepares and starts a run. foreground lets the program take the
 // terminal when all its streams are the caller's and stdin is a terminal.
-func (s *Sandbox) start(cmd []string, handlers []SyscallHandler, stdio Stdio, foreground bool) (*Process, error) {
+func (s *Sandbox) start(ctx context.Context, cmd []string, handlers []SyscallHandler, stdio Stdio, foreground bool) (*Process, error) {
 	if len(s.Handlers) > 0 {
 		handlers = append(append([]SyscallHandler(nil), s.Handlers...), handlers...)
 	}
-	p, err := s.prepare(cmd, handlers)
+	p, err := s.prepare(ctx, cmd, handlers)
 	if err != nil {
 		return nil, err
 	}
-	proc := &Process{run: &liveRun{p: p, sess: p.session, tty: -1}}
+	proc := &Process{run: &liveRun{p: p, sess: p.session}}
 	var childEnds []*os.File
 	defer func() {
 		for _, f := range childEnds {
@@ -220,7 +215,6 @@ func (s *Sandbox) start(cmd []string, handlers []SyscallHandler, stdio Stdio, fo
 	if foreground && isTerminal(int(os.Stdin.Fd())) {
 		p.spec.Foreground = true
 		p.spec.ForegroundTTY = int(os.Stdin.Fd())
-		proc.run.tty = int(os.Stdin.Fd())
 	}
 	if err := p.session.Start(&p.spec); err != nil {
 		proc.closeStreams()
@@ -228,7 +222,6 @@ func (s *Sandbox) start(cmd []string, handlers []SyscallHandler, stdio Stdio, fo
 		return nil, p.execHint(fmt.Errorf("sandlock: %w", err))
 	}
 	runtime.AddCleanup(proc, (*liveRun).abandoned, proc.run)
-	proc.run.publish() // named sandboxes (issue 17, named.go): pid file and control socket, for the run's life
 	return proc, nil
 }
 
@@ -262,11 +255,11 @@ func (p *Process) Wait() (*Result, error) {
 func (p *Process) waitContext(ctx context.Context) (*Result, error) {
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() {
-			reason := ReasonKilled
+			why := session.ReasonKilled
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				reason = ReasonTimeout
+				why = session.ReasonTimeout
 			}
-			p.run.kill(reason)
+			p.run.sess.Kill(why)
 		})
 		defer stop()
 	}
@@ -278,8 +271,7 @@ func (r *liveRun) collect() *Result {
 	r.waitOnce.Do(func() {
 		ws := r.sess.Wait()
 		r.p.release()
-		r.restoreForeground()
-		r.result = r.result0(ws)
+		r.result = result0(ws, r.sess.EndReason())
 	})
 	return r.result
 }
@@ -287,8 +279,9 @@ func (r *liveRun) collect() *Result {
 // result0 turns how the program's root ended into a Result, in upstream's
 // model: a catchable signal is ReasonSignaled with its number; SIGKILL, which
 // carries no reason of its own, is ReasonKilled with Signal -1, unless
-// sandlock sent it for a reason it knows (the deadline, the memory limit).
-func (lr *liveRun) result0(ws unix.WaitStatus) *Result {
+// sandlock sent it for a reason it knows (why: the deadline, the memory
+// limit).
+func result0(ws unix.WaitStatus, why session.Reason) *Result {
 	r := &Result{ExitCode: -1, Signal: -1}
 	switch {
 	case ws.Exited():
@@ -305,28 +298,15 @@ func (lr *liveRun) result0(ws unix.WaitStatus) *Result {
 		r.Reason, r.Signal = ReasonSignaled, int(ws.Signal())
 		return r
 	}
-	r.Reason = ReasonKilled
-	lr.mu.Lock()
-	if lr.reason != ReasonExited {
-		r.Reason = lr.reason
-	}
-	lr.mu.Unlock()
-	if lr.sess.KillReason(lr.sess.Pid()) == memoryLimitReason {
+	switch why {
+	case session.ReasonTimeout:
+		r.Reason = ReasonTimeout
+	case session.ReasonMemoryLimit:
 		r.Reason = ReasonMemoryLimit
+	default:
+		r.Reason = ReasonKilled
 	}
 	return r
-}
-
-// restoreForeground gives the terminal back to the caller's process group.
-func (r *liveRun) restoreForeground() {
-	if r.tty < 0 {
-		return
-	}
-	// The caller is a background group now: tcsetpgrp would stop it with
-	// SIGTTOU unless the signal is ignored for the call.
-	signal.Ignore(syscall.SIGTTOU)
-	unix.IoctlSetPointerInt(r.tty, unix.TIOCSPGRP, unix.Getpgrp())
-	signal.Reset(syscall.SIGTTOU)
 }
 
 // Pause stops every process of the sandbox (SIGSTOP).
@@ -348,17 +328,8 @@ func (p *Process) signal(sig syscall.Signal) error {
 // Kill kills every process of the sandbox. Killing a sandbox that already
 // ended is not an error.
 func (p *Process) Kill() error {
-	p.run.kill(ReasonKilled)
+	p.run.sess.Kill(session.ReasonKilled)
 	return nil
-}
-
-func (r *liveRun) kill(reason ExitReason) {
-	r.mu.Lock()
-	if r.reason == ReasonExited {
-		r.reason = reason
-	}
-	r.mu.Unlock()
-	r.sess.Kill()
 }
 
 // Ports returns the virtual-to-real port mappings of PortRemap, which is not
@@ -372,7 +343,7 @@ func (p *Process) Close() error {
 	select {
 	case <-p.run.sess.Ended():
 	default:
-		p.run.kill(ReasonKilled)
+		p.run.sess.Kill(session.ReasonKilled)
 	}
 	p.run.collect()
 	return nil

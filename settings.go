@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sandlock-go/sandlock/internal/policy"
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 )
 
 // A Setting is one setting of a Sandbox as `sandlock run` and profiles
@@ -92,7 +92,7 @@ func (e *omitError) Error() string { return e.msg + " (omit it " + e.hint + ")" 
 
 // unsupported is the error of a setting whose feature is not built yet
 // and which has no field to hold it until then.
-var unsupported = policy.ErrUnsupported
+var unsupported = fielderr.ErrUnsupported
 
 // Settings returns the table of settings, in profile order: by section,
 // then by key, as upstream writes them, then the flags without a key.

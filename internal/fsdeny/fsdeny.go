@@ -46,8 +46,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/confine"
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/plan"
+	"github.com/sandlock-go/sandlock/internal/sysargs"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
@@ -65,9 +68,10 @@ type Config struct {
 	// than the program's may not open them (see proc.go). Nil opens them
 	// on Pool.
 	ProcPool *confine.Pool
-	// Grants are the sandbox's grants: ProcPool's opens are checked
-	// against them here, as Landlock would check the program's.
-	Grants landlock.Grants
+	// Ruleset is the program's ruleset: ProcPool's opens are checked
+	// against its grants here, as Landlock would check the program's. (It
+	// may be built after New, before the sandbox starts.)
+	Ruleset *landlock.Ruleset
 	// Traced reports whether a thread id is a live task of the sandbox;
 	// TGID returns a task's thread group.
 	Traced func(tid int) bool
@@ -77,12 +81,16 @@ type Config struct {
 	// virtual file never overrides a deny): it gets the descriptor the path
 	// resolved to, its fstat and the open's flags, and ok false lets the
 	// reopen go on. The seeded random devices are served so (issue 15).
-	Serve func(hc *notify.HandlerCtx, pfd int, st *unix.Stat_t, flags int) (a notify.Action, ok bool)
-	// OpensOnly registers the open family alone, and only as final
-	// handlers: for a Denier with nothing to deny (no Paths) whose opens
-	// are done on the program's behalf so that Serve sees every one.
+	Serve ServeFunc
+	// OpensOnly registers the open family alone, and only in the act
+	// phase: for a Denier with nothing to deny (no Paths) whose opens are
+	// done on the program's behalf so that Serve sees every one.
 	OpensOnly bool
 }
+
+// ServeFunc answers an open of a resolved file in place of the reopen
+// (ok), or lets the reopen go on.
+type ServeFunc func(hc *notify.HandlerCtx, pfd int, st *unix.Stat_t, flags int) (a notify.Action, ok bool)
 
 type fileID struct{ dev, ino uint64 }
 
@@ -95,7 +103,7 @@ type Denier struct {
 	proc  *procOpener
 	// checkOnly makes every handler stop after its checks with Continue.
 	checkOnly bool
-	serve     func(hc *notify.HandlerCtx, pfd int, st *unix.Stat_t, flags int) (notify.Action, bool)
+	serve     ServeFunc
 	opensOnly bool
 }
 
@@ -189,29 +197,57 @@ func (d *Denier) collectIDs(root string) error {
 	})
 }
 
-// Register adds the handlers to the table, twice: as builtins that only
-// check (so that a denied call never reaches a user handler), and as final
-// handlers that resolve and check again, then do the call on the task's
+// Feature is fs-deny as a builtin feature: the denied paths, resolved at
+// Plan. Its CheckFD and CheckEntry serve the features that reach files on
+// the program's behalf (the network gate's unix sockets, the judgment of
+// metadata calls), planned after it.
+type Feature struct {
+	Paths []string
+	// Serve, if set, answers opens of resolved files in place of the
+	// reopen (see Config.Serve); with no Paths, the feature then does
+	// every open on the program's behalf and nothing else.
+	Serve ServeFunc
+	d     *Denier
+}
+
+// Plan resolves the denied paths and adds the handlers twice: in the deny
+// phase to check only (a denied call never reaches a user handler), and in
+// the act phase to resolve and check again, then do the call on the task's
 // behalf once every user handler said Continue (so that no answer lets the
 // kernel resolve the path again).
-func (d *Denier) Register(t *notify.Table) {
-	if !d.opensOnly {
+func (f *Feature) Plan(b *plan.Builder) error {
+	if !b.Supervised {
+		return fielderr.New("FSDenied", "", errors.New("needs the supervisor, which NoSupervisor turns off"))
+	}
+	run := b.Run()
+	opensOnly := len(f.Paths) == 0 && f.Serve != nil
+	d, err := New(Config{Paths: f.Paths, Pool: b.Helpers(), ProcPool: b.Unscoped(), Ruleset: b.Ruleset(), Traced: run.Traced, TGID: run.TGID,
+		Serve: f.Serve, OpensOnly: opensOnly})
+	if err != nil {
+		return fielderr.New("FSDenied", "", err)
+	}
+	f.d = d
+	if !opensOnly { // with nothing to deny, there is nothing to check
 		check := *d
 		check.checkOnly = true
-		check.register(t.AddBuiltin, true)
+		check.register(func(nr int, name string, quick bool, h notify.Handler) { b.Handle(nr, plan.Deny, name, quick, h) }, true)
 	}
-	d.register(t.AddFinal, false)
+	d.register(func(nr int, name string, quick bool, h notify.Handler) { b.Handle(nr, plan.Act, name, quick, h) }, false)
 	if d.proc != nil {
-		if nr, ok := sysnum.Native().Nr("landlock_restrict_self"); ok {
-			t.AddBuiltin(nr, "fs deny: nested landlock domain", true, notify.HandlerFunc(d.proc.nestedDomain))
-		}
+		b.HandleNamed("landlock_restrict_self", plan.Deny, "fs deny: nested landlock domain", true, notify.HandlerFunc(d.proc.nestedDomain))
 	}
+	return nil
 }
 
 // CheckFD fails with EACCES if a resolved descriptor is, or is inside,
-// something denied: for other features that reach files on the program's
-// behalf and must honour the denials.
-func (d *Denier) CheckFD(fd int) error { return d.checkFD(fd) }
+// something denied (valid once planned).
+func (f *Feature) CheckFD(fd int) error { return f.d.checkFD(fd) }
+
+// CheckEntry fails with EACCES if creating name in the resolved directory
+// parent would make a denied entry (a unix socket bind).
+func (f *Feature) CheckEntry(parent int, name string) error {
+	return f.d.checkEntry(parent, name, false)
+}
 
 func (d *Denier) register(addTo func(nr int, name string, quick bool, h notify.Handler), withExec bool) {
 	arch := sysnum.Native()
@@ -220,49 +256,62 @@ func (d *Denier) register(addTo func(nr int, name string, quick bool, h notify.H
 			addTo(nr, "fs deny: "+name, false, notify.HandlerFunc(h))
 		}
 	}
-	a := func(i int) func(hc *notify.HandlerCtx) uint64 {
-		return func(hc *notify.HandlerCtx) uint64 { return hc.Notif.Data.Args[i] }
+	// Where each call's arguments are (sysargs), as readers of a
+	// notification.
+	type reader = func(*notify.HandlerCtx) uint64
+	arg := func(name string, of func(sysargs.Layout, [6]uint64) uint64) reader {
+		l := sysargs.MustOf(name)
+		return func(hc *notify.HandlerCtx) uint64 { return of(l, hc.Notif.Data.Args) }
 	}
-	cwd := func(*notify.HandlerCtx) uint64 { return taskpath.AtFDCWD }
-	zero := func(*notify.HandlerCtx) uint64 { return 0 }
+	dirfd := func(name string) reader { return arg(name, sysargs.Layout.DirfdOf) }
+	path := func(name string) reader { return arg(name, sysargs.Layout.PathOf) }
+	dirfd2 := func(name string) reader { return arg(name, sysargs.Layout.Dirfd2Of) }
+	path2 := func(name string) reader { return arg(name, sysargs.Layout.Path2Of) }
+	flags := func(name string) reader { return arg(name, sysargs.Layout.FlagsOf) }
+	mode := func(name string) reader { return arg(name, sysargs.Layout.ModeOf) }
 
-	add("open", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-		return d.open(hc, taskpath.AtFDCWD, a(0)(hc), a(1)(hc), a(2)(hc), 0)
-	})
-	add("creat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-		return d.open(hc, taskpath.AtFDCWD, a(0)(hc), unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC, a(1)(hc), 0)
-	})
-	add("openat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-		return d.open(hc, a(0)(hc), a(1)(hc), a(2)(hc), a(3)(hc), 0)
-	})
+	for _, name := range []string{"open", "creat", "openat"} {
+		dirfd, path, flags, mode := dirfd(name), path(name), flags(name), mode(name)
+		add(name, func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+			return d.open(hc, dirfd(hc), path(hc), flags(hc), mode(hc), 0)
+		})
+	}
 	add("openat2", d.openat2)
 	if d.opensOnly {
 		return
 	}
 	if withExec {
 		// exec is only checked: the kernel runs it.
-		add("execve", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-			return d.exec(hc, taskpath.AtFDCWD, a(0)(hc), 0)
-		})
-		add("execveat", func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-			return d.exec(hc, a(0)(hc), a(1)(hc), a(4)(hc))
-		})
+		for _, name := range []string{"execve", "execveat"} {
+			dirfd, path, flags := dirfd(name), path(name), flags(name)
+			add(name, func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
+				return d.exec(hc, dirfd(hc), path(hc), flags(hc))
+			})
+		}
 	}
 	add("truncate", d.truncate)
-	add("unlink", d.removeHandler(cwd, a(0), zero))
-	add("rmdir", d.removeHandler(cwd, a(0), func(*notify.HandlerCtx) uint64 { return unix.AT_REMOVEDIR }))
-	add("unlinkat", d.removeHandler(a(0), a(1), a(2)))
-	add("rename", d.renameHandler(cwd, a(0), cwd, a(1), zero))
-	add("renameat", d.renameHandler(a(0), a(1), a(2), a(3), zero))
-	add("renameat2", d.renameHandler(a(0), a(1), a(2), a(3), a(4)))
-	add("link", d.linkHandler(cwd, a(0), cwd, a(1), zero))
-	add("linkat", d.linkHandler(a(0), a(1), a(2), a(3), a(4)))
-	add("mkdir", d.createHandler(cwd, a(0), mkdir(a(1))))
-	add("mkdirat", d.createHandler(a(0), a(1), mkdir(a(2))))
-	add("mknod", d.createHandler(cwd, a(0), mknod(a(1), a(2))))
-	add("mknodat", d.createHandler(a(0), a(1), mknod(a(2), a(3))))
-	add("symlink", d.symlinkHandler(a(0), cwd, a(1)))
-	add("symlinkat", d.symlinkHandler(a(0), a(1), a(2)))
+	for _, name := range []string{"unlink", "rmdir", "unlinkat"} {
+		add(name, d.removeHandler(dirfd(name), path(name), flags(name)))
+	}
+	for _, name := range []string{"rename", "renameat", "renameat2"} {
+		add(name, d.renameHandler(dirfd(name), path(name), dirfd2(name), path2(name), flags(name)))
+	}
+	for _, name := range []string{"link", "linkat"} {
+		add(name, d.linkHandler(dirfd(name), path(name), dirfd2(name), path2(name), flags(name)))
+	}
+	for _, name := range []string{"mkdir", "mkdirat"} {
+		add(name, d.createHandler(dirfd(name), path(name), mkdir(mode(name))))
+	}
+	for _, name := range []string{"mknod", "mknodat"} {
+		// The device number follows the mode.
+		devArg := sysargs.MustOf(name).Mode + 1
+		dev := func(hc *notify.HandlerCtx) uint64 { return hc.Notif.Data.Args[devArg] }
+		add(name, d.createHandler(dirfd(name), path(name), mknod(mode(name), dev)))
+	}
+	for _, name := range []string{"symlink", "symlinkat"} {
+		// A symlink's first path is its target, not a name looked up.
+		add(name, d.symlinkHandler(path(name), dirfd2(name), path2(name)))
+	}
 }
 
 // deniedPath reports whether a canonical path is in a denied tree.

@@ -41,10 +41,10 @@ import (
 // Every other procfs inode (outside any pid directory, or a pid that is not
 // the sandbox's) is opened on the confined pool like any file.
 type procOpener struct {
-	pool   *confine.Pool
-	grants landlock.Grants
-	traced func(tid int) bool
-	tgid   func(tid int) int
+	pool    *confine.Pool
+	ruleset *landlock.Ruleset
+	traced  func(tid int) bool
+	tgid    func(tid int) int
 	// Entries of the sandbox's other processes are opened on pool only
 	// while neither Yama restricts ptrace nor a process has nested a
 	// Landlock domain.
@@ -53,7 +53,7 @@ type procOpener struct {
 }
 
 func newProcOpener(cfg Config) *procOpener {
-	return &procOpener{pool: cfg.ProcPool, grants: cfg.Grants, traced: cfg.Traced, tgid: cfg.TGID, yama: yamaRestricts()}
+	return &procOpener{pool: cfg.ProcPool, ruleset: cfg.Ruleset, traced: cfg.Traced, tgid: cfg.TGID, yama: yamaRestricts()}
 }
 
 // yamaRestricts reports whether Yama limits ptrace beyond the classic
@@ -93,7 +93,7 @@ func (o *procOpener) poolFor(hc *notify.HandlerCtx, pfd int, flags int) (*confin
 		return nil, nil
 	}
 	write := flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0
-	if !o.grants.Allows(p, write) {
+	if !o.ruleset.Grants().Allows(p, write) {
 		return nil, unix.EACCES
 	}
 	return o.pool, nil

@@ -43,6 +43,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/plan"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
@@ -86,11 +87,41 @@ func New(cfg Config) *Guard {
 	return &Guard{grants: cfg.Grants, pool: cfg.Pool, run: run, paths: taskpath.NewOn(run), deny: cfg.Deny, tgid: cfg.TGID}
 }
 
-// Register adds the handlers, for each syscall whose judgment is not
-// vacuous (a grant on "/" of the kind it needs, and nothing denied): as a
-// final handler that judges and performs the call once every user handler
-// said Continue, and, when a user handler watches the syscall, also as a
-// builtin that only judges, so that a refused call never reaches it.
+// Feature is the judgment of the filesystem calls Landlock does not cover,
+// on in every supervised sandbox.
+type Feature struct {
+	// Deny, if set, refuses denied objects (fs-deny's CheckFD).
+	Deny func(fd int) error
+}
+
+// Plan adds the guard once the grants are built and every other handler
+// is in: whether a syscall needs judging depends on the grants, and
+// whether it also needs a check before the user handlers on who else
+// watches it. When nothing else watches ioctl, the filter notifies only
+// the ioctl commands the guard serves rather than every ioctl.
+func (f Feature) Plan(b *plan.Builder) error {
+	if !b.Supervised {
+		return nil
+	}
+	rs := b.Ruleset()
+	b.AtFinish(func() error {
+		g := New(Config{Grants: rs.Grants(), Pool: b.Helpers(), KeepCaps: b.KeepCaps, Deny: f.Deny, TGID: b.Run().TGID})
+		ioctl := b.Arch.MustNr("ioctl")
+		ioctlWatched := b.Table().Has(ioctl)
+		g.Register(b.Table(), b.Table().Has)
+		if !ioctlWatched && b.Table().Has(ioctl) {
+			b.Filter.NotifyIoctls = IoctlCommands()
+		}
+		return nil
+	})
+	return nil
+}
+
+// Register adds the handlers to t, for each syscall whose judgment is not
+// vacuous (a grant on "/" of the kind it needs, and nothing denied): in
+// the act phase to judge and perform the call once every user handler
+// said Continue, and, when another handler watches the syscall, also in
+// the deny phase to judge only, so that a refused call never reaches it.
 func (g *Guard) Register(t *notify.Table, watched func(nr int) bool) {
 	check := *g
 	check.checkOnly = true
@@ -106,9 +137,9 @@ func (g *Guard) Register(t *notify.Table, watched func(nr int) bool) {
 			continue
 		}
 		if watched(nr) {
-			t.AddBuiltin(nr, "fs meta: "+c.name, false, check.handler(c))
+			t.Add(nr, notify.PhaseDeny, "fs meta: "+c.name, false, check.handler(c))
 		}
-		t.AddFinal(nr, "fs meta: "+c.name, false, g.handler(c))
+		t.Add(nr, notify.PhaseAct, "fs meta: "+c.name, false, g.handler(c))
 	}
 }
 

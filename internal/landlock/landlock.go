@@ -173,9 +173,31 @@ type Ruleset struct {
 	grants Grants
 }
 
+// NewRuleset returns a ruleset not built yet: its users may hold it while
+// the configuration is still being planned; BuildInto then makes it.
+func NewRuleset() *Ruleset { return &Ruleset{fd: -1} }
+
 // Build creates the ruleset and adds every rule. Rules on paths that do not
 // exist are errors naming the path.
 func (c *Config) Build() (*Ruleset, error) {
+	rs := NewRuleset()
+	if err := c.BuildInto(rs); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// BuildInto builds the configuration into rs, which NewRuleset made.
+func (c *Config) BuildInto(rs *Ruleset) error {
+	built, err := c.build()
+	if err != nil {
+		return err
+	}
+	*rs = *built
+	return nil
+}
+
+func (c *Config) build() (*Ruleset, error) {
 	attr := rulesetAttr{handledFS: c.HandledFS, handledNet: c.HandledNet, scoped: c.Scoped}
 	size := unsafe.Sizeof(attr)
 	switch {

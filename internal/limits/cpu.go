@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/notify"
-	"github.com/sandlock-go/sandlock/internal/sysnum"
+	"github.com/sandlock-go/sandlock/internal/plan"
 )
 
 // ThrottlePeriod is the CPU throttle's accounting period: the sandbox may
@@ -234,8 +234,8 @@ type NumCPUs struct {
 }
 
 // Register adds the sched_getaffinity handler.
-func (c NumCPUs) Register(t *notify.Table) {
-	t.AddBuiltin(sysnum.Native().MustNr("sched_getaffinity"), "num cpus", true, c)
+func (c NumCPUs) Register(b *plan.Builder) {
+	b.HandleNamed("sched_getaffinity", plan.Virtualize, "num cpus", true, c)
 }
 
 // Handle answers sched_getaffinity(pid, len, mask).
@@ -292,8 +292,8 @@ type CPUPin struct {
 }
 
 // Register adds the sched_setaffinity handler.
-func (c *CPUPin) Register(t *notify.Table) {
-	t.AddBuiltin(sysnum.Native().MustNr("sched_setaffinity"), "cpu pin", false, c)
+func (c *CPUPin) Register(b *plan.Builder) {
+	b.HandleNamed("sched_setaffinity", plan.Guard, "cpu pin", false, c)
 }
 
 // Handle serves sched_setaffinity(pid, len, mask) on the program's behalf,

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/plan"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
@@ -77,13 +78,13 @@ var pageSize = uint64(os.Getpagesize())
 const mremapDontUnmap = 4
 
 // Register adds the allocation handlers.
-func (m *Memory) Register(t *notify.Table) {
+func (m *Memory) Register(b *plan.Builder) {
 	arch := sysnum.Native()
 	for _, name := range []string{"mmap", "brk", "mremap"} {
-		t.AddBuiltin(arch.MustNr(name), "memory limit: "+name, true, m)
+		b.Handle(arch.MustNr(name), plan.Guard, "memory limit: "+name, true, m)
 	}
 	for _, name := range []string{"execve", "execveat"} {
-		t.AddBuiltin(arch.MustNr(name), "memory limit: exec", true, notify.HandlerFunc(m.exec))
+		b.Handle(arch.MustNr(name), plan.Guard, "memory limit: exec", true, notify.HandlerFunc(m.exec))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/plan"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
@@ -59,10 +60,10 @@ func NewProcesses(max int, live func() int, tgid func(tid int) int) *Processes {
 }
 
 // Register adds the fork-family handlers.
-func (p *Processes) Register(t *notify.Table) {
+func (p *Processes) Register(b *plan.Builder) {
 	for _, name := range []string{"clone", "fork", "vfork"} {
 		if nr, ok := sysnum.Native().Nr(name); ok {
-			t.AddBuiltin(nr, "process limit", true, p)
+			b.Handle(nr, plan.Guard, "process limit", true, p)
 		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/sandlock-go/sandlock/internal/netpolicy"
 	"github.com/sandlock-go/sandlock/internal/notify"
-	"github.com/sandlock-go/sandlock/internal/sysnum"
+	"github.com/sandlock-go/sandlock/internal/plan"
 )
 
 // HostsFile is the synthetic /etc/hosts of a sandbox whose rules name
@@ -34,11 +34,10 @@ func HostsFile(rules []netpolicy.Resolved) []byte {
 	return []byte(b.String())
 }
 
-// RegisterHosts serves content for every open of /etc/hosts (by that
+// registerHosts serves content for every open of /etc/hosts (by that
 // absolute path), so that the program resolves the allowed names to the
 // addresses they were allowed under.
-func RegisterHosts(t *notify.Table, content []byte) {
-	arch := sysnum.Native()
+func registerHosts(b *plan.Builder, content []byte) {
 	serve := func(pathArg int) notify.HandlerFunc {
 		return func(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
 			path, err := notify.ReadPath(hc, hc.Notif.Data.Args[pathArg])
@@ -48,9 +47,7 @@ func RegisterHosts(t *notify.Table, content []byte) {
 			return notify.InjectBytes(content)
 		}
 	}
-	if nr, ok := arch.Nr("open"); ok {
-		t.AddBuiltin(nr, "hosts file", true, serve(0))
-	}
-	t.AddBuiltin(arch.MustNr("openat"), "hosts file", true, serve(1))
-	t.AddBuiltin(arch.MustNr("openat2"), "hosts file", true, serve(1))
+	b.HandleNamed("open", plan.Virtualize, "hosts file", true, serve(0))
+	b.HandleNamed("openat", plan.Virtualize, "hosts file", true, serve(1))
+	b.HandleNamed("openat2", plan.Virtualize, "hosts file", true, serve(1))
 }

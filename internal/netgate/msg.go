@@ -69,35 +69,11 @@ type iovec struct{ base, len uint64 }
 // Datagrams and other messages are copied whole or not at all: EMSGSIZE.
 // One process_vm_readv reads every buffer.
 func readIovecs(hc *notify.HandlerCtx, iov []iovec, b *budget, stream bool) (data []byte, cut bool, errno unix.Errno) {
-	total := uint64(0)
-	for _, v := range iov {
-		if v.len > math.MaxInt64 || total+v.len > math.MaxInt64 {
-			return nil, false, unix.EINVAL
-		}
-		total += v.len
-	}
-	if total > uint64(b.left()) {
-		if !stream {
-			return nil, false, unix.EMSGSIZE
-		}
-		total, cut = uint64(b.left()), true
-	}
-	if total == 0 {
-		return nil, cut, 0
+	remote, total, cut, errno := gather(iov, b.left(), stream)
+	if errno != 0 || total == 0 {
+		return nil, cut, errno
 	}
 	dst := b.take(int(total))
-	remote := make([]unix.RemoteIovec, 0, len(iov))
-	want := total
-	for _, v := range iov {
-		if want == 0 {
-			break
-		}
-		n := min(v.len, want)
-		if n > 0 {
-			remote = append(remote, unix.RemoteIovec{Base: uintptr(v.base), Len: int(n)})
-			want -= n
-		}
-	}
 	if notify.TaskAlive(hc) != nil {
 		return nil, false, unix.ESRCH
 	}
@@ -110,6 +86,46 @@ func readIovecs(hc *notify.HandlerCtx, iov []iovec, b *budget, stream bool) (dat
 		return nil, false, unix.EFAULT
 	}
 	return dst, cut, 0
+}
+
+// gather plans the read of iov: the remote buffers to copy, how many bytes
+// in all (at most left), and whether that cut a stream send short. A
+// datagram or other message that does not fit is EMSGSIZE; a total the
+// kernel could not count is EINVAL.
+func gather(iov []iovec, left int, stream bool) (remote []unix.RemoteIovec, total uint64, cut bool, errno unix.Errno) {
+	for _, v := range iov {
+		if v.len > math.MaxInt64 || total+v.len > math.MaxInt64 {
+			return nil, 0, false, unix.EINVAL
+		}
+		total += v.len
+	}
+	if total > uint64(left) {
+		if !stream {
+			return nil, 0, false, unix.EMSGSIZE
+		}
+		total, cut = uint64(left), true
+	}
+	remote = make([]unix.RemoteIovec, 0, len(iov))
+	want := total
+	for _, v := range iov {
+		if want == 0 {
+			break
+		}
+		if n := min(v.len, want); n > 0 {
+			remote = append(remote, unix.RemoteIovec{Base: uintptr(v.base), Len: int(n)})
+			want -= n
+		}
+	}
+	return remote, total, cut, 0
+}
+
+// decodeIovecs decodes an array of struct iovec.
+func decodeIovecs(raw []byte) []iovec {
+	iov := make([]iovec, len(raw)/16)
+	for i := range iov {
+		iov[i] = iovec{binary.NativeEndian.Uint64(raw[16*i:]), binary.NativeEndian.Uint64(raw[16*i+8:])}
+	}
+	return iov
 }
 
 // msghdr is struct msghdr on 64-bit Linux.
@@ -176,10 +192,7 @@ func (g *Gate) readMessage(hc *notify.HandlerCtx, s *socket, addr uint64, flags 
 		if err != nil {
 			return nil, unix.EFAULT
 		}
-		iov = make([]iovec, h.iovlen)
-		for i := range iov {
-			iov[i] = iovec{binary.NativeEndian.Uint64(rawIov[16*i:]), binary.NativeEndian.Uint64(rawIov[16*i+8:])}
-		}
+		iov = decodeIovecs(rawIov)
 	}
 	if h.control != 0 && h.controllen > 0 {
 		if h.controllen > maxControl {

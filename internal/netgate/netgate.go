@@ -33,7 +33,6 @@ import (
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/netpolicy"
 	"github.com/sandlock-go/sandlock/internal/notify"
-	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
 // Mode is how destinations are judged.
@@ -95,26 +94,8 @@ type Gate struct {
 	hints   map[string]ownerHint // abstract name → where its owner was found
 }
 
-// New returns a gate.
-func New(cfg Config) *Gate { return &Gate{cfg: cfg} }
-
-// Register adds the handlers. bind is registered only where the kernel
-// cannot judge binds alone: a deny list of bind ports (Landlock cannot say
-// "all but"), or denied paths where a unix socket could be created.
-func (g *Gate) Register(t *notify.Table) {
-	arch := sysnum.Native()
-	add := func(name string, h notify.HandlerFunc) {
-		t.AddBuiltin(arch.MustNr(name), "network: "+name, false, h)
-	}
-	add("connect", g.connect)
-	add("sendto", g.sendto)
-	add("sendmsg", g.sendmsg)
-	add("sendmmsg", g.sendmmsg)
-	add("listen", g.listen)
-	if len(g.cfg.DenyBind) > 0 || g.cfg.DeniedEntry != nil {
-		add("bind", g.bind)
-	}
-}
+// newGate returns a gate.
+func newGate(cfg Config) *Gate { return &Gate{cfg: cfg} }
 
 // maxSockaddr is sizeof(struct sockaddr_storage): the longest address the
 // kernel copies.
@@ -615,12 +596,4 @@ func boundPort(fd int) (uint16, unix.Errno) {
 	return 0, unix.EAFNOSUPPORT
 }
 
-func errnoOf(err error) unix.Errno {
-	if err == nil {
-		return 0
-	}
-	if e, ok := err.(unix.Errno); ok {
-		return e
-	}
-	return unix.EIO
-}
+func errnoOf(err error) unix.Errno { return notify.ErrnoFor(err, unix.EIO) }

@@ -259,7 +259,7 @@ func TestBudget(t *testing.T) {
 // duplicate socket, the copy buffers) is released all the same, by the
 // garbage collector.
 func TestPerformRefusedDeferReleases(t *testing.T) {
-	g := New(Config{})
+	g := newGate(Config{})
 	s := realSocket(t, unix.AF_INET, unix.SOCK_STREAM) // blocking: deferred
 	dup, err := unix.Dup(s.fd)
 	if err != nil {

@@ -3,7 +3,6 @@ package netgate
 import (
 	"context"
 	"encoding/binary"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/procfs"
 )
 
 // startDir returns where the lookup of a unix socket path begins: AT_FDCWD
@@ -130,7 +130,7 @@ func (g *Gate) bindPath(hc *notify.HandlerCtx, s *socket, t *target) unix.Errno 
 		return errno
 	}
 	defer closeDir(start)
-	umask := umaskOf(hc.Notif.PID)
+	umask := int(procfs.Umask(int(hc.Notif.PID)))
 	if notify.TaskAlive(hc) != nil {
 		return unix.ESRCH
 	}
@@ -188,20 +188,4 @@ func splitParent(path string) (dir, name string) {
 		}
 	}
 	return dir, name + slash
-}
-
-// umaskOf returns a task's umask (022 if it cannot be read).
-func umaskOf(tid uint32) int {
-	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/status")
-	if err != nil {
-		return 0o022
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
-			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
-				return int(m)
-			}
-		}
-	}
-	return 0o022
 }

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"os"
 	"syscall"
 )
@@ -138,4 +139,22 @@ func (a Action) release() {
 	if a.file != nil {
 		a.file.Close()
 	}
+}
+
+// ErrnoFor is the errno a syscall fails with for err, an error met while
+// judging or performing it: the errno err is or wraps; ENOENT for a task
+// that is gone (the answer is dropped, nobody waits for it); fallback for
+// anything else (fail closed); 0 for no error. Every builtin maps its
+// errors through it.
+func ErrnoFor(err error, fallback syscall.Errno) syscall.Errno {
+	var e syscall.Errno
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, ErrTaskGone):
+		return syscall.ENOENT
+	}
+	return fallback
 }

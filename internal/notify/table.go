@@ -9,21 +9,50 @@ import (
 	"syscall"
 )
 
-// stage orders a chain: builtin checks, then user handlers, then builtins
-// that act on the task's behalf once everyone before them said Continue.
-type stage uint8
+// Phase orders the handlers of one syscall's chain: every handler of an
+// earlier phase runs before any of a later one, and within a phase they run
+// in the order they were added (the order of the feature list). Dispatch
+// stops at the first answer other than Continue, so an earlier phase can
+// always refuse before a later one is asked.
+type Phase uint8
 
 const (
-	stageBuiltin stage = iota
-	stageUser
-	stageFinal
+	// PhaseGuard holds and counts: the fork hold until the tracer has the
+	// root, the pid gate, the process and memory limits.
+	PhaseGuard Phase = iota
+	// PhaseTranslate says what a path means: a chroot, then a
+	// copy-on-write workdir.
+	PhaseTranslate
+	// PhaseDeny refuses: fs-deny, the judgment of what Landlock does not
+	// cover, the network rules.
+	PhaseDeny
+	// PhaseVirtualize answers with what the program should see: /proc and
+	// hostname views, the hosts file, seeded randomness. After deny, so
+	// that a virtual file can never override a deny.
+	PhaseVirtualize
+	// PhaseUser is the user's handlers, which see a call only once every
+	// builtin before them said Continue.
+	PhaseUser
+	// PhaseAct does the call on the program's behalf, once everyone
+	// before said Continue (so that the kernel never resolves again what
+	// was checked).
+	PhaseAct
 )
+
+var phaseNames = [...]string{"guard", "translate", "deny", "virtualize", "user", "act"}
+
+func (p Phase) String() string {
+	if int(p) < len(phaseNames) {
+		return phaseNames[p]
+	}
+	return fmt.Sprintf("phase(%d)", uint8(p))
+}
 
 // entry is one handler in a syscall's chain.
 type entry struct {
 	h     Handler
 	name  string
-	stage stage
+	phase Phase
 	// quick marks a builtin that never blocks; a chain of quick handlers is
 	// run without arming the slow-handler watchdog.
 	quick bool
@@ -35,41 +64,49 @@ type Table struct {
 	chains map[int32][]entry
 }
 
-// add inserts e after every entry of its stage or an earlier one.
-func (t *Table) add(nr int, e entry) {
+// NewTable returns an empty table.
+func NewTable() *Table { return &Table{chains: make(map[int32][]entry)} }
+
+// Add adds h to nr's chain at phase p, after the handlers already there
+// of that phase or an earlier one. quick promises that the handler never
+// blocks for long. name says who it is, in logs.
+func (t *Table) Add(nr int, p Phase, name string, quick bool, h Handler) {
 	c := t.chains[int32(nr)]
 	i := len(c)
-	for i > 0 && c[i-1].stage > e.stage {
+	for i > 0 && c[i-1].phase > p {
 		i--
 	}
 	c = append(c, entry{})
 	copy(c[i+1:], c[i:])
-	c[i] = e
+	c[i] = entry{h: h, name: name, phase: p, quick: quick}
 	t.chains[int32(nr)] = c
 }
 
-// NewTable returns an empty table.
-func NewTable() *Table { return &Table{chains: make(map[int32][]entry)} }
-
-// AddBuiltin adds a builtin handler to nr's chain, after the builtins
-// already there and before every user handler. quick promises that the
-// handler never blocks for long.
-func (t *Table) AddBuiltin(nr int, name string, quick bool, h Handler) {
-	t.add(nr, entry{h: h, name: name, stage: stageBuiltin, quick: quick})
-}
-
-// AddUser adds a user handler to nr's chain, after the builtins and the
-// user handlers already there.
+// AddUser adds a user handler to nr's chain (PhaseUser).
 func (t *Table) AddUser(nr int, h Handler) {
-	t.add(nr, entry{h: h, name: fmt.Sprintf("user handler for syscall %d", nr), stage: stageUser})
+	t.Add(nr, PhaseUser, fmt.Sprintf("user handler for syscall %d", nr), false, h)
 }
 
-// AddFinal adds a builtin that runs after every user handler, when all of
-// them said Continue: it answers in place of the kernel, typically by doing
-// the syscall on the task's behalf. A builtin that must both be checked
-// before user handlers and then act registers twice.
+// AddBuiltin adds a builtin that judges before the user handlers
+// (PhaseDeny). Deprecated: name the phase with Add.
+func (t *Table) AddBuiltin(nr int, name string, quick bool, h Handler) {
+	t.Add(nr, PhaseDeny, name, quick, h)
+}
+
+// AddFinal adds a builtin that acts after the user handlers (PhaseAct).
+// Deprecated: name the phase with Add.
 func (t *Table) AddFinal(nr int, name string, quick bool, h Handler) {
-	t.add(nr, entry{h: h, name: name, stage: stageFinal, quick: quick})
+	t.Add(nr, PhaseAct, name, quick, h)
+}
+
+// Names lists nr's chain as "phase: name", in dispatch order (for tests
+// and logs).
+func (t *Table) Names(nr int) []string {
+	var out []string
+	for _, e := range t.chains[int32(nr)] {
+		out = append(out, e.phase.String()+": "+e.name)
+	}
+	return out
 }
 
 // Syscalls returns every syscall number that has a chain, sorted: the

@@ -56,6 +56,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/filter"
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/plan"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
@@ -152,15 +153,13 @@ type Config struct {
 // before every other handler of these syscalls, and give the filter
 // Except's conditions once every handler is registered.
 type Gate struct {
-	cfg Config
-	// entries counts the handlers the gate added to each syscall's chain.
-	entries map[int]int
+	cfg     Config
 	targets map[int]target
 }
 
 // New returns a gate.
 func New(cfg Config) *Gate {
-	g := &Gate{cfg: cfg, entries: map[int]int{}, targets: map[int]target{}}
+	g := &Gate{cfg: cfg, targets: map[int]target{}}
 	arch := sysnum.Native()
 	for _, s := range guarded {
 		if nr, ok := arch.Nr(s.name); ok {
@@ -170,51 +169,45 @@ func New(cfg Config) *Gate {
 	return g
 }
 
-// Register adds the gate's handlers to t: a check on every guarded syscall
-// (registered first, it runs before any other builtin and every user
-// handler), and on the priority calls a final handler that performs
-// process-group and user targets on the sandbox's behalf. Syscalls for
-// which denied reports true are left alone: the filter refuses them.
-func (g *Gate) Register(t *notify.Table, denied func(nr int) bool) {
-	arch := sysnum.Native()
+// Feature is the pid gate as a builtin feature. In a supervised sandbox it
+// adds a check on every guarded syscall (first of the guard phase, before
+// any other handler), and on the priority calls a handler of the act phase
+// that performs process-group and user targets on the sandbox's behalf;
+// the filter lets a call through unnotified when its registers name the
+// caller and nobody else watches the syscall. Without a supervisor the
+// filter alone refuses changes to any other process (SelfOnly).
+type Feature struct{}
+
+// Plan adds the gate.
+func (Feature) Plan(b *plan.Builder) error {
+	if !b.Supervised {
+		b.Filter.SelfOnly = SelfOnly(b.Denied)
+		return nil
+	}
+	run := b.Run()
+	g := New(Config{Traced: run.Traced, TGID: run.TGID, ProcessIDs: run.ProcessIDs, Pool: b.Helpers()})
 	for _, s := range guarded {
-		nr, ok := arch.Nr(s.name)
-		if !ok || denied(nr) {
-			continue
+		nr, ok := b.Arch.Nr(s.name)
+		if !ok || b.Denied(nr) {
+			continue // the filter refuses it
 		}
+		mine := 1
 		switch s.target {
 		case byPid, byPidOnly:
-			t.AddBuiltin(nr, "pid gate", true, notify.HandlerFunc(g.checkPid))
-			g.entries[nr]++
+			b.Handle(nr, plan.Guard, "pid gate", true, notify.HandlerFunc(g.checkPid))
 		case bySetpgid:
 			// Reads /proc for a group's members: not quick.
-			t.AddBuiltin(nr, "pid gate", false, notify.HandlerFunc(g.checkSetpgid))
-			g.entries[nr]++
+			b.Handle(nr, plan.Guard, "pid gate", false, notify.HandlerFunc(g.checkSetpgid))
 		case byPrio, byIOPrio:
-			t.AddBuiltin(nr, "pid gate", true, notify.HandlerFunc(g.checkWho))
-			t.AddFinal(nr, "pid gate: groups and users", false, notify.HandlerFunc(g.performWho))
-			g.entries[nr] += 2
+			b.Handle(nr, plan.Guard, "pid gate", true, notify.HandlerFunc(g.checkWho))
+			b.Handle(nr, plan.Act, "pid gate: groups and users", false, notify.HandlerFunc(g.performWho))
+			mine = 2
+		}
+		if conds := selfConds(s.target); len(conds) > 0 {
+			b.NotifyExcept(nr, mine, conds...)
 		}
 	}
-}
-
-// Except returns into, extended with the filter conditions under which each
-// guarded syscall goes through unnotified (it targets the caller), for the
-// syscalls whose chain holds nothing but the gate's handlers: a syscall
-// another builtin or a user handler serves must reach it every time.
-// Call it once every handler is registered.
-func (g *Gate) Except(t *notify.Table, into map[int][]filter.Cond) map[int][]filter.Cond {
-	for nr, n := range g.entries {
-		conds := selfConds(g.targets[nr])
-		if len(conds) == 0 || t.Len(nr) != n {
-			continue
-		}
-		if into == nil {
-			into = map[int][]filter.Cond{}
-		}
-		into[nr] = append(into[nr], conds...)
-	}
-	return into
+	return nil
 }
 
 // SelfOnly returns the filter rules of a sandbox without a supervisor: each
@@ -440,9 +433,4 @@ func rawSet(nr uintptr, which, tid, value int) syscall.Errno {
 }
 
 // errnoOf returns err's errno, or def.
-func errnoOf(err error, def syscall.Errno) syscall.Errno {
-	if e, ok := err.(syscall.Errno); ok {
-		return e
-	}
-	return def
-}
+func errnoOf(err error, def syscall.Errno) syscall.Errno { return notify.ErrnoFor(err, def) }

@@ -182,16 +182,3 @@ func TestGroupTargets(t *testing.T) {
 	wantAction(t, "setpriority PRIO_PROCESS", g.performWho(ctx, notif("setpriority", pids[0], unix.PRIO_PROCESS, 0, 9)), notify.Continue())
 	wantAction(t, "setpriority which 7", g.performWho(ctx, notif("setpriority", pids[0], 7, 0, 9)), notify.Continue())
 }
-
-func TestStatusField(t *testing.T) {
-	b := []byte("Name:\tsh\nUid:\t1000\t1001\t1002\t1003\nNSpgid:\t42\n")
-	if v, err := statusField(b, "Uid:"); err != nil || v != 1000 {
-		t.Errorf("Uid: %d %v", v, err)
-	}
-	if v, err := statusField(b, "NSpgid:"); err != nil || v != 42 {
-		t.Errorf("NSpgid: %d %v", v, err)
-	}
-	if _, err := statusField(b, "Gid:"); err == nil {
-		t.Error("a missing field parsed")
-	}
-}

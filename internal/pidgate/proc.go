@@ -1,16 +1,15 @@
 package pidgate
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strconv"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/procfs"
 )
 
 // taskInfo is what the gate reads of a task in its status file.
@@ -19,44 +18,24 @@ type taskInfo struct {
 	pgid int32
 }
 
-// errNoField is a status file without a field the gate needs.
-var errNoField = errors.New("field missing from /proc status")
-
 // readTask reads a task's real uid and process group from dir/status
 // (dir is /proc/<tid> or /proc/<pid>/task/<tid>).
 func readTask(dir string) (taskInfo, error) {
-	b, err := os.ReadFile(dir + "/status")
+	st, err := procfs.ReadStatusAt(dir)
 	if err != nil {
 		return taskInfo{}, err
 	}
-	uid, err := statusField(b, "Uid:")
+	uid, err := st.Int("Uid")
 	if err != nil {
 		return taskInfo{}, err
 	}
 	// NSpgid: the group in the task's own pid namespace, which is the
 	// supervisor's (the sandbox has no namespaces of its own).
-	pgid, err := statusField(b, "NSpgid:")
+	pgid, err := st.Int("NSpgid")
 	if err != nil {
 		return taskInfo{}, err
 	}
 	return taskInfo{uid: uint32(uid), pgid: int32(pgid)}, nil
-}
-
-// statusField parses the first number after a "Name:" line start.
-func statusField(b []byte, name string) (int64, error) {
-	i := bytes.Index(b, []byte("\n"+name))
-	if i < 0 {
-		return 0, fmt.Errorf("%w: %s", errNoField, name)
-	}
-	line := b[i+1+len(name):]
-	if j := bytes.IndexByte(line, '\n'); j >= 0 {
-		line = line[:j]
-	}
-	fields := bytes.Fields(line)
-	if len(fields) == 0 {
-		return 0, fmt.Errorf("%w: %s", errNoField, name)
-	}
-	return strconv.ParseInt(string(fields[0]), 10, 64)
 }
 
 // caller reads the notifying task's own status, proven to be its own (not
@@ -100,7 +79,7 @@ func (g *Gate) members(hc *notify.HandlerCtx, sel selector, who int32) ([]int, e
 				continue
 			}
 			info, err := readTask(dir + "/" + e.Name())
-			if errors.Is(err, errNoField) {
+			if errors.Is(err, procfs.ErrNoField) {
 				return nil, err
 			}
 			if err != nil {

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -12,11 +11,11 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/sandlock-go/sandlock/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -231,16 +230,16 @@ func checkSenders(senders []unix.Ucred, args json.RawMessage) error {
 
 // noNewPrivs reads the NoNewPrivs flag of /proc/<pid>/status.
 func noNewPrivs(pid string) (bool, error) {
-	b, err := os.ReadFile("/proc/" + pid + "/status")
+	n, err := strconv.Atoi(pid)
 	if err != nil {
 		return false, err
 	}
-	_, rest, ok := bytes.Cut(b, []byte("\nNoNewPrivs:"))
-	if !ok {
-		return false, errors.New("no NoNewPrivs line")
+	st, err := procfs.ReadStatus(n)
+	if err != nil {
+		return false, err
 	}
-	line, _, _ := bytes.Cut(rest, []byte("\n"))
-	return strings.TrimSpace(string(line)) == "1", nil
+	v, err := st.Field("NoNewPrivs")
+	return v == "1", err
 }
 
 // readRequest reads one length-prefixed message and the credentials of

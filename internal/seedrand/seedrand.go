@@ -49,7 +49,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/notify"
-	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
 // getrandom's flags (include/uapi/linux/random.h).
@@ -86,7 +85,8 @@ type stream struct {
 	opens    uint64 // random devices it has opened
 }
 
-// New returns the randomness of seed. tgid gives a task's process.
+// New returns the randomness of seed. tgid gives a task's process (the
+// feature sets it at Plan).
 func New(seed uint64, tgid func(tid int) int) *Source {
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], seed)
@@ -193,14 +193,6 @@ func (s *Source) AtExec(mem Memory, pid int, addr uint64) error {
 	var b [16]byte
 	s.of(pid).read(b[:])
 	return mem.WriteMem(addr, b[:])
-}
-
-// Register adds the getrandom handler to the table, as a builtin (a
-// virtual answer: after the checks, before user handlers).
-func (s *Source) Register(t *notify.Table, arch *sysnum.Table) {
-	if nr, ok := arch.Nr("getrandom"); ok {
-		t.AddBuiltin(nr, "random seed: getrandom", false, notify.HandlerFunc(s.getrandom))
-	}
 }
 
 // chunk is how much one write into the program takes; a request larger

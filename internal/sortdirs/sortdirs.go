@@ -21,7 +21,6 @@ package sortdirs
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -30,7 +29,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/notify"
-	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
 // maxListings bounds the listings kept; the least recently used goes.
@@ -66,21 +64,6 @@ type entry struct {
 // New returns a Lister; tgid gives a task's process.
 func New(tgid func(tid int) int) *Lister {
 	return &Lister{tgid: tgid, listings: make(map[key]*listing)}
-}
-
-// Register adds the handlers to the table: final ones, which read on the
-// program's behalf once every user handler said Continue.
-func (l *Lister) Register(t *notify.Table, arch *sysnum.Table) {
-	if nr, ok := arch.Nr("getdents64"); ok {
-		t.AddFinal(nr, "sorted directories: getdents64", false, notify.HandlerFunc(func(_ context.Context, hc *notify.HandlerCtx) notify.Action {
-			return l.getdents(hc, dirent64)
-		}))
-	}
-	if nr, ok := arch.Nr("getdents"); ok {
-		t.AddFinal(nr, "sorted directories: getdents", false, notify.HandlerFunc(func(_ context.Context, hc *notify.HandlerCtx) notify.Action {
-			return l.getdents(hc, direntLegacy)
-		}))
-	}
 }
 
 // ProcessExit drops the listings of an exited process.

@@ -20,8 +20,6 @@
 package taskpath
 
 import (
-	"bytes"
-	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -31,6 +29,7 @@ import (
 
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/procfs"
 )
 
 // AtFDCWD is AT_FDCWD as a syscall argument register holds it.
@@ -262,35 +261,17 @@ func magicEntry(tid uint32, path string) (link, rest string, ok bool) {
 // tgidOf returns the task's thread group id as a decimal string, or "" if
 // it cannot be read.
 func tgidOf(tid uint32) string {
-	return statusField(tid, "Tgid:")
-}
-
-// statusField returns a field of /proc/<tid>/status.
-func statusField(tid uint32, key string) string {
-	b, err := os.ReadFile(ProcPath(tid, "status"))
+	st, err := procfs.ReadStatus(int(tid))
 	if err != nil {
 		return ""
 	}
-	i := bytes.Index(b, []byte("\n"+key))
-	if i < 0 {
-		return ""
-	}
-	line := b[i+1+len(key):]
-	if j := bytes.IndexByte(line, '\n'); j >= 0 {
-		line = line[:j]
-	}
-	return string(bytes.TrimSpace(line))
+	v, _ := st.Field("Tgid")
+	return v
 }
 
 // Umask returns the task's umask (it applies to files created on its
 // behalf); 022 if /proc does not say.
-func Umask(tid uint32) uint32 {
-	m, err := strconv.ParseUint(statusField(tid, "Umask:"), 8, 32)
-	if err != nil {
-		return 0o022
-	}
-	return uint32(m)
-}
+func Umask(tid uint32) uint32 { return procfs.Umask(int(tid)) }
 
 // Open resolves the rest of a lookup to an O_PATH descriptor, on a
 // confined helper thread, refusing magic links. flags may hold O_NOFOLLOW
@@ -458,7 +439,7 @@ func ownProc(s Start, fd, helper int) (string, error) {
 	sup := strconv.Itoa(os.Getpid())
 	if comps[0] != sup {
 		if numeric(comps[0]) && comps[0] != strconv.FormatUint(uint64(s.tid), 10) {
-			if t, _ := strconv.ParseUint(comps[0], 10, 32); statusField(uint32(t), "Tgid:") == sup {
+			if t, _ := strconv.ParseUint(comps[0], 10, 32); tgidOf(uint32(t)) == sup {
 				return "", unix.EACCES // a thread of the supervisor, by number
 			}
 		}
@@ -551,13 +532,4 @@ var ownFDDir = sync.OnceValue(func() int {
 // ErrAction turns an error from resolving or acting on the task's behalf
 // into the syscall's answer: an errno as it is, EACCES for anything else
 // (fail closed).
-func ErrAction(err error) notify.Action {
-	var e unix.Errno
-	if errors.As(err, &e) {
-		return notify.Errno(e)
-	}
-	if errors.Is(err, notify.ErrTaskGone) {
-		return notify.Errno(unix.ENOENT) // dropped: nobody is waiting
-	}
-	return notify.Errno(unix.EACCES)
-}
+func ErrAction(err error) notify.Action { return notify.Errno(notify.ErrnoFor(err, unix.EACCES)) }

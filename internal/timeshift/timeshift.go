@@ -55,9 +55,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sandlock-go/sandlock/internal/filter"
 	"github.com/sandlock-go/sandlock/internal/notify"
-	"github.com/sandlock-go/sandlock/internal/sysnum"
 	"github.com/sandlock-go/sandlock/internal/vdso"
 )
 
@@ -136,7 +134,7 @@ type Clock struct {
 type span struct{ lo, hi uint64 }
 
 // New returns a clock that reads start now, and runs from there. tgid
-// gives a task's process (the tracer knows).
+// gives a task's process (the tracer knows; the feature sets it at Plan).
 func New(start time.Time, tgid func(tid int) int) *Clock {
 	return &Clock{
 		shift: vdso.NewShift(start.Sub(time.Now()).Nanoseconds()),
@@ -196,38 +194,6 @@ func (c *Clock) now(id int32) (sec, nsec int64, err error) {
 		sec, nsec = sec+1, nsec-1e9
 	}
 	return sec, nsec, nil
-}
-
-// Notified returns the clock syscalls the supervisor answers, with the
-// filter conditions that narrow each (nil: every call).
-func Notified(arch *sysnum.Table) map[int][]filter.Cond {
-	out := map[int][]filter.Cond{}
-	if nr, ok := arch.Nr("clock_gettime"); ok {
-		var conds []filter.Cond
-		for _, id := range family {
-			conds = append(conds, filter.Cond{Tests: []filter.Test{{Arg: 0, Value: id}}})
-		}
-		out[nr] = conds
-	}
-	for _, name := range []string{"gettimeofday", "time"} {
-		if nr, ok := arch.Nr(name); ok {
-			out[nr] = nil
-		}
-	}
-	return out
-}
-
-// Register adds the handlers of the clock syscalls to the table, as
-// builtins (a virtual answer: after the checks, before user handlers).
-func (c *Clock) Register(t *notify.Table, arch *sysnum.Table) {
-	add := func(name string, h notify.HandlerFunc) {
-		if nr, ok := arch.Nr(name); ok {
-			t.AddBuiltin(nr, "time shift: "+name, true, h)
-		}
-	}
-	add("clock_gettime", c.clockGettime)
-	add("gettimeofday", c.gettimeofday)
-	add("time", c.time)
 }
 
 // fault is a write of the answer that failed: EFAULT, as the kernel's

@@ -21,10 +21,10 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"syscall"
 
+	"github.com/sandlock-go/sandlock/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -220,7 +220,7 @@ func (t *Tracer) TGID(tid int) int {
 	if ok {
 		return tk.tgid
 	}
-	return tgidOf(tid)
+	return procfs.TGID(tid)
 }
 
 // Traced reports whether tid is a live task of the sandbox.
@@ -408,7 +408,7 @@ func (t *Tracer) add(tid, tgid, parent int) {
 	t.mu.Unlock()
 	if tid == tgid && t.onProcStart != nil {
 		if parent == 0 && tid != t.root {
-			parent = ppidOf(tid)
+			parent = procfs.PPid(tid)
 		}
 		t.onProcStart(tid, parent)
 	}
@@ -449,7 +449,7 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 	if !known {
 		// A new task can report its first stop before its parent reports
 		// the fork event.
-		t.add(tid, tgidOf(tid), 0)
+		t.add(tid, procfs.TGID(tid), 0)
 	}
 	sig := ws.StopSignal()
 	// The ptrace event sits above the stop signal in the status word.
@@ -466,7 +466,7 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 			child := int(msg)
 			tgid := child
 			if event == unix.PTRACE_EVENT_CLONE {
-				tgid = tgidOf(child)
+				tgid = procfs.TGID(child)
 			}
 			parent := 0
 			if event != unix.PTRACE_EVENT_CLONE {
@@ -519,39 +519,4 @@ func isStopSignal(sig syscall.Signal) bool {
 
 func ptrace(req int, tid int, data int) {
 	unix.RawSyscall6(unix.SYS_PTRACE, uintptr(req), uintptr(tid), 0, uintptr(data), 0, 0)
-}
-
-// tgidOf reads the thread group of tid from /proc. A task that is already
-// gone counts as its own process.
-func tgidOf(tid int) int {
-	if n := statusField(tid, "\nTgid:"); n > 0 {
-		return n
-	}
-	return tid
-}
-
-// ppidOf reads the parent of process pid from /proc, or 0.
-func ppidOf(pid int) int {
-	return statusField(pid, "\nPPid:")
-}
-
-// statusField reads a numeric field of /proc/<tid>/status, or 0.
-func statusField(tid int, field string) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
-	if err != nil {
-		return 0
-	}
-	i := bytes.Index(b, []byte(field))
-	if i < 0 {
-		return 0
-	}
-	line := b[i+len(field):]
-	if j := bytes.IndexByte(line, '\n'); j >= 0 {
-		line = line[:j]
-	}
-	n, err := strconv.Atoi(string(bytes.TrimSpace(line)))
-	if err != nil {
-		return 0
-	}
-	return n
 }

@@ -1,4 +1,4 @@
-package policy
+package pidgate_test
 
 import (
 	"context"
@@ -7,8 +7,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/filter"
+	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/pidgate"
+	"github.com/sandlock-go/sandlock/internal/plan"
+	"github.com/sandlock-go/sandlock/internal/session"
+	"github.com/sandlock-go/sandlock/internal/sysfilter"
+	"github.com/sandlock-go/sandlock/internal/sysfilter/sysfiltertest"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
@@ -60,31 +65,39 @@ var supervisedPidCalls = []pidCall{
 	{"get_robust_list", []uint64{1, 0x1000, 0x2000}, filter.Allow},
 }
 
-// gateSpec returns a supervised filter spec whose table holds the pid gate,
-// plus a user handler on each of user.
-func gateSpec(t *testing.T, user ...string) *FilterSpec {
+// gateSpec returns a supervised filter spec made by the pid gate's
+// feature, plus a user handler on each of user.
+func gateSpec(t *testing.T, user ...string) *sysfilter.FilterSpec {
 	t.Helper()
 	arch := sysnum.Native()
-	deny, err := DenyList(arch, DefaultBlocklist, nil, nil)
+	deny, err := sysfilter.DenyList(arch, sysfilter.DefaultBlocklist, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := notify.NewTable()
-	gate := pidgate.New(pidgate.Config{})
-	gate.Register(table, func(int) bool { return false })
+	sess := session.NewSession(nil)
+	t.Cleanup(sess.Abandon)
+	fs := &sysfilter.FilterSpec{Arch: arch, Deny: deny}
+	b := plan.NewBuilder(sess, &landlock.Config{}, fs, func(int) bool { return false }, true, false)
+	if err := b.Plan([]plan.Feature{pidgate.Feature{}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range user {
-		table.AddUser(arch.MustNr(name), notify.HandlerFunc(func(context.Context, *notify.HandlerCtx) notify.Action {
+		b.Table().AddUser(arch.MustNr(name), notify.HandlerFunc(func(context.Context, *notify.HandlerCtx) notify.Action {
 			return notify.Continue()
 		}))
 	}
-	return &FilterSpec{Arch: arch, Deny: deny, Notify: table.Syscalls(), NotifyExcept: gate.Except(table, nil)}
+	if err := b.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	fs.Notify = b.Table().Syscalls()
+	return fs
 }
 
 func TestPidGateFilter(t *testing.T) {
 	arch := sysnum.Native()
-	p := compile(t, gateSpec(t))
+	p := sysfiltertest.Compile(t, gateSpec(t))
 	for _, c := range supervisedPidCalls {
-		if got := p.eval(t, arch.MustNr(c.name), c.args...); got != c.want {
+		if got := p.Eval(t, arch.MustNr(c.name), c.args...); got != c.want {
 			t.Errorf("%s%v: %v, want %v", c.name, c.args, got, c.want)
 		}
 	}
@@ -94,14 +107,14 @@ func TestPidGateFilterWithOtherHandlers(t *testing.T) {
 	// A syscall another handler serves reaches the supervisor every time,
 	// the caller's own calls included.
 	arch := sysnum.Native()
-	p := compile(t, gateSpec(t, "sched_getaffinity", "setpriority"))
+	p := sysfiltertest.Compile(t, gateSpec(t, "sched_getaffinity", "setpriority"))
 	for _, c := range []pidCall{
 		{"sched_getaffinity", []uint64{0, 128, 0x1000}, filter.Notify},
 		{"setpriority", []uint64{unix.PRIO_PROCESS, 0, 5}, filter.Notify},
 		{"sched_setaffinity", []uint64{0, 128, 0x1000}, filter.Allow},
 		{"getpriority", []uint64{unix.PRIO_PROCESS, 0}, filter.Allow},
 	} {
-		if got := p.eval(t, arch.MustNr(c.name), c.args...); got != c.want {
+		if got := p.Eval(t, arch.MustNr(c.name), c.args...); got != c.want {
 			t.Errorf("%s%v: %v, want %v", c.name, c.args, got, c.want)
 		}
 	}
@@ -111,7 +124,7 @@ func TestPidSelfOnlyFilter(t *testing.T) {
 	// Without a supervisor: changes to another process fail, reads and
 	// the caller's own calls pass, a denied syscall keeps its deny.
 	arch := sysnum.Native()
-	deny, err := DenyList(arch, NoSupervisorBlocklist, nil, []string{"sched_setparam"})
+	deny, err := sysfilter.DenyList(arch, sysfilter.NoSupervisorBlocklist, nil, []string{"sched_setparam"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +136,7 @@ func TestPidSelfOnlyFilter(t *testing.T) {
 		}
 		return false
 	}
-	p := compile(t, &FilterSpec{Arch: arch, Deny: deny, SelfOnly: pidgate.SelfOnly(denied)})
+	p := sysfiltertest.Compile(t, &sysfilter.FilterSpec{Arch: arch, Deny: deny, SelfOnly: pidgate.SelfOnly(denied)})
 	esrch, eperm := filter.Errno(unix.ESRCH), filter.Errno(unix.EPERM)
 	for _, c := range []pidCall{
 		{"prlimit64", []uint64{0, unix.RLIMIT_CPU, 0x1000, 0}, filter.Allow},
@@ -144,12 +157,12 @@ func TestPidSelfOnlyFilter(t *testing.T) {
 		{"setpgid", []uint64{0, 55}, eperm},
 		{"pidfd_open", []uint64{55, 0}, filter.Allow},
 	} {
-		if got := p.eval(t, arch.MustNr(c.name), c.args...); got != c.want {
+		if got := p.Eval(t, arch.MustNr(c.name), c.args...); got != c.want {
 			t.Errorf("%s%v: %v, want %v", c.name, c.args, got, c.want)
 		}
 	}
 	// A syscall both restricted and supervised is a contradiction.
-	s := &FilterSpec{Arch: arch, Notify: []int{arch.MustNr("prlimit64")}, SelfOnly: pidgate.SelfOnly(func(int) bool { return false })}
+	s := &sysfilter.FilterSpec{Arch: arch, Notify: []int{arch.MustNr("prlimit64")}, SelfOnly: pidgate.SelfOnly(func(int) bool { return false })}
 	if _, err := s.Filter(); err == nil {
 		t.Error("Filter accepted prlimit64 both supervised and restricted")
 	}

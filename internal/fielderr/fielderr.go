@@ -1,4 +1,7 @@
-package policy
+// Package fielderr is the error about one setting of a sandbox, which
+// every feature returns when it validates its settings: the library names
+// the Sandbox field, the CLI the flag, a profile the key and its line.
+package fielderr
 
 import (
 	"errors"
@@ -32,4 +35,10 @@ var ErrUnsupported = errors.New("is not supported yet")
 // Unsupported is the error for a set field whose feature does not exist yet.
 func Unsupported(field string) error {
 	return &FieldError{Field: field, Err: ErrUnsupported}
+}
+
+// New returns the error for a field, with the offending value if one value
+// is at fault.
+func New(field, value string, err error) error {
+	return &FieldError{Field: field, Value: value, Err: err}
 }

@@ -1,4 +1,4 @@
-// Package sandbox starts one confined program and follows it to its end:
+// Package session starts one confined program and follows it to its end:
 // the child stage, the seccomp supervisor and the ptrace tracer.
 //
 // The child stage. Go offers no hook between fork and exec, so sandlock
@@ -15,7 +15,7 @@
 // copies its listener (pidfd_getfd), starts the supervisor and seizes it.
 // No thread of sandlock's own process is ever confined, no second Go
 // runtime starts, and the program can create nothing untraced.
-package sandbox
+package session
 
 import (
 	"context"
@@ -24,8 +24,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -99,17 +100,21 @@ type Session struct {
 	onFork            []func(parent int)
 	onExit            []func(pid int)
 	onForkInterrupted []func(parent int)
-	onStart           []func(pid, parent int)
+	onProcStart       []func(pid, parent int)
+	onRunStart        []func()
 	onExitUsage       []func(pid int, usage *unix.Rusage)
 	onSeccomp         []func(tid int, data uint16) func()
 	background        []func(ctx context.Context)
 	onEnd             []func()
 
+	// tty is the terminal whose foreground the program took, to give back
+	// at the end, or -1.
+	tty int
+
 	reasonsMu sync.Mutex
-	reasons   map[int]string // pid → why sandlock killed it
+	reasons   map[int]Reason // pid → why sandlock killed it
 	ended     chan struct{}
 	seized    chan struct{} // closed once the tracer has seized the root (or never will)
-	killed    atomic.Bool
 	status    unix.WaitStatus
 }
 
@@ -125,6 +130,7 @@ func NewSession(log *slog.Logger) *Session {
 		Log:    log,
 		tr:     tracer.New(),
 		ended:  make(chan struct{}),
+		tty:    -1,
 		seized: make(chan struct{}),
 	}
 	for _, name := range []string{"clone", "fork", "vfork"} {
@@ -141,6 +147,9 @@ func (s *Session) Abandon() { s.tr.Abandon() }
 // Start runs the child stage and returns once the program has exec'd, or
 // with the error that kept it from doing so (then nothing of it ran).
 func (s *Session) Start(spec *Spec) error {
+	if spec.Foreground {
+		s.tty = spec.ForegroundTTY
+	}
 	notified := s.Table.Syscalls()
 	stage, err := newChildStage(spec, spec.Supervised && len(notified) > 0)
 	if err != nil {
@@ -160,7 +169,7 @@ func (s *Session) Start(spec *Spec) error {
 			}
 		},
 		OnProcessStart: func(pid, parent int) {
-			for _, f := range s.onStart {
+			for _, f := range s.onProcStart {
 				f(pid, parent)
 			}
 		},
@@ -180,11 +189,16 @@ func (s *Session) Start(spec *Spec) error {
 		return s.launch(spec, stage)
 	})
 	if err != nil {
-		// Launch has reaped whatever it started.
+		// Launch has reaped whatever it started (which may have taken
+		// the terminal before it failed).
 		stop()
 		s.endSupervisor()
 		s.runEndHooks()
+		s.restoreForeground()
 		return err
+	}
+	for _, f := range s.onRunStart {
+		f()
 	}
 	for _, f := range s.background {
 		go f(ctx)
@@ -274,7 +288,13 @@ func (s *Session) OnExit(f func(pid int)) { s.onExit = append(s.onExit, f) }
 // first known, with its parent (0 if unknown). The process cannot have been
 // reaped during the call, so pidfd_open(pid) names it. Call it before
 // Start; f must not block.
-func (s *Session) OnProcessStart(f func(pid, parent int)) { s.onStart = append(s.onStart, f) }
+func (s *Session) OnProcessStart(f func(pid, parent int)) {
+	s.onProcStart = append(s.onProcStart, f)
+}
+
+// OnStart registers f to be called once the program runs (Start is about
+// to return without an error). Call it before Start.
+func (s *Session) OnStart(f func()) { s.onRunStart = append(s.onRunStart, f) }
 
 // OnExitUsage registers f to be called when a process of the sandbox has
 // exited, with the rusage wait4 reported for it (its own and its reaped
@@ -304,40 +324,63 @@ func (s *Session) TGID(tid int) int { return s.tr.TGID(tid) }
 // Traced reports whether tid is a live task of the sandbox.
 func (s *Session) Traced(tid int) bool { return s.tr.Traced(tid) }
 
+// Reason is why sandlock ended a sandbox, or a process of it: recorded
+// where the kill is decided, and mapped once to what the run reports.
+type Reason uint8
+
+const (
+	ReasonNone        Reason = iota // nothing sandlock knows of
+	ReasonKilled                    // the caller asked (Kill, a cancelled context, sandlock kill)
+	ReasonTimeout                   // the caller's deadline passed
+	ReasonMemoryLimit               // MaxMemory was exceeded
+	ReasonDenied                    // the program was about to run what it may not
+)
+
+var reasonText = [...]string{"", "killed", "timeout", "memory limit exceeded", "denied"}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonText) {
+		return reasonText[r]
+	}
+	return "reason(" + strconv.Itoa(int(r)) + ")"
+}
+
 // KillProcess SIGKILLs a process of the sandbox and records why, for the
 // run's result.
-func (s *Session) KillProcess(pid int, reason string) {
-	s.reasonsMu.Lock()
-	if s.reasons == nil {
-		s.reasons = make(map[int]string)
-	}
-	s.reasons[pid] = reason
-	s.reasonsMu.Unlock()
+func (s *Session) KillProcess(pid int, why Reason) {
+	s.record(pid, why)
 	// Said before it is done: a parent in the sandbox that reports the
 	// kill (a shell's "Killed") comes after.
-	s.Log.Warn("sandlock: process killed: "+reason+" exceeded", "pid", pid)
+	s.Log.Warn("sandlock: process killed: "+why.String(), "pid", pid)
 	unix.Kill(pid, unix.SIGKILL)
 }
 
 // KillSandbox SIGKILLs every process of the sandbox and records why as the
 // root's reason, for the run's result; detail says what was measured.
-func (s *Session) KillSandbox(reason, detail string) {
+func (s *Session) KillSandbox(why Reason, detail string) {
 	root := s.tr.Root()
-	s.reasonsMu.Lock()
-	if s.reasons == nil {
-		s.reasons = make(map[int]string)
-	}
-	s.reasons[root] = reason
-	s.reasonsMu.Unlock()
-	s.Log.Warn("sandlock: sandbox killed: "+reason+" exceeded: "+detail, "pid", root)
+	s.record(root, why)
+	s.Log.Warn("sandlock: sandbox killed: "+why.String()+": "+detail, "pid", root)
 	s.tr.KillAll()
 }
 
-// KillReason returns why sandlock killed pid, or "".
-func (s *Session) KillReason(pid int) string {
+// record keeps the first reason given for pid.
+func (s *Session) record(pid int, why Reason) {
 	s.reasonsMu.Lock()
 	defer s.reasonsMu.Unlock()
-	return s.reasons[pid]
+	if s.reasons == nil {
+		s.reasons = make(map[int]Reason)
+	}
+	if _, ok := s.reasons[pid]; !ok {
+		s.reasons[pid] = why
+	}
+}
+
+// EndReason is why sandlock ended the program's root, if it did.
+func (s *Session) EndReason() Reason {
+	s.reasonsMu.Lock()
+	defer s.reasonsMu.Unlock()
+	return s.reasons[s.tr.Root()]
 }
 
 // launch clones the child, which confines itself and execs the program,
@@ -636,8 +679,22 @@ func (s *Session) end(root tracer.Exit) {
 	s.stop()
 	s.endSupervisor()
 	s.runEndHooks()
+	s.restoreForeground()
 	s.status = root.Status
 	close(s.ended)
+}
+
+// restoreForeground gives the terminal the program took back to the
+// caller's process group.
+func (s *Session) restoreForeground() {
+	if s.tty < 0 {
+		return
+	}
+	// The caller is a background group now: tcsetpgrp would stop it with
+	// SIGTTOU unless the signal is ignored for the call.
+	signal.Ignore(syscall.SIGTTOU)
+	unix.IoctlSetPointerInt(s.tty, unix.TIOCSPGRP, unix.Getpgrp())
+	signal.Reset(syscall.SIGTTOU)
 }
 
 // runEndHooks runs the OnEnd hooks, once no task of the sandbox is left.
@@ -670,14 +727,13 @@ func (s *Session) Wait() unix.WaitStatus {
 // Ended is closed once Wait would return.
 func (s *Session) Ended() <-chan struct{} { return s.ended }
 
-// Kill SIGKILLs every process of the sandbox.
-func (s *Session) Kill() {
-	s.killed.Store(true)
+// Kill SIGKILLs every process of the sandbox, recording why as the root's
+// reason (the first reason given wins: a sandbox the memory limit killed
+// is not then reported as cancelled).
+func (s *Session) Kill(why Reason) {
+	s.record(s.tr.Root(), why)
 	s.tr.KillAll()
 }
-
-// Killed reports whether Kill was called.
-func (s *Session) Killed() bool { return s.killed.Load() }
 
 // Signal sends sig to every process of the sandbox.
 func (s *Session) Signal(sig syscall.Signal) error {

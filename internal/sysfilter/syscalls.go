@@ -1,7 +1,7 @@
-// Package policy turns a sandbox's syscall settings into the seccomp filter
+// Package sysfilter turns a sandbox's syscall settings into the seccomp filter
 // that confines it: the default blocklist, syscall groups, the argument
 // filters, and the notification list the supervisor's handlers need.
-package policy
+package sysfilter
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/filter"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
@@ -99,7 +100,7 @@ func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]
 		allowed[g] = true
 	}
 	if len(unknownAllow) > 0 {
-		return nil, &FieldError{Field: "ExtraAllowSyscalls", Err: fmt.Errorf("%w: unknown syscall group name(s): %s (known groups: %s); individual syscalls cannot be re-allowed",
+		return nil, &fielderr.FieldError{Field: "ExtraAllowSyscalls", Err: fmt.Errorf("%w: unknown syscall group name(s): %s (known groups: %s); individual syscalls cannot be re-allowed",
 			ErrSyscallSpec, strings.Join(unknownAllow, ", "), groupNames())}
 	}
 
@@ -148,10 +149,10 @@ func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]
 		deny[nr] = true
 	}
 	if len(unknown) > 0 {
-		return nil, &FieldError{Field: "ExtraDenySyscalls", Err: fmt.Errorf("%w: unknown syscall or group name(s): %s (groups: %s)", ErrSyscallSpec, strings.Join(unknown, ", "), groupNames())}
+		return nil, &fielderr.FieldError{Field: "ExtraDenySyscalls", Err: fmt.Errorf("%w: unknown syscall or group name(s): %s (groups: %s)", ErrSyscallSpec, strings.Join(unknown, ", "), groupNames())}
 	}
 	if len(conflicts) > 0 {
-		return nil, &FieldError{Field: "ExtraDenySyscalls", Err: fmt.Errorf("%w: %s", ErrSyscallSpec, strings.Join(conflicts, "; "))}
+		return nil, &fielderr.FieldError{Field: "ExtraDenySyscalls", Err: fmt.Errorf("%w: %s", ErrSyscallSpec, strings.Join(conflicts, "; "))}
 	}
 	out := make([]int, 0, len(blocklist)+16)
 	for nr, d := range deny {
@@ -212,12 +213,6 @@ type FilterSpec struct {
 	// ignored) and answers every other call with its Action. A syscall
 	// that is also denied keeps its deny.
 	SelfOnly []filter.Rule
-	// NotifyWhen narrows a notified syscall to the calls for which one of
-	// its conditions holds (the conditions' actions are ignored); the
-	// others run unnotified. It is for a builtin that serves only some
-	// register values (a clock id): a syscall another handler must see
-	// whole is left out of it.
-	NotifyWhen map[int][]filter.Cond
 	// Trace sends the calls of a syscall for which one of its conditions
 	// holds to the tracer with the condition's action (filter.Trace); the
 	// others keep their verdict. A denied syscall stays denied, and a
@@ -452,17 +447,6 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			for _, c := range conds {
 				r.Conds = append(r.Conds, filter.Cond{Tests: c.Tests, Action: filter.Allow})
 			}
-		}
-	}
-	for nr, conds := range s.NotifyWhen {
-		if nr < 0 || nr >= size || index[nr] == 0 {
-			continue
-		}
-		if r := &p.Rules[index[nr]-1]; r.Action == filter.Notify {
-			for _, c := range conds {
-				r.Conds = append(r.Conds, filter.Cond{Tests: c.Tests, Action: filter.Notify})
-			}
-			r.Action = filter.Allow
 		}
 	}
 	return p, nil

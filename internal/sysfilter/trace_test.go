@@ -1,4 +1,4 @@
-package policy
+package sysfilter
 
 import (
 	"testing"
@@ -8,14 +8,12 @@ import (
 	"github.com/sandlock-go/sandlock/internal/filter"
 )
 
-// NotifyWhen narrows a notified syscall to some register values; Trace
-// sends some calls to the tracer, except where a deny or a notification
-// already decides the syscall.
-func TestFilterNotifyWhenAndTrace(t *testing.T) {
+// Trace sends some calls to the tracer, except where a deny or a
+// notification already decides the syscall.
+func TestFilterTrace(t *testing.T) {
 	for _, tab := range tables {
-		cgt, futex, nanosleep := tab.MustNr("clock_gettime"), tab.MustNr("futex"), tab.MustNr("clock_nanosleep")
+		futex, nanosleep := tab.MustNr("futex"), tab.MustNr("clock_nanosleep")
 		eq := func(arg int, v uint32) filter.Test { return filter.Test{Arg: arg, Value: v} }
-		when := map[int][]filter.Cond{cgt: {{Tests: []filter.Test{eq(0, 0)}}, {Tests: []filter.Test{eq(0, 5)}}}}
 		tr := filter.Trace(7)
 		trace := map[int][]filter.Cond{
 			futex: {
@@ -28,18 +26,13 @@ func TestFilterNotifyWhenAndTrace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := compile(t, &FilterSpec{Arch: tab, Deny: deny, Notify: []int{cgt}, NotifyWhen: when, Trace: trace})
+		p := compile(t, &FilterSpec{Arch: tab, Deny: deny, Trace: trace})
 		for _, tc := range []struct {
 			what string
 			nr   int
 			args []uint64
 			want filter.Action
 		}{
-			{"clock_gettime REALTIME", cgt, []uint64{0, 0x1000}, filter.Notify},
-			{"clock_gettime REALTIME_COARSE", cgt, []uint64{5, 0x1000}, filter.Notify},
-			{"clock_gettime REALTIME, high half set (an int: the kernel drops it)", cgt, []uint64{1 << 32, 0x1000}, filter.Notify},
-			{"clock_gettime MONOTONIC", cgt, []uint64{1, 0x1000}, filter.Allow},
-			{"clock_gettime CPU clock", cgt, []uint64{0xfffffffa, 0x1000}, filter.Allow},
 			{"futex WAIT_BITSET|CLOCK_REALTIME|PRIVATE with a timeout", futex, []uint64{0x1000, 0x189, 0, 0x7fff0000}, tr},
 			{"futex WAIT_BITSET|CLOCK_REALTIME, timeout above 4 GiB", futex, []uint64{0x1000, 0x109, 0, 1 << 40}, tr},
 			{"futex WAIT_BITSET|CLOCK_REALTIME without a timeout", futex, []uint64{0x1000, 0x109, 0, 0}, filter.Allow},
@@ -56,18 +49,14 @@ func TestFilterNotifyWhenAndTrace(t *testing.T) {
 		}
 
 		// Denied stays denied; notified (a user handler) stays notified
-		// whole, untraced; clock_gettime without its narrowing is notified
-		// for every clock.
+		// whole, untraced.
 		deny = append(deny, futex)
-		p = compile(t, &FilterSpec{Arch: tab, Deny: deny, Notify: []int{cgt, nanosleep}, Trace: trace})
+		p = compile(t, &FilterSpec{Arch: tab, Deny: deny, Notify: []int{nanosleep}, Trace: trace})
 		if got := p.eval(t, futex, 0x1000, 0x109, 0, 0x7fff0000); got != filter.Errno(unix.EPERM) {
 			t.Errorf("%s: denied futex: %v", tab.Arch, got)
 		}
 		if got := p.eval(t, nanosleep, 0, 1, 0x1000, 0); got != filter.Notify {
 			t.Errorf("%s: notified clock_nanosleep: %v", tab.Arch, got)
-		}
-		if got := p.eval(t, cgt, 1, 0x1000); got != filter.Notify {
-			t.Errorf("%s: clock_gettime without NotifyWhen: %v", tab.Arch, got)
 		}
 
 		// A trace condition must trace.

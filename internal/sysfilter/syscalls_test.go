@@ -1,4 +1,4 @@
-package policy
+package sysfilter
 
 import (
 	"encoding/binary"
