@@ -223,27 +223,48 @@ func (s *Source) getrandom(_ context.Context, hc *notify.HandlerCtx) notify.Acti
 	})
 }
 
-// fill writes n bytes of p's stream at buf, in chunks: the count written
-// when the memory ends partway (as the kernel answers), EFAULT when
-// nothing could be written.
+// fill writes n bytes of p's stream at buf, in chunks. Where the memory
+// ends partway, the answer is what the kernel's copy would give: the count
+// of bytes written up to the first page that cannot be, or EFAULT when
+// there is none.
 func fill(hc *notify.HandlerCtx, p *stream, buf, n uint64) notify.Action {
 	b := make([]byte, min(n, chunk))
 	done := uint64(0)
 	for done < n {
 		part := b[:min(n-done, chunk)]
 		p.read(part)
-		if err := hc.WriteMem(buf+done, part); err != nil {
-			if errors.Is(err, notify.ErrTaskGone) {
-				return notify.Errno(unix.ESRCH) // nobody is waiting for it
-			}
-			if done > 0 {
-				return notify.ReturnValue(int64(done))
-			}
-			return notify.Errno(unix.EFAULT)
+		err := hc.WriteMem(buf+done, part)
+		if err != nil {
+			done += writable(hc, buf+done, part)
+		} else {
+			done += uint64(len(part))
 		}
-		done += uint64(len(part))
+		switch {
+		case errors.Is(err, notify.ErrTaskGone):
+			return notify.Errno(unix.ESRCH) // nobody is waiting for it
+		case err != nil && done == 0:
+			return notify.Errno(unix.EFAULT)
+		case err != nil:
+			return notify.ReturnValue(int64(done))
+		}
 	}
 	return notify.ReturnValue(int64(done))
+}
+
+// writable writes part at addr page by page, after a write of the whole
+// failed, and returns how many bytes went in before the first page that
+// would not.
+func writable(hc *notify.HandlerCtx, addr uint64, part []byte) uint64 {
+	page := uint64(os.Getpagesize())
+	n := uint64(0)
+	for n < uint64(len(part)) {
+		end := min((addr+n)/page*page+page-addr, uint64(len(part)))
+		if hc.WriteMem(addr+n, part[n:end]) != nil {
+			break
+		}
+		n = end
+	}
+	return n
 }
 
 // Random devices: memory (1), urandom (9) and random (8).
