@@ -176,22 +176,28 @@ func timerfdShifted(tid int, args [6]uint64) bool {
 }
 
 // posixTimerShifted reports whether the POSIX timer in argument 0 counts
-// a shifted clock (/proc/PID/timers lists each timer's "ID:" and, a few
-// lines later, its "ClockID:").
+// a shifted clock.
 func posixTimerShifted(tid int, args [6]uint64) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/timers")
 	if err != nil {
 		return false
 	}
-	want, current := int64(int32(args[0])), int64(-1)
+	id, ok := timerClock(b, int64(int32(args[0])))
+	return ok && Shifted(int32(id))
+}
+
+// timerClock finds the clock of timer id in the text of /proc/PID/timers,
+// which lists each timer's "ID:" and, a few lines later, its "ClockID:".
+func timerClock(b []byte, id int64) (int64, bool) {
+	current := int64(-1)
 	for _, line := range bytes.Split(b, []byte("\n")) {
 		if n, ok := field(line, "ID:"); ok {
 			current = n
-		} else if n, ok := field(line, "ClockID:"); ok && current == want {
-			return Shifted(int32(n))
+		} else if n, ok := field(line, "ClockID:"); ok && current == id {
+			return n, true
 		}
 	}
-	return false
+	return 0, false
 }
 
 // field reads the number after key at a line's start in /proc text.

@@ -16,10 +16,35 @@ type Feature struct {
 	patcher *Patcher
 }
 
+// Image is a new image at its exec stop, as the patch needs it (the
+// tracer's ExecStop).
+type Image interface {
+	Memory
+	PID() int
+}
+
 // Plan registers the exec hook.
 func (f *Feature) Plan(b *plan.Builder) error {
 	f.patcher = NewPatcher(f.Patch)
 	// The exec stop (issue 13 item 4) is being built on another branch:
-	// the hook is registered once it is merged.
+	// the hook (AtExec) is registered once it is merged.
+	return nil
+}
+
+// AtExec patches the vDSO of a new image, mapped at base (its
+// AT_SYSINFO_EHDR; 0 for an image without a vDSO, which then makes every
+// clock read a syscall the supervisor answers). An error means the image
+// would run unpatched: the caller kills it.
+func (f *Feature) AtExec(img Image, base uint64) error {
+	if base == 0 {
+		return nil
+	}
+	size, err := f.patcher.Apply(img, base)
+	if err != nil {
+		return err
+	}
+	if f.Patched != nil {
+		f.Patched(img.PID(), base, size)
+	}
 	return nil
 }
