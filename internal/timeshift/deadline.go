@@ -101,7 +101,8 @@ var byNr = func() map[int]deadline {
 
 // scratchBelow is how far below the stack pointer the converted deadline
 // is written: past amd64's 128-byte red zone, which a leaf function may be
-// using.
+// using. What lies below the red zone is free by the ABI: the kernel itself
+// writes a signal's frame there whenever it delivers one.
 const scratchBelow = 256
 
 // OnSeccomp serves a trace stop on the tracer's thread: it moves the

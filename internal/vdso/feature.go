@@ -36,12 +36,12 @@ func (f *Feature) Plan(b *plan.Builder) error {
 // clock read a syscall the supervisor answers). An error means the image
 // would run unpatched: the caller kills it.
 func (f *Feature) AtExec(img Image, base uint64) error {
-	if base == 0 {
-		return nil
-	}
-	size, err := f.patcher.Apply(img, base)
-	if err != nil {
-		return err
+	size := 0
+	if base != 0 {
+		var err error
+		if size, err = f.patcher.Apply(img, base); err != nil {
+			return err
+		}
 	}
 	if f.Patched != nil {
 		f.Patched(img.PID(), base, size)
