@@ -26,11 +26,11 @@ func Confine(s *Sandbox) error {
 			return &fielderr.FieldError{Field: f.name, Err: errors.New("cannot be applied by Confine (it needs a supervisor or a new process)")}
 		}
 	}
-	abi, err := landlock.ABI()
+	kernel, err := landlock.Probe()
 	if err != nil {
 		return fmt.Errorf("sandlock: %w", err)
 	}
-	cfg, err := s.landlockConfig(abi)
+	cfg, err := s.landlockConfig(kernel)
 	if err != nil {
 		return err
 	}

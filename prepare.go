@@ -131,17 +131,17 @@ func (s *Sandbox) postures() (landlock.Postures, error) {
 
 // landlockConfig validates the filesystem grants and builds the ruleset
 // configuration for this kernel.
-func (s *Sandbox) landlockConfig(abi int) (*landlock.Config, error) {
+func (s *Sandbox) landlockConfig(k landlock.Kernel) (*landlock.Config, error) {
 	ps, err := s.postures()
 	if err != nil {
 		return nil, err
 	}
-	status, err := ps.Resolve(abi)
+	status, err := ps.Resolve(k)
 	if err != nil {
 		return nil, &fielderr.FieldError{Field: "AllowDegraded", Err: err}
 	}
-	handledFS, handledNet, scoped := landlock.Masks(abi, status)
-	cfg := &landlock.Config{ABI: abi, HandledFS: handledFS, HandledNet: handledNet, Scoped: scoped}
+	handledFS, handledNet, scoped := landlock.Masks(k.ABI, status)
+	cfg := &landlock.Config{ABI: k.ABI, HandledFS: handledFS, HandledNet: handledNet, Scoped: scoped}
 	cfg.Paths = make([]landlock.PathRule, 0, len(s.FSReadable)+len(s.FSWritable)+len(landlock.DefaultDevices))
 	for _, p := range s.FSReadable {
 		cfg.Paths = append(cfg.Paths, landlock.PathRule{Path: p, Access: landlock.FSRead})
@@ -276,11 +276,11 @@ func (s *Sandbox) prepare(ctx context.Context, cmd []string, handlers []SyscallH
 		}
 	}
 
-	abi, err := landlock.ABI()
+	kernel, err := landlock.Probe()
 	if err != nil {
 		return nil, fmt.Errorf("sandlock: %w", err)
 	}
-	llcfg, err := s.landlockConfig(abi)
+	llcfg, err := s.landlockConfig(kernel)
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,11 @@ func check(w io.Writer, f sandlock.KernelFeatures) {
 	fmt.Fprintln(w, "Per-protection availability:")
 	for _, p := range f.Protections {
 		avail := "available"
-		if !p.Available {
+		switch {
+		case p.Available:
+		case p.Erratum != 0 && f.LandlockABI >= p.MinABI:
+			avail = fmt.Sprintf("unavailable (the kernel has not fixed Landlock erratum %d)", p.Erratum)
+		default:
 			avail = "unavailable"
 		}
 		fmt.Fprintf(w, "  %-28s requires v%d — %s\n", p.Name, p.MinABI, avail)

@@ -64,22 +64,34 @@ const (
 
 const ruleNetPort = 2 // LANDLOCK_RULE_NET_PORT
 
-// HandledFS returns every filesystem right the given ABI knows.
+// HandledFS returns every filesystem right the given ABI knows: ABI 1's,
+// and those of the protections it has (facts).
 func HandledFS(abi int) uint64 {
-	var r uint64
-	if abi >= 1 {
-		r |= fsV1
+	if abi < 1 {
+		return 0
 	}
-	if abi >= 2 {
-		r |= FSRefer
-	}
-	if abi >= 3 {
-		r |= FSTruncate
-	}
-	if abi >= 5 {
-		r |= FSIoctlDev
+	r := uint64(fsV1)
+	for _, f := range facts {
+		if abi >= f.abi {
+			r |= f.fs
+		}
 	}
 	return r
+}
+
+// Probe returns what the running kernel's Landlock offers: its ABI (an
+// error says why Landlock is unavailable) and the errata it has fixed (none
+// on a kernel older than the errata query).
+func Probe() (Kernel, error) {
+	abi, err := ABI()
+	if err != nil {
+		return Kernel{}, err
+	}
+	k := Kernel{ABI: abi}
+	if v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_ERRATA); errno == 0 {
+		k.Errata = uint64(v)
+	}
+	return k, nil
 }
 
 // ABI returns the running kernel's Landlock ABI version. It returns an error

@@ -76,7 +76,7 @@ func TestBuildAndClose(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st, err := (&Postures{}).Resolve(abi)
+	st, err := (&Postures{}).Resolve(Kernel{ABI: abi, Errata: allFixed})
 	if err != nil {
 		t.Fatal(err)
 	}

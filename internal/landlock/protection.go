@@ -25,8 +25,37 @@ var Protections = [...]Protection{
 	ProtectionFSIoctlDev, ProtectionSignalScope, ProtectionAbstractUnixSocketScope,
 }
 
-var protectionNames = [...]string{"fs-refer", "fs-truncate", "net-tcp", "fs-ioctl-dev", "signal-scope", "abstract-unix-socket-scope"}
-var protectionABI = [...]int{2, 3, 4, 5, 6, 6}
+// facts is what sandlock knows of Landlock, one line per protection, in
+// value order: its name, the ABI that introduced it, an erratum the
+// running kernel must have fixed for it to be used (0: none), and the
+// rights and scopes it makes the ruleset handle. Every other function of
+// this package derives from it.
+var facts = [...]struct {
+	name    string
+	abi     int
+	erratum int
+	fs      uint64
+	net     uint64
+	scope   uint64
+}{
+	{"fs-refer", 2, 0, FSRefer, 0, 0},
+	{"fs-truncate", 3, 0, FSTruncate, 0, 0},
+	{"net-tcp", 4, 0, 0, NetBindTCP | NetConnectTCP, 0},
+	{"fs-ioctl-dev", 5, 0, FSIoctlDev, 0, 0},
+	// Erratum 2: before its fix, signal scoping refused signals between
+	// threads of one process in different domains (a program nesting a
+	// domain on one thread could no longer signal its others: a Go
+	// program's preemption signals among them).
+	{"signal-scope", 6, 2, 0, 0, ScopeSignal},
+	{"abstract-unix-socket-scope", 6, 0, 0, 0, ScopeAbstractUnixSocket},
+}
+
+var protectionNames = func() (out [len(facts)]string) {
+	for i, f := range facts {
+		out[i] = f.name
+	}
+	return
+}()
 
 // MinABI is the lowest Landlock ABI that has every protection: the ABI a
 // sandbox needs when nothing is degraded or disabled.
@@ -47,7 +76,28 @@ func (p Protection) MinABI() int {
 	if !p.valid() {
 		return 0
 	}
-	return protectionABI[p]
+	return facts[p].abi
+}
+
+// Erratum returns the Landlock erratum the kernel must have fixed for p to
+// be used, or 0.
+func (p Protection) Erratum() int {
+	if !p.valid() {
+		return 0
+	}
+	return facts[p].erratum
+}
+
+// Kernel is what the running kernel's Landlock offers: its ABI and the
+// errata it has fixed (bit N-1 set: erratum N fixed).
+type Kernel struct {
+	ABI    int
+	Errata uint64
+}
+
+// Has reports whether the kernel offers p, fixed.
+func (k Kernel) Has(p Protection) bool {
+	return p.valid() && k.ABI >= p.MinABI() && (p.Erratum() == 0 || k.Errata&(1<<(p.Erratum()-1)) != 0)
 }
 
 // ParseProtection parses a CLI name, case-insensitively.
@@ -83,7 +133,7 @@ const (
 )
 
 // Postures gives each protection's posture; the zero value is all strict.
-type Postures [len(protectionNames)]Posture
+type Postures [len(facts)]Posture
 
 // Set records a posture, rejecting unknown protections and disabling
 // fs-refer: the kernel denies cross-directory renames and links whenever
@@ -104,31 +154,40 @@ func (ps *Postures) Set(p Protection, posture Posture) error {
 	return nil
 }
 
-// UnavailableError is returned when a strict protection needs a newer ABI.
+// UnavailableError is returned when a strict protection is missing from
+// the kernel: it needs a newer ABI, or the fix of an erratum.
 type UnavailableError struct {
 	Protection Protection
-	Need, Have int
+	Need, Have int // ABIs
+	Erratum    int // the ABI suffices, but this erratum is not fixed
 }
 
 func (e *UnavailableError) Error() string {
-	return fmt.Sprintf("landlock protection %s needs Landlock ABI %d, this kernel has %d (use --allow-degraded %s or --disable %s to run without it)",
-		e.Protection, e.Need, e.Have, e.Protection, e.Protection)
+	hint := fmt.Sprintf("(use --allow-degraded %s or --disable %s to run without it)", e.Protection, e.Protection)
+	if e.Erratum != 0 {
+		return fmt.Sprintf("landlock protection %s needs the fix of Landlock erratum %d, which this kernel (ABI %d) lacks %s",
+			e.Protection, e.Erratum, e.Have, hint)
+	}
+	return fmt.Sprintf("landlock protection %s needs Landlock ABI %d, this kernel has %d %s",
+		e.Protection, e.Need, e.Have, hint)
 }
 
-// Resolve decides every protection's status on a kernel with the given ABI.
-func (ps *Postures) Resolve(abi int) ([len(protectionNames)]Status, error) {
-	var out [len(protectionNames)]Status
+// Resolve decides every protection's status on kernel k.
+func (ps *Postures) Resolve(k Kernel) ([len(facts)]Status, error) {
+	var out [len(facts)]Status
 	for i, posture := range ps {
 		p := Protection(i)
 		switch {
 		case posture == Disabled:
 			out[i] = Off
-		case abi >= p.MinABI():
+		case k.Has(p):
 			out[i] = Active
 		case posture == Degradable:
 			out[i] = Degraded
+		case k.ABI >= p.MinABI():
+			return out, &UnavailableError{Protection: p, Need: p.MinABI(), Have: k.ABI, Erratum: p.Erratum()}
 		default:
-			return out, &UnavailableError{Protection: p, Need: p.MinABI(), Have: abi}
+			return out, &UnavailableError{Protection: p, Need: p.MinABI(), Have: k.ABI}
 		}
 	}
 	return out, nil
@@ -136,24 +195,15 @@ func (ps *Postures) Resolve(abi int) ([len(protectionNames)]Status, error) {
 
 // Masks turns statuses into handled rights and scopes: every right the ABI
 // knows, minus those of protections that are not active.
-func Masks(abi int, st [len(protectionNames)]Status) (handledFS, handledNet, scoped uint64) {
+func Masks(abi int, st [len(facts)]Status) (handledFS, handledNet, scoped uint64) {
 	handledFS = HandledFS(abi)
-	drop := func(p Protection, bits uint64) {
-		if st[p] != Active {
-			handledFS &^= bits
+	for i, f := range facts {
+		if st[i] != Active {
+			handledFS &^= f.fs
+			continue
 		}
-	}
-	drop(ProtectionFSRefer, FSRefer)
-	drop(ProtectionFSTruncate, FSTruncate)
-	drop(ProtectionFSIoctlDev, FSIoctlDev)
-	if st[ProtectionNetTCP] == Active {
-		handledNet = NetBindTCP | NetConnectTCP
-	}
-	if st[ProtectionSignalScope] == Active {
-		scoped |= ScopeSignal
-	}
-	if st[ProtectionAbstractUnixSocketScope] == Active {
-		scoped |= ScopeAbstractUnixSocket
+		handledNet |= f.net
+		scoped |= f.scope
 	}
 	return handledFS, handledNet, scoped
 }

@@ -180,7 +180,7 @@ func TestResolve(t *testing.T) {
 				if err := ps.Set(p, posture); err != nil {
 					t.Fatal(err)
 				}
-				st, err := ps.Resolve(abi)
+				st, err := ps.Resolve(Kernel{ABI: abi, Errata: allFixed})
 				supported := abi >= p.MinABI()
 				switch {
 				case posture == Disabled:
@@ -219,7 +219,7 @@ func TestResolve(t *testing.T) {
 func TestResolveAllStrict(t *testing.T) {
 	var ps Postures
 	for abi := 0; abi <= 8; abi++ {
-		st, err := ps.Resolve(abi)
+		st, err := ps.Resolve(Kernel{ABI: abi, Errata: allFixed})
 		if abi >= MinABI {
 			if err != nil {
 				t.Errorf("ABI %d: %v", abi, err)
@@ -256,7 +256,7 @@ func TestResolveAllDegradable(t *testing.T) {
 		}
 	}
 	for abi := 1; abi <= 7; abi++ {
-		st, err := ps.Resolve(abi)
+		st, err := ps.Resolve(Kernel{ABI: abi, Errata: allFixed})
 		if err != nil {
 			t.Fatalf("ABI %d: %v", abi, err)
 		}
@@ -307,7 +307,7 @@ func TestMasks(t *testing.T) {
 		for _, p := range Protections {
 			_ = ps.Set(p, Degradable)
 		}
-		st, err := ps.Resolve(abi)
+		st, err := ps.Resolve(Kernel{ABI: abi, Errata: allFixed})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -364,6 +364,57 @@ func TestMasks(t *testing.T) {
 	for abi := 1; abi <= 7; abi++ {
 		if fs, _, _ := Masks(abi, all); fs&^HandledFS(abi) != 0 {
 			t.Errorf("ABI %d: handled %#x beyond the ABI's %#x", abi, fs, HandledFS(abi))
+		}
+	}
+}
+
+// allFixed is a kernel that has fixed every erratum.
+const allFixed = ^uint64(0)
+
+// TestErrata: a protection whose erratum the kernel has not fixed counts as
+// missing (strict: an error naming the erratum; degradable: degraded), and
+// the others are unaffected.
+func TestErrata(t *testing.T) {
+	fixed := Kernel{ABI: 6, Errata: 1 << (ProtectionSignalScope.Erratum() - 1)}
+	unfixed := Kernel{ABI: 6}
+	if ProtectionSignalScope.Erratum() == 0 || !fixed.Has(ProtectionSignalScope) || unfixed.Has(ProtectionSignalScope) {
+		t.Fatalf("signal-scope and erratum %d: fixed %v unfixed %v", ProtectionSignalScope.Erratum(), fixed.Has(ProtectionSignalScope), unfixed.Has(ProtectionSignalScope))
+	}
+	if !unfixed.Has(ProtectionAbstractUnixSocketScope) || !unfixed.Has(ProtectionNetTCP) {
+		t.Error("a protection without an erratum depends on the errata")
+	}
+	var ps Postures
+	_, err := ps.Resolve(unfixed)
+	var ue *UnavailableError
+	if !errors.As(err, &ue) || ue.Protection != ProtectionSignalScope || ue.Erratum != 2 ||
+		!strings.Contains(err.Error(), "erratum 2") || !strings.Contains(err.Error(), "--allow-degraded signal-scope") {
+		t.Errorf("strict, erratum unfixed: %v", err)
+	}
+	if err := ps.Set(ProtectionSignalScope, Degradable); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ps.Resolve(unfixed)
+	if err != nil || st[ProtectionSignalScope] != Degraded || st[ProtectionAbstractUnixSocketScope] != Active {
+		t.Errorf("degradable, erratum unfixed: %v %v", st, err)
+	}
+	if _, _, scoped := Masks(6, st); scoped != ScopeAbstractUnixSocket {
+		t.Errorf("scopes without signal-scope: %#x", scoped)
+	}
+	if st, err := ps.Resolve(fixed); err != nil || st[ProtectionSignalScope] != Active {
+		t.Errorf("erratum fixed: %v %v", st, err)
+	}
+}
+
+// TestProbeErrata: this machine's kernel (6.18) has fixed the errata the
+// facts name.
+func TestProbeErrata(t *testing.T) {
+	k, err := Probe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range Protections {
+		if !k.Has(p) {
+			t.Errorf("kernel ABI %d errata %#x: %v missing", k.ABI, k.Errata, p)
 		}
 	}
 }

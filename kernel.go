@@ -15,6 +15,9 @@ type KernelFeatures struct {
 	// Landlock (LandlockError then says why).
 	LandlockABI   int    `json:"landlock_abi"`
 	LandlockError string `json:"landlock_error,omitempty"`
+	// LandlockErrata are the Landlock errata the kernel has fixed: a
+	// protection whose erratum is not fixed counts as missing.
+	LandlockErrata []int `json:"landlock_errata"`
 	// MinLandlockABI is the ABI a sandbox with every protection strict
 	// needs.
 	MinLandlockABI int `json:"min_landlock_abi"`
@@ -37,6 +40,7 @@ type ProtectionSupport struct {
 	Protection Protection `json:"-"`
 	Name       string     `json:"name"`
 	MinABI     int        `json:"min_abi"`
+	Erratum    int        `json:"erratum,omitempty"` // an erratum it needs fixed
 	Available  bool       `json:"available"`
 }
 
@@ -44,13 +48,20 @@ type ProtectionSupport struct {
 // the calling thread (the seccomp probe runs on a throwaway one).
 func Features() KernelFeatures {
 	f := KernelFeatures{LandlockABI: -1, MinLandlockABI: landlock.MinABI, Arch: runtime.GOARCH}
-	if abi, err := landlock.ABI(); err != nil {
+	k, err := landlock.Probe()
+	if err != nil {
 		f.LandlockError = err.Error()
 	} else {
-		f.LandlockABI = abi
+		f.LandlockABI = k.ABI
+		for n := 1; n <= 64; n++ {
+			if k.Errata&(1<<(n-1)) != 0 {
+				f.LandlockErrata = append(f.LandlockErrata, n)
+			}
+		}
 	}
 	for _, p := range landlock.Protections {
-		f.Protections = append(f.Protections, ProtectionSupport{Protection: p, Name: p.String(), MinABI: p.MinABI(), Available: f.LandlockABI >= p.MinABI()})
+		f.Protections = append(f.Protections, ProtectionSupport{Protection: p, Name: p.String(), MinABI: p.MinABI(),
+			Erratum: p.Erratum(), Available: err == nil && k.Has(p)})
 	}
 	s := seccomp.Probe()
 	f.SeccompUserNotif, f.SyncWakeUp = s.UserNotif, s.SyncWakeUp
