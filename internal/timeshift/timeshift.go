@@ -84,13 +84,13 @@ func Shifted(id int32) bool {
 // lie in 1970 … 9999.
 func ParseStart(s string) (time.Time, error) {
 	var t time.Time
-	if sec, frac, isNum := strings.Cut(s, "."); isNumber(sec) && (!isNum || isNumber(frac)) {
+	if sec, frac, hasFrac := strings.Cut(s, "."); isNumber(sec) && (!hasFrac || isNumber(frac)) {
 		n, err := strconv.ParseInt(sec, 10, 64)
 		if err != nil || n > 253402300799 {
-			return t, errors.New("Unix seconds out of range (1970 … 9999)")
+			return t, errors.New("out of range (1970 … 9999)")
 		}
 		ns := int64(0)
-		if isNum {
+		if hasFrac {
 			f := (frac + "000000000")[:9]
 			ns, _ = strconv.ParseInt(f, 10, 64)
 		}
@@ -137,7 +137,7 @@ type span struct{ lo, hi uint64 }
 // gives a task's process (the tracer knows; the feature sets it at Plan).
 func New(start time.Time, tgid func(tid int) int) *Clock {
 	return &Clock{
-		shift: vdso.NewShift(start.Sub(time.Now()).Nanoseconds()),
+		shift: vdso.NewShift(time.Until(start).Nanoseconds()),
 		tgid:  tgid,
 		vdsos: make(map[int]span),
 	}
