@@ -136,8 +136,11 @@ type span struct{ lo, hi uint64 }
 // New returns a clock that reads start now, and runs from there. tgid
 // gives a task's process (the tracer knows; the feature sets it at Plan).
 func New(start time.Time, tgid func(tid int) int) *Clock {
+	// In seconds and nanoseconds: thousands of years do not fit a
+	// time.Duration.
+	now := time.Now()
 	return &Clock{
-		shift: vdso.NewShift(time.Until(start).Nanoseconds()),
+		shift: vdso.NewShift(start.Unix()-now.Unix(), int64(start.Nanosecond()-now.Nanosecond())),
 		tgid:  tgid,
 		vdsos: make(map[int]span),
 	}

@@ -242,15 +242,15 @@ type Shift struct {
 	Nsec int64
 }
 
-// NewShift returns the Shift of d nanoseconds, truncated to microseconds
-// (towards minus infinity).
-func NewShift(d int64) Shift {
-	d -= ((d % 1000) + 1000) % 1000
-	sec, nsec := d/1e9, d%1e9
+// NewShift returns the Shift of sec seconds and nsec nanoseconds (any
+// sign: nsec may be outside [0, 1e9)), truncated to microseconds towards
+// minus infinity.
+func NewShift(sec, nsec int64) Shift {
+	sec, nsec = sec+nsec/1e9, nsec%1e9
 	if nsec < 0 {
 		sec, nsec = sec-1, nsec+1e9
 	}
-	return Shift{Sec: sec, Nsec: nsec}
+	return Shift{Sec: sec, Nsec: nsec - nsec%1000}
 }
 
 // Nanoseconds returns the shift as a count of nanoseconds.

@@ -157,7 +157,7 @@ func TestParseRejects(t *testing.T) {
 
 // A patched image cannot be patched again: its tail is taken.
 func TestPatchTwice(t *testing.T) {
-	sh := NewShift(-1e18)
+	sh := NewShift(-1e9, 0)
 	once, err := Patch{Clock: &sh}.Apply(ownImage(t))
 	if errors.Is(err, ErrUnsupportedArch) {
 		t.Skip("no stubs for this architecture yet") // the amd64 tests cover the stubs
@@ -172,18 +172,20 @@ func TestPatchTwice(t *testing.T) {
 
 func TestNewShift(t *testing.T) {
 	for _, tc := range []struct {
-		d    int64
-		want Shift
+		sec, nsec int64
+		want      Shift
 	}{
-		{0, Shift{0, 0}},
-		{1_500_000_999, Shift{1, 500_000_000}},
-		{-1, Shift{-1, 999_999_000}},
-		{-1_000_000_000, Shift{-1, 0}},
-		{-1_000_000_001, Shift{-2, 999_999_000}},
-		{2_999_999_999, Shift{2, 999_999_000}},
+		{0, 0, Shift{0, 0}},
+		{0, 1_500_000_999, Shift{1, 500_000_000}},
+		{0, -1, Shift{-1, 999_999_000}},
+		{-1, 0, Shift{-1, 0}},
+		{0, -1_000_000_001, Shift{-2, 999_999_000}},
+		{2, 999_999_999, Shift{2, 999_999_000}},
+		{250_000_000_000, -999_999_999, Shift{249_999_999_999, 0}}, // 7900 years: beyond a Duration
+		{-2_000_000_000, 123_456_789, Shift{-2_000_000_000, 123_456_000}},
 	} {
-		if got := NewShift(tc.d); got != tc.want {
-			t.Errorf("NewShift(%d) = %+v, want %+v", tc.d, got, tc.want)
+		if got := NewShift(tc.sec, tc.nsec); got != tc.want {
+			t.Errorf("NewShift(%d, %d) = %+v, want %+v", tc.sec, tc.nsec, got, tc.want)
 		}
 	}
 }
