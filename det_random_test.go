@@ -417,3 +417,19 @@ func TestRandomSeedCLI(t *testing.T) {
 		t.Errorf("--random-seed x: exit %d stderr %q", code, stderr)
 	}
 }
+
+// With FSDenied, fs-deny's checks come first: a denied random device stays
+// denied, the others are served from the seed, and the denials hold.
+func TestRandomSeedWithFSDenied(t *testing.T) {
+	sb := seeded(seed(5))
+	sb.FSDenied = []string{"/dev/random", "/etc/passwd"}
+	res := sh(t, sb, `od -An -N8 -tx1 /dev/urandom; od -An -N8 -tx1 /dev/random; echo "random: $?"; cat /etc/passwd; echo "passwd: $?"`)
+	again := sh(t, sb, `od -An -N8 -tx1 /dev/urandom`)
+	lines := strings.Split(string(res.Stdout), "\n")
+	if len(lines) < 3 || lines[0] != strings.TrimRight(string(again.Stdout), "\n") || lines[1] != "random: 1" || lines[2] != "passwd: 1" {
+		t.Errorf("stdout %q (again %q) stderr %q", res.Stdout, again.Stdout, res.Stderr)
+	}
+	if !strings.Contains(string(res.Stderr), "/dev/random: Permission denied") {
+		t.Errorf("stderr %q", res.Stderr)
+	}
+}
