@@ -2,6 +2,7 @@ package sandlock_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -431,5 +432,82 @@ func TestRandomSeedWithFSDenied(t *testing.T) {
 	}
 	if !strings.Contains(string(res.Stderr), "/dev/random: Permission denied") {
 		t.Errorf("stderr %q", res.Stderr)
+	}
+}
+
+// randomRaceProgram opens a path that a sibling thread flips between the
+// random device and a regular file, thousands of times, and counts what
+// each open gave: the real device must never come through.
+const randomRaceProgram = `
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+static char path[256];
+static const char *a, *b;
+static volatile int stop;
+
+static void *flip(void *arg) {
+	while (!stop) {
+		strcpy(path, a);
+		strcpy(path, b);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv) {
+	a = "/dev/urandom";
+	b = argv[1];
+	strcpy(path, b);
+	pthread_t th;
+	pthread_create(&th, NULL, flip, NULL);
+	int n = atoi(argv[2]), device = 0, fifo = 0, file = 0, failed = 0;
+	for (int i = 0; i < n; i++) {
+		int fd = open(path, O_RDONLY);
+		if (fd < 0) { failed++; continue; }
+		struct stat st;
+		fstat(fd, &st);
+		if (S_ISCHR(st.st_mode)) device++;
+		else if (S_ISFIFO(st.st_mode)) fifo++;
+		else file++;
+		close(fd);
+	}
+	stop = 1;
+	pthread_join(th, NULL);
+	printf("device=%d fifo=%d file=%d failed=%d\n", device, fifo, file, failed);
+	return 0;
+}
+`
+
+// A sibling thread rewriting the path between the resolution and the
+// kernel's own lookup cannot get the real device: the open is done from
+// what was resolved. Both sides happen: the seeded pipe and the file.
+func TestRandomSeedOpenRace(t *testing.T) {
+	prog := cProgram(t, "randomrace", randomRaceProgram)
+	dir := tempDir(t)
+	// The flips may leave a mixture of the two paths, which names nothing
+	// (those opens fail): the test counts what the others opened.
+	file := filepath.Join(dir, "r")
+	if err := os.WriteFile(file, []byte("plain"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sb := seeded(seed(3), filepath.Dir(prog), dir)
+	out := strings.TrimSpace(runOut(t, sb, prog, file, "3000"))
+	var device, fifo, plain, failed int
+	if _, err := fmt.Sscanf(out, "device=%d fifo=%d file=%d failed=%d", &device, &fifo, &plain, &failed); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	t.Logf("3000 opens under a flipping path: %s", out)
+	if device != 0 {
+		t.Errorf("the real random device was opened %d times", device)
+	}
+	if fifo == 0 || plain == 0 {
+		t.Errorf("one side never happened: %s", out)
 	}
 }
