@@ -248,6 +248,13 @@ func TestCLINamedStale(t *testing.T) {
 				m := cliMarker(404 + round)
 				cliKillMarkers(t, m)
 				cmd, _ := u.start(t, name, dir, nil, "exec sleep "+m)
+				// The program runs before its entry is published: wait for
+				// the pid file, then kill the supervisor outright.
+				for deadline := time.Now().Add(cliDeadline); ; time.Sleep(10 * time.Millisecond) {
+					if _, err := os.Lstat(filepath.Join(u.entry(name), "pid")); err == nil || time.Now().After(deadline) {
+						break
+					}
+				}
 				cmd.Process.Kill()
 				cliWait(t, cmd)
 				if _, err := os.Lstat(filepath.Join(u.entry(name), "pid")); err != nil {

@@ -153,6 +153,11 @@ func (s *Sandbox) landlockConfig(k landlock.Kernel) (*landlock.Config, error) {
 	return cfg, nil
 }
 
+// testSession is nil outside the tests: export_test.go sets it, so that a
+// test can register session hooks (an exec hook, …) on the runs of a
+// Sandbox of its own.
+var testSession func(s *Sandbox, sess *session.Session)
+
 // rulesetError names the field of a ruleset that could not be built: a
 // grant that does not exist (or cannot be opened) is an error naming its
 // field and path.
@@ -302,6 +307,9 @@ func (s *Sandbox) prepare(ctx context.Context, cmd []string, handlers []SyscallH
 	p.builder = b
 	if err := b.Plan(features); err != nil {
 		return nil, err
+	}
+	if testSession != nil {
+		testSession(s, p.session) // tests only (export_test.go)
 	}
 
 	env := s.environ(b.Env)

@@ -17,9 +17,14 @@
 // Two exceptions, where the kernel resolves the path again after the
 // check:
 //
-//   - exec cannot be performed on the program's behalf. A program racing a
-//     symlink swap against its own execve can run (not read) a denied
-//     executable; this is documented as a limitation.
+//   - exec cannot be performed on the program's behalf. The execve handler
+//     checks the path (which gives a clean EACCES or ENOENT in the common
+//     case), and the kernel resolves it again; so the session's exec stop
+//     checks, by identity, what the kernel actually loaded (the binary or
+//     the #! interpreter it ran, and the ELF interpreter) and kills the
+//     process before its first instruction if it is denied (CheckExec,
+//     exec.go). A program racing a swap against its own execve thus gets
+//     its denied executable loaded, never run.
 //   - O_PATH opens: the kernel refuses to inject O_PATH descriptors. A
 //     program racing a swap can get an O_PATH descriptor of a denied file,
 //     which reads nothing: every use of it that opens, execs, links or
@@ -235,6 +240,11 @@ func (f *Feature) Plan(b *plan.Builder) error {
 	d.register(func(nr int, name string, quick bool, h notify.Handler) { b.Handle(nr, plan.Act, name, quick, h) }, false)
 	if d.proc != nil {
 		b.HandleNamed("landlock_restrict_self", plan.Deny, "fs deny: nested landlock domain", true, notify.HandlerFunc(d.proc.nestedDomain))
+	}
+	// What an exec loaded is checked again, by identity, before it runs:
+	// the kernel resolved the path again after the check above.
+	if !opensOnly {
+		b.OnExec(d.CheckExec)
 	}
 	return nil
 }

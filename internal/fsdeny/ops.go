@@ -245,7 +245,8 @@ func inject(fd int, flags int) notify.Action {
 }
 
 // exec checks the program an execve/execveat would run; the kernel then runs
-// it (see the package comment for the race this leaves).
+// it, and CheckExec checks at the exec stop what it actually loaded (the
+// kernel resolves the path again after this check).
 func (d *Denier) exec(hc *notify.HandlerCtx, dirfd, pathAddr, flags uint64) notify.Action {
 	path, err := notify.ReadPath(hc, pathAddr)
 	if err != nil {

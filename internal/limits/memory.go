@@ -14,6 +14,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/plan"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
+	"github.com/sandlock-go/sandlock/internal/tracer"
 )
 
 // Memory is a budget on the sandbox's anonymous memory, summed over its
@@ -77,15 +78,14 @@ var pageSize = uint64(os.Getpagesize())
 // mremapDontUnmap is MREMAP_DONTUNMAP (Linux 5.7).
 const mremapDontUnmap = 4
 
-// Register adds the allocation handlers.
+// Register adds the allocation handlers, and forgets a process's count at
+// its exec stop (only an exec that succeeded starts afresh).
 func (m *Memory) Register(b *plan.Builder) {
 	arch := sysnum.Native()
 	for _, name := range []string{"mmap", "brk", "mremap"} {
 		b.Handle(arch.MustNr(name), plan.Guard, "memory limit: "+name, true, m)
 	}
-	for _, name := range []string{"execve", "execveat"} {
-		b.Handle(arch.MustNr(name), plan.Guard, "memory limit: exec", true, notify.HandlerFunc(m.exec))
-	}
+	b.OnExec(func(st *tracer.ExecStop) { m.Execed(st.PID()) })
 }
 
 // Handle judges one allocation.
@@ -205,6 +205,13 @@ func (m *Memory) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Actio
 	over := total+grow > m.limit || total+grow < total
 	if !over {
 		m.peak = max(m.peak, total+grow)
+		if !shared {
+			// The growth let through counts for this process until its
+			// next allocation reads its size again: another process's
+			// allocation meanwhile must see it. (A shared mapping is
+			// counted by its object at the next read of the maps.)
+			sp.data += grow
+		}
 	}
 	m.mu.Unlock()
 	if over {
@@ -244,13 +251,15 @@ func mmapSize(tid int, args [6]uint64) (grow uint64, shared bool) {
 	return length, true
 }
 
-// exec forgets a process's address space: the new program starts afresh.
-func (m *Memory) exec(ctx context.Context, hc *notify.HandlerCtx) notify.Action {
-	g := m.tgid(int(hc.Notif.PID))
+// Execed forgets a process's address space once its exec has succeeded
+// (at the exec stop): the new program starts afresh. An exec that fails
+// leaves the old image, and its count, in place: forgetting it at the
+// execve call would let the other processes allocate as if it held
+// nothing until its next allocation.
+func (m *Memory) Execed(tgid int) {
 	m.mu.Lock()
-	delete(m.spans, g)
+	delete(m.spans, tgid)
 	m.mu.Unlock()
-	return notify.Continue()
 }
 
 // Exited forgets a process that has exited.

@@ -24,6 +24,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/session"
 	"github.com/sandlock-go/sandlock/internal/sysfilter"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
+	"github.com/sandlock-go/sandlock/internal/tracer"
 )
 
 // Phase orders the handlers of one syscall (see notify.Phase).
@@ -206,6 +207,11 @@ func (b *Builder) OnFork(f func(parent int)) { b.sess.OnFork(f) }
 // OnForkInterrupted registers f for a fork let through that a signal
 // interrupted before it created anything.
 func (b *Builder) OnForkInterrupted(f func(parent int)) { b.sess.OnForkInterrupted(f) }
+
+// OnExec registers f for each image a process of the sandbox loads, called
+// on the tracer's thread before its first instruction (see tracer.ExecStop).
+// Registering any turns the exec stop on.
+func (b *Builder) OnExec(f func(*tracer.ExecStop)) { b.sess.OnExec(f) }
 
 // OnSeccomp registers f for the tracer's stops at the syscalls the filter
 // answers SECCOMP_RET_TRACE (see Filter.Trace): on the tracer's thread,

@@ -6,6 +6,7 @@ import (
 	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/plan"
+	"github.com/sandlock-go/sandlock/internal/tracer"
 )
 
 // Feature is RandomSeed as a builtin feature. Its ServeOpen answers the
@@ -27,10 +28,23 @@ func NewFeature(seed *uint64, noSupervisor bool) (*Feature, error) {
 }
 
 // Plan adds getrandom's handler (virtualize: after the checks, before the
-// user's) and follows the processes, whose streams follow the tree.
+// user's), rewrites each new image's AT_RANDOM bytes at the exec stop
+// (an image whose bytes cannot be rewritten is killed before its first
+// instruction), and follows the processes, whose streams follow the tree.
 func (f *Feature) Plan(b *plan.Builder) error {
 	f.tgid = b.Run().TGID
 	b.HandleNamed("getrandom", plan.Virtualize, "random seed: getrandom", false, notify.HandlerFunc(f.getrandom))
+	b.OnExec(func(st *tracer.ExecStop) {
+		auxv, err := st.Auxv()
+		if err == nil {
+			if addr, ok := auxv.Get(tracer.AtRandom); ok {
+				err = f.AtExec(st, st.PID(), addr)
+			}
+		}
+		if err != nil {
+			st.Kill("the AT_RANDOM bytes of the new image cannot be rewritten for a deterministic run: " + err.Error())
+		}
+	})
 	b.OnProcessStart(f.ProcessStart)
 	b.OnExit(f.ProcessExit)
 	b.OnEnd(f.Close)

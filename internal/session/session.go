@@ -11,8 +11,9 @@
 // memory and fd table, so the listener is in the supervisor's table before
 // the program runs, and the tracer seizes the root right after its exec
 // (the fork-family syscalls wait for that). In fork mode, for a child whose
-// last steps could be notified, it waits at a gate pipe while the parent
-// copies its listener (pidfd_getfd), starts the supervisor and seizes it.
+// last steps could be notified or whose exec an exec hook must see
+// (OnExec), it waits at a gate pipe while the parent copies its listener
+// (pidfd_getfd), starts the supervisor and seizes it.
 // No thread of sandlock's own process is ever confined, no second Go
 // runtime starts, and the program can create nothing untraced.
 package session
@@ -102,6 +103,7 @@ type Session struct {
 	onForkInterrupted []func(parent int)
 	onProcStart       []func(pid, parent int)
 	onRunStart        []func()
+	onExec            []func(*tracer.ExecStop)
 	onExitUsage       []func(pid int, usage *unix.Rusage)
 	onSeccomp         []func(tid int, data uint16) func()
 	background        []func(ctx context.Context)
@@ -151,12 +153,18 @@ func (s *Session) Start(spec *Spec) error {
 		s.tty = spec.ForegroundTTY
 	}
 	notified := s.Table.Syscalls()
+	if len(s.onExec) > 0 && !spec.Supervised {
+		s.tr.Abandon()
+		return &StepError{Step: "exec " + spec.Path, Err: errors.New("exec hooks need the tracer, which an unsupervised sandbox does not run")}
+	}
 	stage, err := newChildStage(spec, spec.Supervised && len(notified) > 0)
 	if err != nil {
 		s.tr.Abandon()
 		return &StepError{Step: "exec " + spec.Path, Err: err}
 	}
-	stage.vfork = !stage.noTHP && (!stage.listen || vforkSafe(notified, spec.SelfUnnotified))
+	// The exec hooks must see the program's first image too: in vfork
+	// mode the root execs before the tracer seizes it, in fork mode after.
+	stage.vfork = !stage.noTHP && len(s.onExec) == 0 && (!stage.listen || vforkSafe(notified, spec.SelfUnnotified))
 	// The session's background work ends with it; end may come before
 	// Launch returns.
 	ctx, stop := context.WithCancel(context.Background())
@@ -184,6 +192,10 @@ func (s *Session) Start(spec *Spec) error {
 		OnSignalInSyscall: s.signalInSyscall,
 		OnSeccomp:         s.seccompHook(),
 		OnEnd:             s.end,
+	}
+	if len(s.onExec) > 0 {
+		cfg.OnExec = s.execStop
+		cfg.RecordKill = s.recordExecKill
 	}
 	err = s.tr.Launch(cfg, func() (*tracer.Launched, error) {
 		return s.launch(spec, stage)
@@ -279,6 +291,40 @@ func (s *Session) seccompHook() func(tid int, data uint16) func() {
 		}
 	}
 }
+
+// OnExec registers f to be called at every exec of a process of the
+// sandbox that succeeded (the program's own first one included), with the
+// process stopped: its new image is loaded and has not run its first
+// instruction. The hooks run synchronously on the tracer's thread, in
+// registration order, and the process resumes once they have returned;
+// after one of them has called Kill, the later ones are not called. A
+// failed exec calls nothing. The stop is only taken when a hook is
+// registered (without one, a single-threaded exec costs nothing extra);
+// registering one also makes the child stage fork rather than vfork, so
+// that the tracer holds the program before its first exec. Call it before
+// Start; f must not block for long (no other event of the sandbox is
+// served meanwhile) and must not keep the ExecStop.
+func (s *Session) OnExec(f func(*tracer.ExecStop)) { s.onExec = append(s.onExec, f) }
+
+// execStop runs the exec hooks.
+func (s *Session) execStop(st *tracer.ExecStop) {
+	for _, f := range s.onExec {
+		f(st)
+		if st.Killed() {
+			return
+		}
+	}
+}
+
+// recordExecKill records why an exec hook killed pid, for the run's
+// result, before the kill.
+func (s *Session) recordExecKill(pid int, reason string) {
+	s.record(pid, ReasonDenied)
+	s.Log.Warn("sandlock: process killed at exec, before it ran: "+reason, "pid", pid)
+}
+
+// ExecStops returns how many exec stops the tracer has served.
+func (s *Session) ExecStops() uint64 { return s.tr.ExecStops() }
 
 // OnExit registers f to be called when a process of the sandbox has
 // exited. Call it before Start; f must not block.

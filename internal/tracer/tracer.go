@@ -13,7 +13,18 @@
 //
 // The tracer only watches: it resumes every stop at once, re-delivers every
 // signal, and keeps job control working (group-stops are held with
-// PTRACE_LISTEN, as ptrace(2) prescribes for seized tracees).
+// PTRACE_LISTEN, as ptrace(2) prescribes for seized tracees). The one place
+// where it lets others act is the exec stop (Config.OnExec, see ExecStop):
+// a new image, loaded and not yet run, handed to hooks on the tracer's
+// thread.
+//
+// An exec from a thread that is not its process's leader changes tids: the
+// kernel gives the exec'ing thread the leader's tid, and its former tid
+// disappears without any exit report. Only PTRACE_EVENT_EXEC tells the
+// tracer which tid went away, so every non-leader thread is traced with
+// PTRACE_O_TRACEEXEC even when no hook asks for exec stops (a process's
+// leader, which runs every single-threaded exec, is not): the books never
+// keep a tid the kernel may give to another process.
 package tracer
 
 import (
@@ -22,6 +33,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/sandlock-go/sandlock/internal/procfs"
@@ -38,7 +50,9 @@ const (
 
 const (
 	wNoThread = 0x20000000 // __WNOTHREAD: only this thread's children and tracees
-	options   = unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK | unix.PTRACE_O_TRACECLONE
+	// options are every tracee's; threads that are not their process's
+	// leader also get PTRACE_O_TRACEEXEC (see the package comment).
+	options = unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK | unix.PTRACE_O_TRACECLONE
 )
 
 // Exit is how the sandbox's root process ended.
@@ -49,6 +63,11 @@ type Exit struct {
 // task is a traced thread.
 type task struct {
 	tgid int
+	// fresh: the task has not reported its first stop yet.
+	fresh bool
+	// opts are its ptrace options, as far as the tracer knows (0: not
+	// known). A new task inherits its creator thread's.
+	opts int
 }
 
 // Tracer follows one sandbox from a dedicated OS thread, which also forks
@@ -74,8 +93,12 @@ type Tracer struct {
 	onProcExit  func(pid int, usage *unix.Rusage)
 	onFork      func(parent int)
 	onSignal    func(tid, nr, code int) bool
-	// opts are the ptrace options every tracee gets.
-	opts int
+	onExec      func(*ExecStop)
+	recordKill  func(pid int, reason string)
+	// procOpts and threadOpts are the ptrace options of a process's
+	// leader and of its other threads.
+	procOpts, threadOpts int
+	execStops            atomic.Uint64
 	// onSeccomp serves PTRACE_EVENT_SECCOMP stops; atExit holds, by tid,
 	// what to call at the exit of a syscall it asked to see end. Both are
 	// the tracer thread's alone.
@@ -121,6 +144,16 @@ type Config struct {
 	// interrupted, before a signal is delivered or the syscall restarted,
 	// to put back what it changed. It must not block.
 	OnSeccomp func(tid int, data uint16) (atExit func())
+	// OnExec, if set, is called at every exec of a process of the sandbox
+	// that succeeded, once its new image is loaded and before it runs its
+	// first instruction (PTRACE_EVENT_EXEC), on the tracer's thread; the
+	// process resumes when it returns. When it is nil, the leaders of
+	// processes are not traced with PTRACE_O_TRACEEXEC: a single-threaded
+	// exec takes no extra stop. An exec that fails produces no call.
+	OnExec func(*ExecStop)
+	// RecordKill, if set, is called by ExecStop.Kill with the pid and the
+	// reason, before the SIGKILL.
+	RecordKill func(pid int, reason string)
 	// OnEnd, if set, is called once no task of a launched sandbox is left,
 	// on the tracer's goroutine before Done is closed, with how the root
 	// ended. Whoever waits for the sandbox's end is then woken straight by
@@ -287,12 +320,18 @@ func (t *Tracer) run() {
 		return
 	}
 	t.trace, t.onProcStart, t.onProcExit, t.onFork, t.onSignal = req.cfg.Trace, req.cfg.OnProcessStart, req.cfg.OnProcessExit, req.cfg.OnFork, req.cfg.OnSignalInSyscall
-	t.opts = options
+	t.onExec, t.recordKill = req.cfg.OnExec, req.cfg.RecordKill
+	t.procOpts, t.threadOpts = options, options|unix.PTRACE_O_TRACEEXEC
+	if t.onExec != nil {
+		t.procOpts = t.threadOpts
+	}
 	if req.cfg.OnSeccomp != nil {
+		// Every tracee stops at the syscalls the filter traces;
 		// TRACESYSGOOD tells the syscall-exit stops asked for apart from
 		// SIGTRAPs.
 		t.onSeccomp, t.atExit = req.cfg.OnSeccomp, make(map[int]func())
-		t.opts |= unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACESYSGOOD
+		t.procOpts |= unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACESYSGOOD
+		t.threadOpts |= unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACESYSGOOD
 	}
 	l, err := req.launch()
 	if err != nil {
@@ -306,8 +345,13 @@ func (t *Tracer) run() {
 		// Seized at once, before the root can create any process or
 		// thread: those syscalls wait until Release. The root counts as
 		// the sandbox's from now on (it may already be running).
-		t.add(l.Root, l.Root, 0)
-		if err := seize(l.Root, t.opts); err != nil && !exited(l.Root) {
+		t.add(l.Root, l.Root, 0, t.procOpts)
+		t.mu.Lock()
+		// Seized, not attached by a fork event: no first stop to wait
+		// for, and the options it is seized with.
+		t.tasks[l.Root] = task{tgid: l.Root, opts: t.procOpts}
+		t.mu.Unlock()
+		if err := seize(l.Root, t.procOpts); err != nil && !exited(l.Root) {
 			t.mu.Lock()
 			delete(t.tasks, l.Root)
 			t.procs--
@@ -391,14 +435,15 @@ func seize(pid, opts int) error {
 }
 
 // add records a new task; parent is the process that created it, or 0 if
-// unknown (read from /proc then).
-func (t *Tracer) add(tid, tgid, parent int) {
+// unknown (read from /proc then); opts are the ptrace options it inherited
+// (0 if unknown).
+func (t *Tracer) add(tid, tgid, parent, opts int) {
 	t.mu.Lock()
 	if _, ok := t.tasks[tid]; ok {
 		t.mu.Unlock()
 		return
 	}
-	t.tasks[tid] = task{tgid: tgid}
+	t.tasks[tid] = task{tgid: tgid, fresh: true, opts: opts}
 	if tid == tgid {
 		t.procs++
 	}
@@ -444,12 +489,18 @@ func (t *Tracer) exited(tid int, ws unix.WaitStatus, usage *unix.Rusage) {
 
 func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 	t.mu.Lock()
-	_, known := t.tasks[tid]
+	tk, known := t.tasks[tid]
 	t.mu.Unlock()
 	if !known {
 		// A new task can report its first stop before its parent reports
 		// the fork event.
-		t.add(tid, procfs.TGID(tid), 0)
+		t.add(tid, procfs.TGID(tid), 0, 0)
+		t.mu.Lock()
+		tk = t.tasks[tid]
+		t.mu.Unlock()
+	}
+	if tk.fresh {
+		t.firstStop(tid, tk)
 	}
 	sig := ws.StopSignal()
 	// The ptrace event sits above the stop signal in the status word.
@@ -472,7 +523,10 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 			if event != unix.PTRACE_EVENT_CLONE {
 				parent = t.TGID(tid)
 			}
-			t.add(child, tgid, parent)
+			t.mu.Lock()
+			opts := t.tasks[tid].opts
+			t.mu.Unlock()
+			t.add(child, tgid, parent, opts)
 			if tgid == child && t.onFork != nil {
 				t.onFork(t.TGID(tid))
 			}
@@ -488,6 +542,9 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 				return
 			}
 		}
+		ptrace(unix.PTRACE_CONT, tid, 0)
+	case unix.PTRACE_EVENT_EXEC:
+		t.execed(tid)
 		ptrace(unix.PTRACE_CONT, tid, 0)
 	case 0:
 		if sig == unix.SIGTRAP|0x80 {
@@ -512,6 +569,71 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 		ptrace(unix.PTRACE_CONT, tid, 0)
 	}
 }
+
+// firstStop runs at a new task's first stop, before it has run any
+// instruction of its own: it gets the ptrace options of its kind (a thread
+// inherits its creator's, which may be a leader's; a process forked by a
+// non-leader thread inherits that thread's).
+func (t *Tracer) firstStop(tid int, tk task) {
+	want := t.procOpts
+	if tid != tk.tgid {
+		want = t.threadOpts
+	}
+	if tk.opts != want {
+		unix.PtraceSetOptions(tid, want)
+	}
+	t.mu.Lock()
+	if cur, ok := t.tasks[tid]; ok {
+		cur.fresh, cur.opts = false, want
+		t.tasks[tid] = cur
+	}
+	t.mu.Unlock()
+}
+
+// execed runs at pid's PTRACE_EVENT_EXEC stop: its exec succeeded. An exec
+// from a non-leader thread gave that thread the leader's tid (pid): its
+// former tid is gone, without an exit report, and is forgotten here. Then
+// the hook sees the new image.
+func (t *Tracer) execed(pid int) {
+	t.execStops.Add(1)
+	former := pid
+	if msg, err := unix.PtraceGetEventMsg(pid); err == nil && msg != 0 {
+		former = int(msg)
+	}
+	if former != pid {
+		t.mu.Lock()
+		if tk, ok := t.tasks[former]; ok && tk.tgid == pid {
+			delete(t.tasks, former)
+		}
+		t.mu.Unlock()
+		// The thread now leads its process: a leader's options.
+		if t.procOpts != t.threadOpts {
+			unix.PtraceSetOptions(pid, t.procOpts)
+		}
+		t.mu.Lock()
+		if tk, ok := t.tasks[pid]; ok {
+			tk.opts = t.procOpts
+			t.tasks[pid] = tk
+		}
+		t.mu.Unlock()
+	}
+	if t.onExec == nil {
+		return
+	}
+	t.mu.Lock()
+	dying := t.dying
+	t.mu.Unlock()
+	if dying {
+		return // SIGKILLed already: nothing of it will run
+	}
+	stop := &ExecStop{t: t, pid: pid, former: former, thread: unix.Gettid()}
+	defer stop.end()
+	t.onExec(stop)
+}
+
+// ExecStops returns how many exec stops (PTRACE_EVENT_EXEC) the tracer has
+// served.
+func (t *Tracer) ExecStops() uint64 { return t.execStops.Load() }
 
 func isStopSignal(sig syscall.Signal) bool {
 	return sig == unix.SIGSTOP || sig == unix.SIGTSTP || sig == unix.SIGTTIN || sig == unix.SIGTTOU

@@ -25,11 +25,11 @@ func TestBookkeeping(t *testing.T) {
 		},
 	}
 	// The root, a thread of it, a child process and its thread.
-	tr.add(fake+1, fake+1, 0)
-	tr.add(fake+2, fake+1, 0)
-	tr.add(fake+3, fake+3, fake+1)
-	tr.add(fake+4, fake+3, 0)
-	tr.add(fake+3, fake+3, fake+1) // seen twice (a first stop before the fork event): once
+	tr.add(fake+1, fake+1, 0, 0)
+	tr.add(fake+2, fake+1, 0, 0)
+	tr.add(fake+3, fake+3, fake+1, 0)
+	tr.add(fake+4, fake+3, 0, 0)
+	tr.add(fake+3, fake+3, fake+1, 0) // seen twice (a first stop before the fork event): once
 	if tr.Processes() != 2 {
 		t.Errorf("processes: %d, want 2", tr.Processes())
 	}
@@ -64,7 +64,7 @@ func TestBookkeeping(t *testing.T) {
 	if !tr.dying || tr.Processes() != 0 {
 		t.Errorf("after the root's exit: dying %v, %d processes", tr.dying, tr.Processes())
 	}
-	tr.add(fake+5, fake+5, fake+2)
+	tr.add(fake+5, fake+5, fake+2, 0)
 	if !tr.Traced(fake + 5) {
 		t.Error("a task created while dying is not followed")
 	}

@@ -2,6 +2,7 @@ package vdso
 
 import (
 	"github.com/sandlock-go/sandlock/internal/plan"
+	"github.com/sandlock-go/sandlock/internal/tracer"
 )
 
 // Feature patches the vDSO of every image the sandbox execs, at the exec
@@ -23,11 +24,21 @@ type Image interface {
 	PID() int
 }
 
-// Plan registers the exec hook.
+// Plan registers the exec hook. An image whose vDSO cannot be patched is
+// killed before its first instruction: it would run with the real clock
+// or the real getrandom.
 func (f *Feature) Plan(b *plan.Builder) error {
 	f.patcher = NewPatcher(f.Patch)
-	// The exec stop (issue 13 item 4) is being built on another branch:
-	// the hook (AtExec) is registered once it is merged.
+	b.OnExec(func(st *tracer.ExecStop) {
+		auxv, err := st.Auxv()
+		if err == nil {
+			base, _ := auxv.Get(tracer.AtSysinfoEhdr)
+			err = f.AtExec(st, base)
+		}
+		if err != nil {
+			st.Kill("the vDSO of the new image cannot be patched for a deterministic run: " + err.Error())
+		}
+	})
 	return nil
 }
 
