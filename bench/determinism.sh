@@ -10,9 +10,10 @@
 #     MONOTONIC: bare, in plain sandlock, and under --time-start (the vDSO
 #     stub: the issue's bound is 1.3x bare);
 #   - the exec stop: 200 × /bin/true from sh, in plain sandlock and under
-#     --time-start --random-seed (the difference per exec);
-#   - start-up of python3 -c pass, in plain sandlock and under
-#     --time-start --random-seed.
+#     --time-start (the exec stop and the vDSO patch), --random-seed (the
+#     exec stop, AT_RANDOM, and every open done on the program's behalf)
+#     and both (the difference per exec);
+#   - start-up of python3 -c pass, the same way.
 # Needs: go, gcc, hyperfine, jq, /usr/bin/python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,16 +74,20 @@ clock_row() {
   printf '%-40s %10s ns %10s ns %10s ns %8.2fx\n' "$name" "$b" "$p" "$s" "$(echo "$s / $b" | bc -l)"
 }
 
-# hyper_row NAME CMD DIVISOR UNIT: hyperfine medians of CMD in plain
-# sandlock and under --time-start --random-seed, and their difference
-# divided by DIVISOR.
-hyper_row() {
-  local name=$1 cmd=$2 div=$3 unit=$4
-  hyperfine -N -w $warm -r $runs --export-json "$work/h.json" -n plain "$SL -- $cmd" -n det "$SL $DET -- $cmd" >/dev/null 2>&1
-  local p d
+# hyper_rows NAME CMD DIVISOR UNIT: hyperfine medians of CMD in plain
+# sandlock and under each of --time-start, --random-seed and both, and
+# their difference to plain divided by DIVISOR. The variants run in one
+# hyperfine call, so that a drift of the machine hits them alike.
+hyper_rows() {
+  local name=$1 cmd=$2 div=$3 unit=$4 v p d
+  hyperfine -N -w $warm -r $runs --export-json "$work/h.json" -n plain "$SL -- $cmd" \
+    -n "+time" "$SL --time-start 2000-01-01T00:00:00Z -- $cmd" -n "+seed" "$SL --random-seed 1 -- $cmd" \
+    -n "+time+seed" "$SL $DET -- $cmd" >/dev/null 2>&1
   p=$(jq -r '.results[] | select(.command == "plain") | .median * 1000' "$work/h.json")
-  d=$(jq -r '.results[] | select(.command == "det") | .median * 1000' "$work/h.json")
-  printf '%-40s %10.2f ms %10.2f ms %+9.1f %s %8.2fx\n' "$name" "$p" "$d" "$(echo "($d - $p) * 1000 / $div" | bc -l)" "$unit" "$(echo "$d / $p" | bc -l)"
+  for v in "+time" "+seed" "+time+seed"; do
+    d=$(jq -r --arg v "$v" '.results[] | select(.command == $v) | .median * 1000' "$work/h.json")
+    printf '%-40s %10.2f ms %10.2f ms %+9.1f %s %8.2fx\n' "$name, $v" "$p" "$d" "$(echo "($d - $p) * 1000 / $div" | bc -l)" "$unit" "$(echo "$d / $p" | bc -l)"
+  done
 }
 
 command -v bc >/dev/null || { echo "bench/determinism.sh: missing bc" >&2; exit 1; }
@@ -90,6 +95,6 @@ printf '%-40s %13s %13s %13s %9s\n' "in-process loop" bare sandlock time-start "
 clock_row "clock_gettime(REALTIME)" 0
 clock_row "clock_gettime(MONOTONIC)" 1
 echo
-printf '%-40s %13s %13s %14s %9s\n' "" sandlock "+time+seed" "difference" "ratio"
-hyper_row "200 × /bin/true from sh" "/bin/sh -c 'for i in \$(seq 200); do /bin/true; done'" 200 "µs/exec"
-hyper_row "start: python3 -c pass" "/usr/bin/python3 -c pass" 1 "µs"
+printf '%-40s %13s %13s %14s %9s\n' "" sandlock "with" "difference" "ratio"
+hyper_rows "200 × /bin/true from sh" "/bin/sh -c 'for i in \$(seq 200); do /bin/true; done'" 200 "µs/exec"
+hyper_rows "start: python3 -c pass" "/usr/bin/python3 -c pass" 1 "µs"
