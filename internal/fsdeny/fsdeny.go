@@ -91,6 +91,8 @@ type Config struct {
 	// phase: for a Denier with nothing to deny (no Paths) whose opens are
 	// done on the program's behalf so that Serve sees every one.
 	OpensOnly bool
+	// KeepCaps is the sandbox's: the program keeps its capabilities.
+	KeepCaps bool
 }
 
 // ServeFunc answers an open of a resolved file in place of the reopen
@@ -116,8 +118,20 @@ type Denier struct {
 // name (creating it is denied too).
 func New(cfg Config) (*Denier, error) {
 	d := &Denier{ids: make(map[fileID]bool), op: cfg.Pool, paths: taskpath.New(cfg.Pool), serve: cfg.Serve, opensOnly: cfg.OpensOnly}
-	if cfg.OpensOnly && len(cfg.Paths) > 0 {
-		return nil, errors.New("fsdeny: OpensOnly with paths to deny")
+	if cfg.OpensOnly {
+		if len(cfg.Paths) > 0 {
+			return nil, errors.New("fsdeny: OpensOnly with paths to deny")
+		}
+		// The walk to an O_PATH pin is one Landlock does not judge (it
+		// restricts no lookup, and O_PATH opens meet none of its hooks):
+		// it runs on the calling thread with the program's capabilities,
+		// as fsmeta's walks do, rather than paying a hand-off to a
+		// confined helper; the reopen, which Landlock judges, stays there.
+		run := confine.Unprivileged
+		if cfg.KeepCaps {
+			run = func(fn func()) error { fn(); return nil }
+		}
+		d.paths = taskpath.NewOn(run)
 	}
 	if cfg.ProcPool != nil {
 		d.proc = newProcOpener(cfg)
@@ -227,7 +241,7 @@ func (f *Feature) Plan(b *plan.Builder) error {
 	run := b.Run()
 	opensOnly := len(f.Paths) == 0 && f.Serve != nil
 	d, err := New(Config{Paths: f.Paths, Pool: b.Helpers(), ProcPool: b.Unscoped(), Ruleset: b.Ruleset(), Traced: run.Traced, TGID: run.TGID,
-		Serve: f.Serve, OpensOnly: opensOnly})
+		Serve: f.Serve, OpensOnly: opensOnly, KeepCaps: b.KeepCaps})
 	if err != nil {
 		return fielderr.New("FSDenied", "", err)
 	}
