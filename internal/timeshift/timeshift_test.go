@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sandlock-go/sandlock/internal/filter"
+	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/sysfilter"
 	"github.com/sandlock-go/sandlock/internal/sysfilter/sysfiltertest"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
@@ -159,5 +160,41 @@ func TestField(t *testing.T) {
 	}
 	if n, ok := field([]byte("pos:\t0\nflags:\t02\nclockid: 11\n"), "clockid:"); !ok || n != 11 {
 		t.Errorf("fdinfo clockid: %d %v", n, ok)
+	}
+}
+
+// A clock syscall made from inside the process's vDSO is the stubs' own
+// fallback, which the stub shifts: it is told apart by its instruction
+// pointer, for the process and for the children that inherit its memory.
+func TestFromVDSO(t *testing.T) {
+	c := New(time.Unix(946684800, 0), func(tid int) int { return tid / 10 * 10 }) // threads 101, 102 … of process 100
+	hc := func(tid uint32, ip uint64) *notify.HandlerCtx {
+		h := &notify.HandlerCtx{}
+		h.Notif.PID, h.Notif.Data.InstructionPointer = tid, ip
+		return h
+	}
+	const base = 0x7fff_0000_0000
+	c.SetVDSO(100, base, 8192)
+	c.ProcessStart(200, 100) // a fork: the same vDSO
+	for _, tc := range []struct {
+		tid  uint32
+		ip   uint64
+		want bool
+	}{
+		{100, base + 0xbff, true},
+		{101, base + 0x1000, true},
+		{100, base - 1, false},
+		{100, base + 8192, false},
+		{200, base + 0xbff, true},
+		{300, base + 0xbff, false}, // a process whose vDSO is not known
+	} {
+		if got := c.fromVDSO(hc(tc.tid, tc.ip)); got != tc.want {
+			t.Errorf("task %d at %#x: %v", tc.tid, tc.ip, got)
+		}
+	}
+	c.SetVDSO(200, 0, 0) // execs an image without a vDSO
+	c.ProcessExit(100)
+	if c.fromVDSO(hc(100, base+0xbff)) || c.fromVDSO(hc(200, base+0xbff)) {
+		t.Error("a vDSO outlived its image")
 	}
 }
