@@ -1,15 +1,13 @@
 package fsdeny
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sandlock-go/sandlock/internal/procfs"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
 	"github.com/sandlock-go/sandlock/internal/tracer"
 )
@@ -122,50 +120,16 @@ type mappedFile struct {
 
 // mappedFiles lists the distinct files mapped into process pid.
 func mappedFiles(pid int) ([]mappedFile, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/maps")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	var out []mappedFile
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		// start-end perms offset dev inode path (the path may hold spaces)
-		line := sc.Bytes()
-		var fields [][]byte
-		rest := line
-		for i := 0; i < 5; i++ {
-			rest = bytes.TrimLeft(rest, " ")
-			end := bytes.IndexByte(rest, ' ')
-			if end < 0 {
-				end = len(rest)
-			}
-			fields = append(fields, rest[:end])
-			rest = rest[end:]
+	err := procfs.Maps(pid, func(m procfs.Mapping) bool {
+		if m.Inode == 0 || len(m.Path) == 0 || m.Path[0] != '/' {
+			return true // anonymous, [stack], [vdso], …
 		}
-		path := string(bytes.TrimLeft(rest, " "))
-		ino, err := strconv.ParseUint(string(fields[4]), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("unexpected maps line %q", line)
-		}
-		if ino == 0 || len(path) == 0 || path[0] != '/' {
-			continue // anonymous, [stack], [vdso], …
-		}
-		mf := mappedFile{path: unescapeMapsPath(path), ino: ino}
-		seen := false
-		for _, o := range out {
-			seen = seen || o == mf
-		}
-		if !seen {
+		mf := mappedFile{path: m.Path, ino: m.Inode}
+		if !slices.Contains(out, mf) {
 			out = append(out, mf)
 		}
-	}
-	return out, sc.Err()
-}
-
-// unescapeMapsPath undoes the one escape /proc/PID/maps applies to a
-// path: a newline is shown as \012.
-func unescapeMapsPath(p string) string {
-	return string(bytes.ReplaceAll([]byte(p), []byte(`\012`), []byte("\n")))
+		return true
+	})
+	return out, err
 }

@@ -43,17 +43,3 @@ func TestMappedFiles(t *testing.T) {
 		t.Error("no error for a process that does not exist")
 	}
 }
-
-func TestUnescapeMapsPath(t *testing.T) {
-	for in, want := range map[string]string{
-		`/a/b c`:         "/a/b c",
-		`/a/new\012line`: "/a/new\nline",
-		`/x (deleted)`:   "/x (deleted)",
-		`/a\012\012b`:    "/a\n\nb",
-		`/back\slash\01`: `/back\slash\01`,
-	} {
-		if got := unescapeMapsPath(in); got != want {
-			t.Errorf("unescapeMapsPath(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

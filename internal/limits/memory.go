@@ -1,7 +1,6 @@
 package limits
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/plan"
+	"github.com/sandlock-go/sandlock/internal/procfs"
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 	"github.com/sandlock-go/sandlock/internal/tracer"
 )
@@ -318,37 +318,23 @@ func sharedAnonSize(tid int) (total uint64, found, ok bool) {
 // MAP_SHARED|MAP_ANONYMOUS (which the kernel shows as /dev/zero, deleted).
 // found reports whether it has any such mapping, accessible or not.
 func sharedAnonObjects(tid int) (objs map[objKey]uint64, found, ok bool) {
-	f, err := os.Open("/proc/" + strconv.Itoa(tid) + "/maps")
-	if err != nil {
-		return nil, false, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		// start-end perms offset dev inode path
-		line := sc.Bytes()
-		fields := bytes.Fields(line)
-		if len(fields) < 6 || len(fields[1]) < 4 || fields[1][3] != 's' {
-			continue // not shared
-		}
-		path := bytes.Join(fields[5:], []byte(" "))
-		if !bytes.HasPrefix(path, []byte("/memfd:")) && !bytes.Equal(path, []byte("/dev/zero (deleted)")) {
-			continue
+	err := procfs.Maps(tid, func(m procfs.Mapping) bool {
+		if !m.Shared() || (!strings.HasPrefix(m.Path, "/memfd:") && m.Path != "/dev/zero (deleted)") {
+			return true
 		}
 		found = true
-		if string(fields[1][:3]) == "---" {
-			continue // inaccessible until mprotect
+		if !m.Accessible() {
+			return true // inaccessible until mprotect
 		}
-		k, kok := mappingKey(fields)
-		if start, end, ok := mapRange(fields[0]); ok && kok {
+		if k, ok := mappingKey(m); ok {
 			if objs == nil {
 				objs = make(map[objKey]uint64)
 			}
-			objs[k] += end - start
+			objs[k] += m.Size()
 		}
-	}
-	return objs, found, sc.Err() == nil
+		return true
+	})
+	return objs, found, err == nil
 }
 
 // brkGrowth is what brk(addr) adds to a heap whose page-aligned break is
@@ -371,19 +357,18 @@ func pageAlign(n uint64) uint64 {
 // heapEnd returns the page-aligned current break of a task: the end of its
 // [heap] mapping, or before there is one, where the heap starts.
 func heapEnd(tid int) (uint64, bool) {
-	f, err := os.Open("/proc/" + strconv.Itoa(tid) + "/maps")
-	if err != nil {
+	var end uint64
+	found := false
+	if procfs.Maps(tid, func(m procfs.Mapping) bool {
+		if m.Path == "[heap]" {
+			end, found = m.End, true
+		}
+		return !found
+	}) != nil {
 		return 0, false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if bytes.HasSuffix(line, []byte(" [heap]")) {
-			_, end, ok := mapRange(bytes.Fields(line)[0])
-			return end, ok
-		}
+	if found {
+		return end, true
 	}
 	// No heap mapping yet: the break is still where the heap starts.
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/stat")
@@ -401,15 +386,4 @@ func heapEnd(tid int) (uint64, bool) {
 	}
 	n, err := strconv.ParseUint(string(fields[47-3]), 10, 64)
 	return n, err == nil && n != 0
-}
-
-// mapRange parses "start-end" (hexadecimal) of a maps line.
-func mapRange(b []byte) (start, end uint64, ok bool) {
-	lo, hi, found := bytes.Cut(b, []byte("-"))
-	if !found {
-		return 0, 0, false
-	}
-	start, err1 := strconv.ParseUint(string(lo), 16, 64)
-	end, err2 := strconv.ParseUint(string(hi), 16, 64)
-	return start, end, err1 == nil && err2 == nil && end >= start
 }

@@ -11,11 +11,13 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/sandlock-go/sandlock/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -630,23 +632,14 @@ func (m *MemorySampler) Close() {
 
 // mappedMemfds adds the memfds process pid maps (shared) to maps.
 func mappedMemfds(pid int, maps map[objKey]int) error {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/maps")
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		fields := bytes.Fields(sc.Bytes())
-		if len(fields) < 6 || len(fields[1]) < 4 || fields[1][3] != 's' || !bytes.HasPrefix(fields[5], []byte("/memfd:")) {
-			continue
+	return procfs.Maps(pid, func(m procfs.Mapping) bool {
+		if m.Shared() && strings.HasPrefix(m.Path, "/memfd:") {
+			if k, ok := mappingKey(m); ok {
+				maps[k] = pid
+			}
 		}
-		if k, ok := mappingKey(fields); ok {
-			maps[k] = pid
-		}
-	}
-	return sc.Err()
+		return true
+	})
 }
 
 // gone reports whether err reading a process's /proc entries means it has
@@ -794,11 +787,11 @@ func knownShmemPss(pid int, objs map[objKey]objInfo) (uint64, error) {
 		if len(line) > 0 && isHexDigit(line[0]) && bytes.IndexByte(line, '-') > 0 {
 			// A mapping's header: start-end perms offset dev inode path
 			counted = false
-			fields := bytes.Fields(line)
-			if len(fields) < 6 || len(fields[1]) < 4 || fields[1][3] != 's' {
+			m, ok := procfs.ParseMapsLine(line)
+			if !ok || !m.Shared() {
 				continue
 			}
-			if k, ok := mappingKey(fields); ok {
+			if k, ok := mappingKey(m); ok {
 				_, counted = objs[k]
 			}
 			continue
@@ -812,24 +805,14 @@ func knownShmemPss(pid int, objs map[objKey]objInfo) (uint64, error) {
 
 // mappingKey names the object behind a shared mapping's header fields:
 // SysV segments show as /SYSV<key> with the shmid as their inode.
-func mappingKey(fields [][]byte) (objKey, bool) {
-	ino, err := strconv.ParseUint(string(fields[4]), 10, 64)
-	if err != nil || ino == 0 {
+func mappingKey(m procfs.Mapping) (objKey, bool) {
+	if m.Inode == 0 {
 		return objKey{}, false
 	}
-	if len(fields) > 5 && bytes.HasPrefix(fields[5], []byte("/SYSV")) {
-		return objKey{sysv: true, ino: ino}, true
+	if strings.HasPrefix(m.Path, "/SYSV") {
+		return objKey{sysv: true, ino: m.Inode}, true
 	}
-	maj, min, ok := bytes.Cut(fields[3], []byte(":"))
-	if !ok {
-		return objKey{}, false
-	}
-	a, err1 := strconv.ParseUint(string(maj), 16, 32)
-	b, err2 := strconv.ParseUint(string(min), 16, 32)
-	if err1 != nil || err2 != nil {
-		return objKey{}, false
-	}
-	return objKey{major: uint32(a), minor: uint32(b), ino: ino}, true
+	return objKey{major: m.Major, minor: m.Minor, ino: m.Inode}, true
 }
 
 func isHexDigit(c byte) bool {

@@ -58,3 +58,42 @@ func TestOwnProcess(t *testing.T) {
 		t.Error("a missing task")
 	}
 }
+
+func TestParseMapsLine(t *testing.T) {
+	m, ok := ParseMapsLine([]byte("7f12a000-7f12c000 rw-s 00001000 00:01 4242                       /memfd:x y (deleted)"))
+	if !ok || m.Start != 0x7f12a000 || m.End != 0x7f12c000 || m.Size() != 0x2000 || m.Perms != "rw-s" || !m.Shared() ||
+		!m.Accessible() || m.Offset != 0x1000 || m.Major != 0 || m.Minor != 1 || m.Inode != 4242 || m.Path != "/memfd:x y (deleted)" {
+		t.Errorf("%+v %v", m, ok)
+	}
+	m, ok = ParseMapsLine([]byte("5000-6000 ---p 00000000 fd:02 0 "))
+	if !ok || m.Path != "" || m.Accessible() || m.Shared() || m.Major != 0xfd || m.Minor != 2 {
+		t.Errorf("anonymous: %+v %v", m, ok)
+	}
+	if m, ok := ParseMapsLine([]byte(`1000-2000 r--p 0 08:01 7 /a/new\012line`)); !ok || m.Path != "/a/new\nline" {
+		t.Errorf("an escaped newline: %+v", m)
+	}
+	for _, bad := range []string{"", "garbage", "2000-1000 r--p 0 08:01 7 /x", "1000-2000 r--p 0 0801 7 /x", "1000-2000 r--p 0 08:01 x /x"} {
+		if _, ok := ParseMapsLine([]byte(bad)); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestMapsOfThisProcess(t *testing.T) {
+	var vdso, stack int
+	err := Maps(os.Getpid(), func(m Mapping) bool {
+		switch m.Path {
+		case "[vdso]":
+			vdso++
+		case "[stack]":
+			stack++
+		}
+		return true
+	})
+	if err != nil || vdso != 1 || stack != 1 {
+		t.Errorf("vdso %d stack %d err %v", vdso, stack, err)
+	}
+	if Maps(1<<30, func(Mapping) bool { return true }) == nil {
+		t.Error("no error for a process that does not exist")
+	}
+}
