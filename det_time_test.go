@@ -510,8 +510,8 @@ int main(void) {
 // a shifted clock, in the past or in the future; the program's own
 // deadline struct is never written (a loop reusing it does not drift);
 // relative and MONOTONIC deadlines are untouched. (POSIX message queues
-// cannot be opened under Landlock, so mq_timedsend and mq_timedreceive are
-// only checked once mq_open works: the filter's part is unit-tested.)
+// cannot be opened under Landlock: TestTimeStartMessageQueues hands the
+// program a queue opened outside; here mq_open's refusal is expected.)
 func TestTimeStartDeadlines(t *testing.T) {
 	prog := cProgram(t, "deadlines", deadlineProgram)
 	wants := map[string][2]float64{"periodic_5x100ms": {0.3, 3}, "clock_nanosleep_stopped_300ms": {0.25, 3}}
