@@ -44,6 +44,7 @@ var deadlines = map[string]deadline{
 	"clock_nanosleep": {arg: 2},
 	"futex":           {arg: 3},
 	"futex_waitv":     {arg: 3},
+	"futex_wait":      {arg: 4},
 	"mq_timedsend":    {arg: 4},
 	"mq_timedreceive": {arg: 4},
 	"timerfd_settime": {arg: 2, itimer: true, clockOf: timerfdShifted},
@@ -83,6 +84,9 @@ func Traced(arch *sysnum.Table) map[int][]filter.Cond {
 	}
 	add("futex", nonNull(3, filter.Test{Arg: 1, Mask: ^uint32(futexPrivate | futexClockRealtime), Value: futexLockPI}))
 	add("futex_waitv", nonNull(3, filter.Test{Arg: 4, Value: clockRealtime}))
+	// futex_wait (futex2, Linux 6.7): its timeout, like futex_waitv's, is
+	// always absolute, on the clock its last argument names.
+	add("futex_wait", nonNull(4, filter.Test{Arg: 5, Value: clockRealtime}))
 	add("mq_timedsend", nonNull(4))
 	add("mq_timedreceive", nonNull(4))
 	return out

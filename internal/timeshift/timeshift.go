@@ -21,7 +21,7 @@
 //     timer_settime with the absolute flag, futex waits on the realtime
 //     clock (FUTEX_WAIT_BITSET, FUTEX_WAIT_REQUEUE_PI and FUTEX_LOCK_PI2
 //     with FUTEX_CLOCK_REALTIME; FUTEX_LOCK_PI, whose timeout is always
-//     realtime), futex_waitv on CLOCK_REALTIME, mq_timedsend and
+//     realtime), futex_waitv and futex_wait on CLOCK_REALTIME, mq_timedsend and
 //     mq_timedreceive. The filter sends exactly these calls to the tracer
 //     (SECCOMP_RET_TRACE: it tests the clock id, the flags and that a
 //     timeout is given, so a relative timeout, a monotonic deadline and the
