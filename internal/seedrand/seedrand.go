@@ -18,10 +18,12 @@
 //     so /dev/../dev/urandom, symlinks, dirfd-relative opens and
 //     /proc/self/fd reopens are all caught; the open is resolved and
 //     performed on the program's behalf (package fsdeny's machinery) and
-//     answered with the read end of a pipe that the supervisor keeps full
-//     of the stream: endless, deterministic, and a read never blocks for
-//     long. (It is a pipe, so fstat shows a FIFO and lseek fails with
-//     ESPIPE; a device opened for writing only is the real one.)
+//     answered with one end of a stream socket that the supervisor keeps
+//     full of the stream: endless, deterministic, and every read gets all
+//     it asked for, as from the device, whatever the size, so the bytes a
+//     program sees never depend on timing (see feed). (It is a socket, so
+//     fstat shows one and lseek fails with ESPIPE; writes are taken and
+//     dropped; a device opened for writing only is the real one.)
 //
 // Streams are ChaCha8 (math/rand/v2), one per process, keyed by the seed
 // and the process's place in the sandbox's process tree (the root, its
@@ -42,6 +44,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -73,7 +76,7 @@ type Source struct {
 	orphans  uint64          // processes whose parent was unknown
 	feeders  map[*os.File]bool
 	closed   bool
-	feedSize int // pipe size asked for the feeders
+	feedSize int // socket send buffer asked for the feeders
 }
 
 // stream is one process's.
@@ -280,8 +283,8 @@ func IsRandomDevice(st *unix.Stat_t) bool {
 		(unix.Minor(st.Rdev) == randomMinor || unix.Minor(st.Rdev) == urandomMinor)
 }
 
-// ServeOpen answers an open that resolved to a random device with the
-// read end of a pipe fed from a stream of its own, once the open has been
+// ServeOpen answers an open that resolved to a random device with a
+// socket fed from a stream of its own (see feed), once the open has been
 // resolved and checked on the program's behalf (pfd is what it resolved
 // to, st its fstat, flags the open's). An open for writing only is left
 // to the real device (ok false).
@@ -312,22 +315,37 @@ func (s *Source) ServeOpen(hc *notify.HandlerCtx, pfd int, st *unix.Stat_t, flag
 // ErrClosed is returned for an open once the sandbox has ended.
 var ErrClosed = errors.New("seedrand: the sandbox has ended")
 
-// feed returns the read end of a pipe that a goroutine keeps full of the
-// stream of key, until the pipe's last reader is gone or Close. The first
-// chunk is in the pipe before it is returned.
+// feed returns the program's end of a stream socket that a goroutine keeps
+// full of the stream of key, until the program's last descriptor of it is
+// gone or Close. The first chunk is in the socket before it is returned.
+//
+// A socket rather than a pipe: its receive low-water mark (SO_RCVLOWAT)
+// set to the maximum makes every read wait until it has all it asked for,
+// as a read of the device does; a pipe returns what it holds at that
+// instant, so how many bytes a large read got (dd bs=1M) would depend on
+// how far the feeder was ahead, and the output of a run on timing. A
+// signal still ends a waiting read with what it has, as it ends a large
+// read of the device. What the program writes is taken and dropped, as
+// the device takes it.
 func (s *Source) feed(key [32]byte) (*os.File, error) {
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+	p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
 		return nil, err
 	}
-	// The read end blocks, as the device never does for long: only the
-	// writer, which waits in the runtime's poller, is non-blocking.
-	if _, err := unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_RDONLY); err != nil {
+	// The program's end blocks, and every read on it waits for its full
+	// count (a negative mark is the kernel's INT_MAX). Only the feeder's
+	// end, which waits in the runtime's poller, is non-blocking.
+	if err := unix.SetsockoptInt(p[0], unix.SOL_SOCKET, unix.SO_RCVLOWAT, -1); err != nil {
 		unix.Close(p[0])
 		unix.Close(p[1])
 		return nil, err
 	}
-	unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, s.feedSize) // a larger buffer if the limits allow
+	if err := unix.SetNonblock(p[1], true); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, err
+	}
+	unix.SetsockoptInt(p[1], unix.SOL_SOCKET, unix.SO_SNDBUF, s.feedSize) // a larger buffer if the limits allow
 	w := os.NewFile(uintptr(p[1]), "sandlock-random")
 	r := os.NewFile(uintptr(p[0]), "sandlock-random")
 	s.mu.Lock()
@@ -343,9 +361,9 @@ func (s *Source) feed(key [32]byte) (*os.File, error) {
 	rng := rand.NewChaCha8(key)
 	buf := make([]byte, chunk)
 	rng.Read(buf)
-	// Written at once into the empty pipe, so that a read right after the
-	// open finds bytes; the rest of the chunk, if the pipe took less, is
-	// the feeder's first write.
+	// Written at once into the empty socket, so that a read right after
+	// the open finds bytes; the rest of the chunk, if the socket took
+	// less, is the feeder's first write.
 	n, err := unix.Write(p[1], buf)
 	if err != nil {
 		s.drop(w)
@@ -363,6 +381,9 @@ func (s *Source) feed(key [32]byte) (*os.File, error) {
 			pending = buf
 		}
 	}()
+	// Writes into the device (entropy a program contributes) are dropped;
+	// this ends with the socket.
+	go io.Copy(io.Discard, w)
 	return r, nil
 }
 
@@ -373,8 +394,8 @@ func (s *Source) drop(w *os.File) {
 	w.Close()
 }
 
-// Close stops every feeder: called once the sandbox has ended (a pipe
-// end handed outside the sandbox then reads EOF).
+// Close stops every feeder: called once the sandbox has ended (a socket
+// handed outside the sandbox then reads EOF).
 func (s *Source) Close() {
 	s.mu.Lock()
 	s.closed = true

@@ -76,7 +76,7 @@ func TestIsRandomDevice(t *testing.T) {
 	}
 }
 
-// The pipe of a device open is endless, and its bytes follow the key.
+// The socket of a device open is endless, and its bytes follow the key.
 func TestFeed(t *testing.T) {
 	s := New(1, identity)
 	defer s.Close()
