@@ -202,13 +202,17 @@ int main(int argc, char **argv) {
 	show("nonblock", open("/dev/urandom", O_RDONLY | O_NONBLOCK));
 	int w = open("/dev/urandom", O_WRONLY);
 	printf("write-only: %s\n", w >= 0 && write(w, "entropy", 7) == 7 ? "written" : strerror(errno));
+	int rw = open("/dev/urandom", O_RDWR);
+	printf("read-write: %s\n", rw >= 0 && write(rw, "entropy", 7) == 7 ? "written" : strerror(errno));
+	show("after-write", rw);
 	return 0;
 }
 `
 
 // The random devices are known by what the path resolves to: a dotted
 // path, a symlink elsewhere and a dirfd-relative open all read the seed's
-// streams (one per open, each different); writing to the device works.
+// streams (one per open, each different); writing to the device works,
+// also to one opened for reading and writing, which then reads the seed's.
 func TestRandomSeedDevices(t *testing.T) {
 	prog := cProgram(t, "devices", devicesProgram)
 	dir := tempDir(t)
@@ -224,11 +228,11 @@ func TestRandomSeedDevices(t *testing.T) {
 	}
 	out := sameAndDifferent(t, "devices", mk, prog, link)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 7 {
+	if len(lines) != 9 {
 		t.Fatalf("output:\n%s", out)
 	}
 	seen := map[string]bool{}
-	for _, l := range lines[:6] {
+	for _, l := range append(lines[:6:6], lines[8]) {
 		f := strings.Fields(l)
 		if len(f) != 3 || f[1] != "16" || len(f[2]) != 32 || seen[f[2]] {
 			t.Errorf("%q: want 16 bytes of a stream of its own", l)
@@ -236,8 +240,8 @@ func TestRandomSeedDevices(t *testing.T) {
 		}
 		seen[f[2]] = true
 	}
-	if lines[6] != "write-only: written" {
-		t.Errorf("%q", lines[6])
+	if lines[6] != "write-only: written" || lines[7] != "read-write: written" {
+		t.Errorf("%q, %q: want both written", lines[6], lines[7])
 	}
 }
 
