@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandlock_test
 
 // The public API carries what users need (issue 13): typed errors, the

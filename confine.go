@@ -1,13 +1,13 @@
+//go:build linux
+
 package sandlock
 
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/landlock"
-	"github.com/sandlock-go/sandlock/internal/sysnum"
 )
 
 // Confine applies the sandbox's Landlock filesystem rules (FSReadable,
@@ -85,24 +85,4 @@ func LandlockABIVersion() int {
 		return -1
 	}
 	return abi
-}
-
-// MinLandlockABI returns the Landlock ABI a sandbox needs when no protection
-// is degraded or disabled.
-func MinLandlockABI() int { return landlock.MinABI }
-
-// ProtectionMinABI returns the Landlock ABI that introduced p, or 0 for an
-// unknown protection.
-func ProtectionMinABI(p Protection) int { return p.MinABI() }
-
-// SyscallNr returns the number of the named syscall on this architecture.
-func SyscallNr(name string) (int, error) {
-	if strings.IndexByte(name, 0) >= 0 {
-		return -1, ErrInvalidString
-	}
-	nr, ok := sysnum.Native().Nr(name)
-	if !ok {
-		return -1, fmt.Errorf("sandlock: unknown syscall %q", name)
-	}
-	return nr, nil
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandlock_test
 
 // Tests of the escapes closed in the filesystem (issue 12, items 1–2 and

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandlock_test
 
 // Signals and load change nothing (issue 12): a notified syscall that a

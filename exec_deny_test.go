@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandlock_test
 
 // Tests of fs-deny at the exec stop (issue 13 item 4): what an exec loaded

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandlock_test
 
 // Tests of the exec stop (issue 13 item 4): a hook registered through the

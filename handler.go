@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/sandlock-go/sandlock/internal/notify"
@@ -129,4 +130,16 @@ func CheckSyscall(nr int64) (Syscall, error) {
 		return 0, &SyscallError{Nr: nr, Err: ErrUnknownSyscall}
 	}
 	return Syscall(nr), nil
+}
+
+// SyscallNr returns the number of the named syscall on this architecture.
+func SyscallNr(name string) (int, error) {
+	if strings.IndexByte(name, 0) >= 0 {
+		return -1, ErrInvalidString
+	}
+	nr, ok := sysnum.Native().Nr(name)
+	if !ok {
+		return -1, fmt.Errorf("sandlock: unknown syscall %q", name)
+	}
+	return nr, nil
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandlock
 
 import (
@@ -20,10 +22,6 @@ import (
 // layout), unless Sandbox.NoRegistry is set: `sandlock ps` lists it,
 // `sandlock inspect` reads its policy and `sandlock kill` ends it, through
 // the control socket its supervisor serves for the run's life.
-
-// ErrNameInUse is wrapped by the error for a Name that a running sandbox
-// of the same user holds.
-var ErrNameInUse = errors.New("sandbox name in use")
 
 // nameInUse is the error for a name a live sandbox holds.
 type nameInUse struct{ *registry.RunningError }
@@ -123,17 +121,6 @@ func (p *Process) Name() string {
 		return n.entry.Name()
 	}
 	return ""
-}
-
-// Instance is a running sandbox of the calling user, as the registry
-// holds it.
-type Instance struct {
-	Name       string
-	Pid        int       // the program: the leader of the sandbox's process group
-	Supervisor int       // the process that runs the sandbox and serves its control socket
-	Started    time.Time // when the program started
-	Status     string    // "running", or the mode the entry records
-	Command    []string  // the program's command line, while its first process lives
 }
 
 // Instances lists the calling user's running sandboxes, sorted by name,

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandlock
 
 import (
@@ -113,20 +115,6 @@ func (s *Sandbox) RunInteractiveWithHandlers(ctx context.Context, cmd []string, 
 		return -1, err
 	}
 	return res.ShellCode(), nil
-}
-
-// ShellCode is the exit status a shell would report: the exit code, or 128+N
-// for a program that died of signal N.
-func (r *Result) ShellCode() int {
-	switch {
-	case r.ExitCode >= 0:
-		return r.ExitCode
-	case r.termSignal > 0:
-		return 128 + r.termSignal
-	case r.Signal > 0:
-		return 128 + r.Signal
-	}
-	return 1
 }
 
 // DryRun would run cmd on a copy-on-write layer and report its changes; it

@@ -357,3 +357,17 @@ var ErrInvalidString = errors.New("sandlock: string contains NUL byte")
 // ErrNotRunning is returned by Process methods when the process has already
 // been waited for.
 var ErrNotRunning = errors.New("sandlock: process is not running")
+
+// ShellCode is the exit status a shell would report: the exit code, or 128+N
+// for a program that died of signal N.
+func (r *Result) ShellCode() int {
+	switch {
+	case r.ExitCode >= 0:
+		return r.ExitCode
+	case r.termSignal > 0:
+		return 128 + r.termSignal
+	case r.Signal > 0:
+		return 128 + r.Signal
+	}
+	return 1
+}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandlock_test
 
 // Behaviours upstream's Go SDK tests pin down (issue 14), and the device

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package bench holds the benchmark script; its test runs the script in
 // quick mode so that the script cannot rot. It asserts that every row was
 // measured, never how fast anything was.

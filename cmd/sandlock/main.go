@@ -1,3 +1,5 @@
+//go:build linux
+
 // The runtime's cgroup-aware GOMAXPROCS keeps the cgroup's CPU limit files
 // open for the whole run, on the lowest free fds (3 and 4 in a process
 // started with only the standard streams). They would make an fd the caller

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command openat-audit runs a command in a sandbox and prints an audit line,
 // "pid path flags", for every openat(2) the command makes: a tamper-proof
 // trail, since the command cannot bypass the supervisor that writes it.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package filter compiles a seccomp policy, written as data, into a classic
 // BPF program for seccomp(SECCOMP_SET_MODE_FILTER).
 //

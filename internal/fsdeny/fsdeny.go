@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package fsdeny is the builtin handler family that denies paths inside the
 // sandbox's Landlock grants (FSDenied, --fs-deny). Landlock can only allow,
 // so the supervisor mediates every syscall that opens, executes, links,

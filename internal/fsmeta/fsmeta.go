@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package fsmeta judges the filesystem syscalls Landlock does not cover, in
 // every supervised sandbox: changes of metadata (mode, owner, times, extended
 // attributes, file attributes, also through the attribute ioctls) and reads

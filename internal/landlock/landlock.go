@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package landlock builds Landlock rulesets and applies them to one thread
 // (the thread that forks the sandboxed program) or to every thread of the
 // process (Confine).
@@ -19,65 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Filesystem access rights and the ABI that introduced them.
-const (
-	FSExecute    = unix.LANDLOCK_ACCESS_FS_EXECUTE
-	FSWriteFile  = unix.LANDLOCK_ACCESS_FS_WRITE_FILE
-	FSReadFile   = unix.LANDLOCK_ACCESS_FS_READ_FILE
-	FSReadDir    = unix.LANDLOCK_ACCESS_FS_READ_DIR
-	FSRemoveDir  = unix.LANDLOCK_ACCESS_FS_REMOVE_DIR
-	FSRemoveFile = unix.LANDLOCK_ACCESS_FS_REMOVE_FILE
-	FSMakeChar   = unix.LANDLOCK_ACCESS_FS_MAKE_CHAR
-	FSMakeDir    = unix.LANDLOCK_ACCESS_FS_MAKE_DIR
-	FSMakeReg    = unix.LANDLOCK_ACCESS_FS_MAKE_REG
-	FSMakeSock   = unix.LANDLOCK_ACCESS_FS_MAKE_SOCK
-	FSMakeFifo   = unix.LANDLOCK_ACCESS_FS_MAKE_FIFO
-	FSMakeBlock  = unix.LANDLOCK_ACCESS_FS_MAKE_BLOCK
-	FSMakeSym    = unix.LANDLOCK_ACCESS_FS_MAKE_SYM
-	FSRefer      = unix.LANDLOCK_ACCESS_FS_REFER     // ABI 2
-	FSTruncate   = unix.LANDLOCK_ACCESS_FS_TRUNCATE  // ABI 3
-	FSIoctlDev   = unix.LANDLOCK_ACCESS_FS_IOCTL_DEV // ABI 5
-
-	// FSRead is what a read grant allows: run, read files, list directories.
-	FSRead = FSExecute | FSReadFile | FSReadDir
-
-	// fsV1 is every right of ABI 1.
-	fsV1 = FSExecute | FSWriteFile | FSReadFile | FSReadDir | FSRemoveDir | FSRemoveFile |
-		FSMakeChar | FSMakeDir | FSMakeReg | FSMakeSock | FSMakeFifo | FSMakeBlock | FSMakeSym
-
-	// fsFileRights are the rights that mean something on a non-directory;
-	// the kernel refuses a rule on a file that names any other.
-	fsFileRights = FSExecute | FSWriteFile | FSReadFile | FSTruncate | FSIoctlDev
-)
-
-// Network access rights (ABI 4).
-const (
-	NetBindTCP    = unix.LANDLOCK_ACCESS_NET_BIND_TCP
-	NetConnectTCP = unix.LANDLOCK_ACCESS_NET_CONNECT_TCP
-)
-
-// IPC scopes (ABI 6).
-const (
-	ScopeAbstractUnixSocket = unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
-	ScopeSignal             = unix.LANDLOCK_SCOPE_SIGNAL
-)
-
 const ruleNetPort = 2 // LANDLOCK_RULE_NET_PORT
-
-// HandledFS returns every filesystem right the given ABI knows: ABI 1's,
-// and those of the protections it has (facts).
-func HandledFS(abi int) uint64 {
-	if abi < 1 {
-		return 0
-	}
-	r := uint64(fsV1)
-	for _, f := range facts {
-		if abi >= f.abi {
-			r |= f.fs
-		}
-	}
-	return r
-}
 
 // Probe returns what the running kernel's Landlock offers: its ABI (an
 // error says why Landlock is unavailable) and the errata it has fixed (none

@@ -193,6 +193,21 @@ func (ps *Postures) Resolve(k Kernel) ([len(facts)]Status, error) {
 	return out, nil
 }
 
+// HandledFS returns every filesystem right the given ABI knows: ABI 1's,
+// and those of the protections it has (facts).
+func HandledFS(abi int) uint64 {
+	if abi < 1 {
+		return 0
+	}
+	r := uint64(fsV1)
+	for _, f := range facts {
+		if abi >= f.abi {
+			r |= f.fs
+		}
+	}
+	return r
+}
+
 // Masks turns statuses into handled rights and scopes: every right the ABI
 // knows, minus those of protections that are not active.
 func Masks(abi int, st [len(facts)]Status) (handledFS, handledNet, scoped uint64) {

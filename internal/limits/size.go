@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package limits holds the builtin handlers and helpers behind a sandbox's
 // resource limits: process count, memory budget, CPU share and placement,
 // and GPU device grants.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netgate is the builtin handler family that enforces a sandbox's
 // network policy where Landlock cannot: destination rules on hosts, IPs and
 // CIDRs, UDP and ICMP, TCP bind denylists, listen's implicit bind, and

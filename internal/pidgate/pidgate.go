@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package pidgate keeps the syscalls that name another process — by pid,
 // by process group or by user — on the sandbox's own processes.
 //

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package plan is how a builtin feature joins a sandbox. A feature is a
 // value whose Plan method tells a Builder what it needs: Landlock path and
 // port rules, filter conditions, handlers at a named phase, hooks on the

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package registry keeps the user's running sandboxes under a name, in
 // upstream Sandlock's layout: /dev/shm/sandlock-<uid>/<name>/ holds "pid"
 // (the program's pid, then the supervisor's), an optional "mode", and

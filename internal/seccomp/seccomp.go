@@ -1,32 +1,17 @@
+//go:build linux
+
 // Package seccomp is the kernel interface for seccomp filters and their user
 // notification listeners: installing a filter on the calling thread and the
 // SECCOMP_IOCTL_NOTIF_* requests a supervisor makes on the listener.
 package seccomp
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
-
-// NotifData is struct seccomp_data: the syscall a notification is about.
-type NotifData struct {
-	Nr                 int32
-	Arch               uint32
-	InstructionPointer uint64
-	Args               [6]uint64
-}
-
-// Notif is struct seccomp_notif: one notification read from the listener.
-type Notif struct {
-	ID    uint64
-	PID   uint32
-	Flags uint32
-	Data  NotifData
-}
 
 // Resp is struct seccomp_notif_resp.
 type Resp struct {
@@ -151,9 +136,6 @@ func IDValid(listener int, id uint64) error {
 	}
 	return nil
 }
-
-// ErrGone is returned by helpers when the notification's task is gone.
-var ErrGone = errors.New("seccomp: notifying task is gone")
 
 // AddFD installs src in the notifying task. With send, the new fd also
 // becomes the syscall's return value and the notification is answered

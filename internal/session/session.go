@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package session starts one confined program and follows it to its end:
 // the child stage, the seccomp supervisor and the ptrace tracer.
 //
@@ -39,15 +41,6 @@ import (
 	"github.com/sandlock-go/sandlock/internal/sysnum"
 	"github.com/sandlock-go/sandlock/internal/tracer"
 )
-
-// StepError is a failure of the child stage, before the program runs.
-type StepError struct {
-	Step string
-	Err  error
-}
-
-func (e *StepError) Error() string { return e.Step + ": " + e.Err.Error() }
-func (e *StepError) Unwrap() error { return e.Err }
 
 // Spec is a program and its confinement, fully resolved.
 type Spec struct {
@@ -137,7 +130,7 @@ func NewSession(log *slog.Logger) *Session {
 	}
 	for _, name := range []string{"clone", "fork", "vfork"} {
 		if nr, ok := sysnum.Native().Nr(name); ok {
-			s.Table.AddBuiltin(nr, "follow forks", true, notify.HandlerFunc(s.holdForks))
+			s.Table.Add(nr, notify.PhaseGuard, "follow forks", true, notify.HandlerFunc(s.holdForks))
 		}
 	}
 	return s
@@ -848,6 +841,3 @@ func LookPath(file string, env []string) (string, error) {
 	}
 	return "", fmt.Errorf("%s: %w", file, ErrNotFound)
 }
-
-// ErrNotFound is returned by LookPath when no directory of PATH has the file.
-var ErrNotFound = errors.New("command not found")

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package sysargs says where a syscall's filesystem and socket arguments
 // are: its directory descriptor and path (and the second pair of a rename
 // or link), its flags and mode, its socket address and its length. One

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package sysfilter turns a sandbox's syscall settings into the seccomp filter
 // that confines it: the default blocklist, syscall groups, the argument
 // filters, and the notification list the supervisor's handlers need.

@@ -7,8 +7,6 @@ package sysnum
 
 import (
 	"sort"
-
-	"golang.org/x/sys/unix"
 )
 
 type entry struct {
@@ -31,10 +29,17 @@ type Table struct {
 	byName []entry  // sorted by name
 }
 
+// The AUDIT_ARCH_* values of linux/audit.h (EM_* | 64BIT | LE), spelled out
+// so that the tables are data on every system the module is built for.
+const (
+	auditArchX86_64  = 0xc000003e
+	auditArchAARCH64 = 0xc00000b7
+)
+
 // The tables of the supported architectures.
 var (
-	AMD64 = &Table{Arch: "amd64", AuditArch: unix.AUDIT_ARCH_X86_64, X32: true, byNr: amd64ByNr, byName: amd64ByName}
-	ARM64 = &Table{Arch: "arm64", AuditArch: unix.AUDIT_ARCH_AARCH64, byNr: arm64ByNr, byName: arm64ByName}
+	AMD64 = &Table{Arch: "amd64", AuditArch: auditArchX86_64, X32: true, byNr: amd64ByNr, byName: amd64ByName}
+	ARM64 = &Table{Arch: "arm64", AuditArch: auditArchAARCH64, byNr: arm64ByNr, byName: arm64ByName}
 )
 
 // Nr returns the number of the named syscall.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package taskpath resolves the path argument of a sandboxed task's syscall
 // the way the kernel would resolve it for that task — relative to its cwd or
 // to one of its descriptors, through its own /proc magic links, following

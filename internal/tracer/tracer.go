@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package tracer keeps track of every process and thread of a sandbox with
 // ptrace, for three guarantees no other unprivileged mechanism gives:
 //

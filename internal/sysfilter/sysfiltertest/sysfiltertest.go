@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package sysfiltertest runs a sandbox's compiled seccomp filter in
 // golang.org/x/net/bpf's VM, for tests of the features that shape it. Only
 // tests import it.
