@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package seedrand makes a sandbox's randomness a function of a seed
 // (RandomSeed, --random-seed): two runs with the same seed read the same
 // bytes, from every source a program takes randomness from, and two seeds

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package sortdirs lists directories in sorted order (DeterministicDirs,
 // --deterministic-dirs): getdents64 (and the legacy getdents) return a
 // directory's entries sorted by name, byte by byte, the same in every run,

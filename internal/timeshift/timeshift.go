@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package timeshift gives a sandbox a wall clock of its own (TimeStart,
 // --time-start): the REALTIME family of clocks (CLOCK_REALTIME, _COARSE,
 // _ALARM and CLOCK_TAI) starts at a chosen instant and runs at the normal

@@ -1,3 +1,5 @@
+//go:build linux
+
 package vdso
 
 // amd64Stubs is testdata/stubs_amd64.S assembled (gcc -c): the code with

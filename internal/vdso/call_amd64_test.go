@@ -1,3 +1,5 @@
+//go:build linux
+
 package vdso
 
 // callC calls the C function at fn with two integer arguments. Pointers

@@ -1,3 +1,5 @@
+//go:build linux
+
 #include "textflag.h"
 
 // func callC(fn, a, b uintptr) uintptr calls the C function fn(a, b) with

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package vdso rewrites a process's vDSO, the small shared library the
 // kernel maps into every image, so that deterministic runs (issue 15) reach
 // the program even where it never makes a syscall:
