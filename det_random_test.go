@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -526,5 +527,28 @@ func TestRandomSeedOpenRace(t *testing.T) {
 	}
 	if seededOpens == 0 || plain == 0 {
 		t.Errorf("one side never happened: %s", out)
+	}
+}
+
+// /proc/sys/kernel/random/uuid, where the sandbox may read /proc, gives
+// the seed's UUIDs: a fresh version 4 one at each open, the same ones for
+// the same seed. Where /proc is not granted, it stays refused.
+func TestRandomSeedProcUUID(t *testing.T) {
+	mk := func(s *uint64) *sandlock.Sandbox { return seeded(s, "/proc") }
+	script := `for i in 1 2 3; do cat /proc/sys/kernel/random/uuid; done; head -c 8 /proc/sys/kernel/random/uuid; echo`
+	out := sameAndDifferent(t, "uuid", mk, "/bin/sh", "-c", script)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	v4 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	if len(lines) != 4 || lines[0] == lines[1] || lines[1] == lines[2] || len(lines[3]) != 8 {
+		t.Fatalf("want three different UUIDs and 8 characters of a fourth: %q", out)
+	}
+	for _, l := range lines[:3] {
+		if !v4.MatchString(l) {
+			t.Errorf("%q is not a version 4 UUID as the kernel writes it", l)
+		}
+	}
+	res := sh(t, seeded(seed(1)), `cat /proc/sys/kernel/random/uuid`)
+	if res.ExitCode == 0 || !strings.Contains(string(res.Stderr), "Permission denied") {
+		t.Errorf("without a /proc grant: exit %d stdout %q stderr %q, want it refused", res.ExitCode, res.Stdout, res.Stderr)
 	}
 }

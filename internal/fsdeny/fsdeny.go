@@ -83,11 +83,13 @@ type Config struct {
 	// TGID returns a task's thread group.
 	Traced func(tid int) bool
 	TGID   func(tid int) int
-	// Serve, if set, may answer an open itself in place of the reopen, once
-	// the path is resolved and checked (the denials come first, so a
-	// virtual file never overrides a deny): it gets the descriptor the path
-	// resolved to, its fstat and the open's flags, and ok false lets the
-	// reopen go on. The seeded random devices are served so (issue 15).
+	// Serve, if set, may answer an open itself in place of the reopened
+	// file, once the path is resolved and checked and the reopen succeeded
+	// (the denials come first, so a virtual file never overrides a deny,
+	// and Landlock and the file's permissions judge the open as they judge
+	// the program's): it gets the descriptor the path resolved to, its
+	// fstat and the open's flags, and ok false injects the reopened file.
+	// The seeded random devices are served so (issue 15).
 	Serve ServeFunc
 	// OpensOnly registers the open family alone, and only in the act
 	// phase: for a Denier with nothing to deny (no Paths) whose opens are
@@ -97,8 +99,8 @@ type Config struct {
 	KeepCaps bool
 }
 
-// ServeFunc answers an open of a resolved file in place of the reopen
-// (ok), or lets the reopen go on.
+// ServeFunc answers an open of a resolved file in place of the reopened
+// file (ok), or lets it be injected.
 type ServeFunc func(hc *notify.HandlerCtx, pfd int, st *unix.Stat_t, flags int) (a notify.Action, ok bool)
 
 type fileID struct{ dev, ino uint64 }

@@ -102,11 +102,6 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 	if err := unix.Fstat(pfd, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return notify.Errno(unix.ELOOP) // O_NOFOLLOW on a symlink
 	}
-	if d.serve != nil {
-		if a, ok := d.serve(hc, pfd, &st, fl); ok {
-			return a
-		}
-	}
 	rflags := fl &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW)
 	var perm uint32
 	if fl&unix.O_TMPFILE == unix.O_TMPFILE {
@@ -130,6 +125,13 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 		return taskpath.ErrAction(err)
 	}
 	defer unix.Close(fd)
+	if d.serve != nil {
+		// Served only once the reopen succeeded: Landlock and the file's
+		// permissions have judged the open as they judge the program's.
+		if a, ok := d.serve(hc, pfd, &st, fl); ok {
+			return a
+		}
+	}
 	return inject(fd, fl)
 }
 

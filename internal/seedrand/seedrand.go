@@ -26,6 +26,8 @@
 //     program sees never depend on timing (see feed). (It is a socket, so
 //     fstat shows one and lseek fails with ESPIPE; writes are taken and
 //     dropped; a device opened for writing only is the real one.)
+//   - /proc/sys/kernel/random/uuid, where /proc is readable: each open
+//     for reading reads a UUID from the stream (see serveUUID).
 //
 // Streams are ChaCha8 (math/rand/v2), one per process, keyed by the seed
 // and the process's place in the sandbox's process tree (the root, its
@@ -289,8 +291,12 @@ func IsRandomDevice(st *unix.Stat_t) bool {
 // socket fed from a stream of its own (see feed), once the open has been
 // resolved and checked on the program's behalf (pfd is what it resolved
 // to, st its fstat, flags the open's). An open for writing only is left
-// to the real device (ok false).
+// to the real device (ok false). A read-only open of
+// /proc/sys/kernel/random/uuid is answered too (see serveUUID).
 func (s *Source) ServeOpen(hc *notify.HandlerCtx, pfd int, st *unix.Stat_t, flags int) (notify.Action, bool) {
+	if flags&unix.O_ACCMODE == unix.O_RDONLY && isProcUUID(pfd, st) {
+		return s.serveUUID(hc, flags), true
+	}
 	if !IsRandomDevice(st) || flags&unix.O_ACCMODE == unix.O_WRONLY {
 		return notify.Action{}, false
 	}
