@@ -14,7 +14,7 @@
 #     exec stop, AT_RANDOM, and every open done on the program's behalf)
 #     and both (the difference per exec);
 #   - start-up of python3 -c pass, the same way.
-# Needs: go, gcc, hyperfine, jq, /usr/bin/python3.
+# Needs: go, gcc, bc, bash 5 (EPOCHREALTIME), /usr/bin/python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +25,7 @@ if [ $quick = 1 ]; then
 else
   runs=60; warm=5; loops=20000000; rounds=5
 fi
-for c in go gcc hyperfine jq; do
+for c in go gcc bc; do
   command -v $c >/dev/null || { echo "bench/determinism.sh: missing $c" >&2; exit 1; }
 done
 
@@ -74,27 +74,43 @@ clock_row() {
   printf '%-40s %10s ns %10s ns %10s ns %8.2fx\n' "$name" "$b" "$p" "$s" "$(echo "$s / $b" | bc -l)"
 }
 
-# hyper_rows NAME CMD DIVISOR UNIT: hyperfine medians of CMD in plain
-# sandlock and under each of --time-start, --random-seed and both, and
-# their difference to plain divided by DIVISOR. The variants run in one
-# hyperfine call, so that a drift of the machine hits them alike.
-hyper_rows() {
-  local name=$1 cmd=$2 div=$3 unit=$4 v p d
-  hyperfine -N -w $warm -r $runs --export-json "$work/h.json" -n plain "$SL -- $cmd" \
-    -n "+time" "$SL --time-start 2000-01-01T00:00:00Z -- $cmd" -n "+seed" "$SL --random-seed 1 -- $cmd" \
-    -n "+time+seed" "$SL $DET -- $cmd" >/dev/null 2>&1
-  p=$(jq -r '.results[] | select(.command == "plain") | .median * 1000' "$work/h.json")
+# run_ms ARGS...: the wall time of one run of ARGS, in ms.
+run_ms() {
+  local t0=$EPOCHREALTIME
+  "$@" >/dev/null 2>&1 || { echo "bench/determinism.sh: failed: $*" >&2; exit 1; }
+  local t1=$EPOCHREALTIME
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }'
+}
+
+# interleaved_rows NAME DIVISOR UNIT CMD...: the median wall time of CMD in
+# plain sandlock and under each of --time-start, --random-seed and both,
+# and their difference to plain divided by DIVISOR. The variants take
+# turns, run by run, so that a drift of the machine's load (other jobs)
+# hits them alike; the first $warm rounds are not counted.
+interleaved_rows() {
+  local name=$1 div=$2 unit=$3 r v p d
+  shift 3
+  local -A flags=([plain]="" ["+time"]="--time-start 2000-01-01T00:00:00Z" ["+seed"]="--random-seed 1" ["+time+seed"]="$DET")
+  local variants=(plain "+time" "+seed" "+time+seed")
+  for v in "${variants[@]}"; do : >"$work/t.$v"; done
+  for r in $(seq $((warm + runs))); do
+    for v in "${variants[@]}"; do
+      # shellcheck disable=SC2086 # the flags are words
+      t=$(run_ms $SL ${flags[$v]} -- "$@")
+      [ "$r" -gt "$warm" ] && echo "$t" >>"$work/t.$v"
+    done
+  done
+  p=$(median <"$work/t.plain")
   for v in "+time" "+seed" "+time+seed"; do
-    d=$(jq -r --arg v "$v" '.results[] | select(.command == $v) | .median * 1000' "$work/h.json")
+    d=$(median <"$work/t.$v")
     printf '%-40s %10.2f ms %10.2f ms %+9.1f %s %8.2fx\n' "$name, $v" "$p" "$d" "$(echo "($d - $p) * 1000 / $div" | bc -l)" "$unit" "$(echo "$d / $p" | bc -l)"
   done
 }
 
-command -v bc >/dev/null || { echo "bench/determinism.sh: missing bc" >&2; exit 1; }
 printf '%-40s %13s %13s %13s %9s\n' "in-process loop" bare sandlock time-start "ts/bare"
 clock_row "clock_gettime(REALTIME)" 0
 clock_row "clock_gettime(MONOTONIC)" 1
 echo
 printf '%-40s %13s %13s %14s %9s\n' "" sandlock "with" "difference" "ratio"
-hyper_rows "200 × /bin/true from sh" "/bin/sh -c 'for i in \$(seq 200); do /bin/true; done'" 200 "µs/exec"
-hyper_rows "start: python3 -c pass" "/usr/bin/python3 -c pass" 1 "µs"
+interleaved_rows "200 × /bin/true from sh" 200 "µs/exec" /bin/sh -c 'for i in $(seq 200); do /bin/true; done'
+interleaved_rows "start: python3 -c pass" 1 "µs" /usr/bin/python3 -c pass
