@@ -40,7 +40,13 @@
 // Not virtualised: the RDRAND and RDSEED instructions, pids, inode
 // numbers, addresses (NoRandomizeMemory turns ASLR off), scheduling, and
 // the order in which concurrent threads of one process draw from its
-// stream.
+// stream. So a Go program's map order and math/rand/v2's top-level
+// functions repeat only as far as its scheduling does: the runtime seeds
+// one generator per thread (M) from the seeded AT_RANDOM bytes, in the
+// order the threads start, and each new thread also draws from the state
+// of the thread that starts it; which thread runs a goroutine, and which
+// threads start which, is the scheduler's choice. (The runtime's seed,
+// crypto/rand and /dev/urandom repeat exactly.)
 package seedrand
 
 import (
