@@ -558,7 +558,6 @@ func TestCLIInspectRoundTrip(t *testing.T) {
 func TestCLIUnbuiltFlags(t *testing.T) {
 	for _, tc := range []struct{ flags []string }{
 		{[]string{"--chroot", "/"}}, {[]string{"--fs-mount", "/a:/tmp"}},
-		{[]string{"--random-seed", "1"}}, {[]string{"--time-start", "2000-01-01T00:00:00Z"}}, {[]string{"--deterministic-dirs"}},
 		{[]string{"--user", "0:0"}}, {[]string{"--http-allow", "GET x/*"}}, {[]string{"--http-port", "80"}},
 		{[]string{"--http-inject-ca", "/x"}}, {[]string{"--credential", "A=env:B"}},
 	} {

@@ -129,9 +129,6 @@ func TestProfileEverySection(t *testing.T) {
 func TestProfileUnbuiltKeys(t *testing.T) {
 	for _, tc := range []struct{ toml, field, src string }{
 		{"[config]\nhttp_ca = \"/ca\"", "HTTPCAFile", "u.toml:2: [config] http_ca"},
-		{"[determinism]\nrandom_seed = 42", "RandomSeed", "u.toml:2: [determinism] random_seed"},
-		{"[determinism]\ntime_start = \"2000-01-01T00:00:00Z\"", "TimeStart", "u.toml:2: [determinism] time_start"},
-		{"[determinism]\ndeterministic_dirs = true", "DeterministicDirs", "u.toml:2: [determinism] deterministic_dirs"},
 		{"[program]\nuid = 0\ngid = 0", "UID", "u.toml:2: [program] uid"},
 		{"[filesystem]\nchroot = \"/\"", "Chroot", "u.toml:2: [filesystem] chroot"},
 		{"[filesystem]\nmount = [\"/work:/tmp:ro\"]", "FSMount", "u.toml:2: [filesystem] mount"},

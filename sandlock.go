@@ -92,12 +92,18 @@ type Sandbox struct {
 	ExtraAllowSyscalls []string
 	ExtraDenySyscalls  []string
 
-	// Determinism.
-	RandomSeed        *uint64 // (not supported yet)
-	TimeStart         string  // (not supported yet)
-	NoRandomizeMemory bool    // turn address-space randomization off (personality)
-	NoHugePages       bool    // no transparent huge pages (PR_SET_THP_DISABLE)
-	DeterministicDirs bool    // (not supported yet)
+	// Determinism. RandomSeed makes every source of randomness (getrandom,
+	// /dev/urandom and /dev/random, AT_RANDOM) a stream derived from the
+	// seed and the process's place in the sandbox's process tree.
+	// TimeStart starts the wall clock (the REALTIME family; MONOTONIC and
+	// the CPU clocks are untouched) at an instant, RFC 3339 or Unix
+	// seconds, from which it runs at the normal rate (amd64 only for now).
+	// DeterministicDirs lists directories sorted by name.
+	RandomSeed        *uint64
+	TimeStart         string
+	NoRandomizeMemory bool // turn address-space randomization off (personality)
+	NoHugePages       bool // no transparent huge pages (PR_SET_THP_DISABLE)
+	DeterministicDirs bool
 
 	// Environment. CleanEnv starts from an empty environment but for PATH,
 	// HOME, USER, TERM and LANG; Env sets or overrides variables.

@@ -123,6 +123,13 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 		return taskpath.ErrAction(err)
 	}
 	defer unix.Close(fd)
+	if d.serve != nil {
+		// Served only once the reopen succeeded: Landlock and the file's
+		// permissions have judged the open as they judge the program's.
+		if a, ok := d.serve(hc, pfd, &st, fl); ok {
+			return a
+		}
+	}
 	return taskpath.Inject(fd, fl)
 }
 

@@ -221,6 +221,14 @@ func (b *Builder) OnExec(f func(*tracer.ExecStop)) { b.sess.OnExec(f) }
 // signal. One feature at most may set it; f must not block.
 func (b *Builder) OnSignalStop(f func(tid int, sig syscall.Signal) bool) { b.sess.OnSignalStop(f) }
 
+// OnSeccomp registers f for the tracer's stops at the syscalls the filter
+// answers SECCOMP_RET_TRACE (see Filter.Trace): on the tracer's thread,
+// before the syscall runs, with the filter's data; the function f
+// returns, if not nil, runs at that syscall's exit (see
+// session.Session.OnSeccomp). Without a registration the tracer takes no
+// such stops.
+func (b *Builder) OnSeccomp(f func(tid int, data uint16) (atExit func())) { b.sess.OnSeccomp(f) }
+
 // OnExit registers f for each process that has exited.
 func (b *Builder) OnExit(f func(pid int)) { b.sess.OnExit(f) }
 

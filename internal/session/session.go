@@ -98,6 +98,7 @@ type Session struct {
 	onRunStart        []func()
 	onExec            []func(*tracer.ExecStop)
 	onExitUsage       []func(pid int, usage *unix.Rusage)
+	onSeccomp         []func(tid int, data uint16) func()
 	background        []func(ctx context.Context)
 	onEnd             []func()
 	onSignalStop      func(tid int, sig syscall.Signal) bool
@@ -184,6 +185,7 @@ func (s *Session) Start(spec *Spec) error {
 		},
 		OnSignalInSyscall: s.signalInSyscall,
 		OnSignalStop:      s.onSignalStop,
+		OnSeccomp:         s.seccompHook(),
 		OnEnd:             s.end,
 	}
 	if len(s.onExec) > 0 {
@@ -246,6 +248,43 @@ func (s *Session) forkFamily(nr int) bool {
 		}
 	}
 	return false
+}
+
+// OnSeccomp registers f to be called on the tracer's thread when a task
+// stops for a syscall the filter answers SECCOMP_RET_TRACE (see
+// tracer.Config.OnSeccomp): before the syscall runs, with the filter's
+// data; the function f returns, if not nil, is called at that syscall's
+// exit. Every f registered is called for every such stop. Call it before
+// Start; f must not block.
+func (s *Session) OnSeccomp(f func(tid int, data uint16) (atExit func())) {
+	s.onSeccomp = append(s.onSeccomp, f)
+}
+
+// seccompHook is the tracer's OnSeccomp: nil when nothing is registered,
+// so that the tracer takes no such stops.
+func (s *Session) seccompHook() func(tid int, data uint16) func() {
+	switch len(s.onSeccomp) {
+	case 0:
+		return nil
+	case 1:
+		return s.onSeccomp[0]
+	}
+	return func(tid int, data uint16) func() {
+		var exits []func()
+		for _, f := range s.onSeccomp {
+			if e := f(tid, data); e != nil {
+				exits = append(exits, e)
+			}
+		}
+		if len(exits) == 0 {
+			return nil
+		}
+		return func() {
+			for i := len(exits) - 1; i >= 0; i-- {
+				exits[i]()
+			}
+		}
+	}
 }
 
 // OnExec registers f to be called at every exec of a process of the

@@ -240,6 +240,13 @@ type FilterSpec struct {
 	// ignored) and answers every other call with its Action. A syscall
 	// that is also denied keeps its deny.
 	SelfOnly []filter.Rule
+	// Trace sends the calls of a syscall for which one of its conditions
+	// holds to the tracer with the condition's action (filter.Trace); the
+	// others keep their verdict. A denied syscall stays denied, and a
+	// notified one is notified whole, untraced: the kernel lets a traced
+	// call through without consulting the filter again, so tracing it would
+	// take it past its handlers.
+	Trace map[int][]filter.Cond
 }
 
 // argRules are the syscalls Filter gives argument filters (or, for clone3,
@@ -270,6 +277,7 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 		isDenied = 1 << iota
 		isNotified
 		hasArgs // argument filters may be added
+		isTraced
 	)
 	size := arch.Size()
 	for _, nrs := range [][]int{s.Deny, s.Notify} {
@@ -290,6 +298,12 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			return nil, fmt.Errorf("syscall %s (%d) is both denied and supervised", name, nr)
 		}
 		flags[nr] |= isDenied
+	}
+	for nr := range s.Trace {
+		if nr < 0 || nr >= size {
+			return nil, fmt.Errorf("syscall number %d out of range", nr)
+		}
+		flags[nr] |= isTraced
 	}
 	mark := func(name string) {
 		if nr, ok := arch.Nr(name); ok {
@@ -446,6 +460,19 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			r.Conds = append(r.Conds, filter.Cond{Tests: c.Tests, Action: r.Action})
 		}
 		r.Action = sr.Action
+	}
+
+	for nr, conds := range s.Trace {
+		if flags[nr]&(isDenied|isNotified) != 0 {
+			continue
+		}
+		r := rule(nr)
+		for _, c := range conds {
+			if uint32(c.Action)&unix.SECCOMP_RET_ACTION_FULL != unix.SECCOMP_RET_TRACE {
+				return nil, fmt.Errorf("syscall %d: a trace condition's action is %v", nr, c.Action)
+			}
+			r.Conds = append(r.Conds, c)
+		}
 	}
 
 	for nr, conds := range s.NotifyExcept {

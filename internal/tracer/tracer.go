@@ -102,6 +102,11 @@ type Tracer struct {
 	// leader and of its other threads.
 	procOpts, threadOpts int
 	execStops            atomic.Uint64
+	// onSeccomp serves PTRACE_EVENT_SECCOMP stops; atExit holds, by tid,
+	// what to call at the exit of a syscall it asked to see end. Both are
+	// the tracer thread's alone.
+	onSeccomp func(tid int, data uint16) (atExit func())
+	atExit    map[int]func()
 }
 
 // Config for Launch.
@@ -137,6 +142,15 @@ type Config struct {
 	// on the tracer's thread (where the task's registers may be read and
 	// written); suppress true discards the signal. It must not block.
 	OnSignalStop func(tid int, sig syscall.Signal) (suppress bool)
+	// OnSeccomp, if set, makes the tracer take the stops of the syscalls
+	// the seccomp filter answers SECCOMP_RET_TRACE (PTRACE_O_TRACESECCOMP)
+	// and call it there, on the tracer's thread, before the syscall runs,
+	// with the task and the filter's data. It may change the task's
+	// registers (the kernel runs the syscall with them); the function it
+	// returns, if not nil, is called when that syscall has returned or been
+	// interrupted, before a signal is delivered or the syscall restarted,
+	// to put back what it changed. It must not block.
+	OnSeccomp func(tid int, data uint16) (atExit func())
 	// OnExec, if set, is called at every exec of a process of the sandbox
 	// that succeeded, once its new image is loaded and before it runs its
 	// first instruction (PTRACE_EVENT_EXEC), on the tracer's thread; the
@@ -319,6 +333,14 @@ func (t *Tracer) run() {
 	if t.onExec != nil {
 		t.procOpts = t.threadOpts
 	}
+	if req.cfg.OnSeccomp != nil {
+		// Every tracee stops at the syscalls the filter traces;
+		// TRACESYSGOOD tells the syscall-exit stops asked for apart from
+		// SIGTRAPs.
+		t.onSeccomp, t.atExit = req.cfg.OnSeccomp, make(map[int]func())
+		t.procOpts |= unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACESYSGOOD
+		t.threadOpts |= unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACESYSGOOD
+	}
 	l, err := req.launch()
 	if err != nil {
 		t.started <- err
@@ -455,6 +477,9 @@ func (t *Tracer) exited(tid int, ws unix.WaitStatus, usage *unix.Rusage) {
 	if ok && tid == tk.tgid && t.onProcExit != nil {
 		t.onProcExit(tid, usage)
 	}
+	if t.atExit != nil {
+		delete(t.atExit, tid)
+	}
 	if ok {
 		t.mu.Lock()
 		delete(t.tasks, tid)
@@ -515,10 +540,32 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 			}
 		}
 		ptrace(unix.PTRACE_CONT, tid, 0)
+	case unix.PTRACE_EVENT_SECCOMP:
+		if t.onSeccomp != nil {
+			data, _ := unix.PtraceGetEventMsg(tid)
+			if f := t.onSeccomp(tid, uint16(data)); f != nil {
+				// On to the syscall's exit stop.
+				t.atExit[tid] = f
+				ptrace(unix.PTRACE_SYSCALL, tid, 0)
+				return
+			}
+		}
+		ptrace(unix.PTRACE_CONT, tid, 0)
 	case unix.PTRACE_EVENT_EXEC:
 		t.execed(tid)
 		ptrace(unix.PTRACE_CONT, tid, 0)
 	case 0:
+		if sig == unix.SIGTRAP|0x80 {
+			// A syscall-exit stop (TRACESYSGOOD), which only OnSeccomp asks
+			// for: put back what it changed. A signal that interrupted the
+			// syscall is delivered after this stop.
+			if f := t.atExit[tid]; f != nil {
+				delete(t.atExit, tid)
+				f()
+			}
+			ptrace(unix.PTRACE_CONT, tid, 0)
+			return
+		}
 		if t.onStop != nil && t.onStop(tid, sig) {
 			ptrace(unix.PTRACE_CONT, tid, 0)
 			return
