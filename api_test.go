@@ -33,8 +33,8 @@ func TestErrorsAreTyped(t *testing.T) {
 	}
 
 	sb = base()
-	sb.Workdir = "/tmp"
-	if _, err := sb.Run(ctx, "true"); !errors.Is(err, sandlock.ErrUnsupported) || !errors.As(err, &fe) || fe.Field != "Workdir" {
+	sb.Chroot = "/"
+	if _, err := sb.Run(ctx, "true"); !errors.Is(err, sandlock.ErrUnsupported) || !errors.As(err, &fe) || fe.Field != "Chroot" {
 		t.Errorf("an unsupported field: %v, want ErrUnsupported in a *FieldError", err)
 	}
 

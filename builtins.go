@@ -9,8 +9,13 @@ import (
 	"github.com/sandlock-go/sandlock/internal/fsmeta"
 	"github.com/sandlock-go/sandlock/internal/limits"
 	"github.com/sandlock-go/sandlock/internal/netgate"
+	"github.com/sandlock-go/sandlock/internal/netview"
 	"github.com/sandlock-go/sandlock/internal/pidgate"
 	"github.com/sandlock-go/sandlock/internal/plan"
+	"github.com/sandlock-go/sandlock/internal/seedrand"
+	"github.com/sandlock-go/sandlock/internal/sortdirs"
+	"github.com/sandlock-go/sandlock/internal/timeshift"
+	"github.com/sandlock-go/sandlock/internal/vdso"
 )
 
 // builtins validates the fields the builtin features take and returns the
@@ -43,6 +48,20 @@ func (s *Sandbox) builtins(ctx context.Context) ([]plan.Feature, *registration, 
 	if err != nil {
 		return nil, nil, err
 	}
+	det, err := s.determinism()
+	if err != nil {
+		return nil, nil, err
+	}
+	if det.random != nil {
+		// The random devices are known by what an open resolves to: every
+		// open is resolved and done on the program's behalf, by fs-deny
+		// (with nothing to deny when FSDenied is empty), whose act phase
+		// hands the opens of the random devices to the seeded source.
+		if deny == nil {
+			deny = &fsdeny.Feature{}
+		}
+		deny.Serve = det.random.ServeOpen
+	}
 
 	features := []plan.Feature{
 		// Guard, first: no other handler looks at a call that names another
@@ -58,19 +77,87 @@ func (s *Sandbox) builtins(ctx context.Context) ([]plan.Feature, *registration, 
 	}
 	features = append(features,
 		// Deny: the network rules (its named unix sockets meet fs-deny's
-		// checks); virtualize: the hosts file its hostnames need.
+		// checks).
 		network,
 		// Deny, decided at finish: what Landlock does not cover, judged
 		// against the built grants; checked before the user handlers only
 		// where another handler watches the syscall.
 		fsmeta.Feature{Deny: metaDeny},
+		// Translate and act: the copy-on-write workdir; after every feature
+		// that adds Landlock paths, which it carves.
+		&workdirFeature{s: s, deny: deny},
 	)
+	// Virtualize: deterministic runs (issue 15), the shifted clock and the
+	// seeded randomness, then (act) sorted directory listings, and the
+	// vDSO patch the first two need at each exec.
+	features = append(features, det.features()...)
 	var named *registration
 	if !s.NoRegistry {
+		named = &registration{s: s}
+	}
+	features = append(features,
+		// Virtualize: what the program sees of the host (views.go). After
+		// every feature that adds Landlock path rules: it carves /proc and
+		// the host's parts of /sys out of them.
+		s.hostView(lim, network, named),
+		// Virtualize: the network interfaces, loopback only.
+		netview.Feature{},
+	)
+	if named != nil {
 		// Last: the name is taken once every other setting was valid, and
 		// before anything runs, so that a live duplicate stops the run.
-		named = &registration{s: s}
 		features = append(features, named)
 	}
 	return features, named, nil
+}
+
+// determinism is the deterministic-run features (issue 15), each nil when
+// its field is unset: then nothing of it is trapped and no exec stop is
+// taken.
+type determinism struct {
+	clock  *timeshift.Feature
+	random *seedrand.Feature
+	dirs   *sortdirs.Feature
+	vdso   *vdso.Feature
+}
+
+// determinism validates TimeStart, RandomSeed and DeterministicDirs.
+func (s *Sandbox) determinism() (*determinism, error) {
+	var d determinism
+	var err error
+	if d.clock, err = timeshift.NewFeature(s.TimeStart, s.NoSupervisor); err != nil {
+		return nil, err
+	}
+	if d.random, err = seedrand.NewFeature(s.RandomSeed, s.NoSupervisor); err != nil {
+		return nil, err
+	}
+	if d.dirs, err = sortdirs.NewFeature(s.DeterministicDirs, s.NoSupervisor); err != nil {
+		return nil, err
+	}
+	if d.clock != nil || d.random != nil {
+		d.vdso = &vdso.Feature{Patch: vdso.Patch{HideGetrandom: d.random != nil}}
+		if d.clock != nil {
+			sh := d.clock.Shift()
+			d.vdso.Patch.Clock, d.vdso.Patched = &sh, d.clock.SetVDSO
+		}
+	}
+	return &d, nil
+}
+
+// features lists the features that are on, in order.
+func (d *determinism) features() []plan.Feature {
+	var out []plan.Feature
+	if d.clock != nil {
+		out = append(out, d.clock)
+	}
+	if d.random != nil {
+		out = append(out, d.random)
+	}
+	if d.dirs != nil {
+		out = append(out, d.dirs)
+	}
+	if d.vdso != nil {
+		out = append(out, d.vdso)
+	}
+	return out
 }

@@ -462,9 +462,9 @@ processes = 3
 			if want := "sandlock: " + val + `:4: [network] allow "foo:99999": port 99999 out of range (1-65535)` + "\n"; code != 1 || stderr != want {
 				t.Errorf("bad value: exit %d stderr %q, want %q", code, stderr, want)
 			}
-			unb := writeProfile(t, xdg, "unbuilt", "[filesystem]\nread = "+tomlList(base().FSReadable)+"\n[config]\nworkdir = \"/tmp\"\n")
+			unb := writeProfile(t, xdg, "unbuilt", "[filesystem]\nread = "+tomlList(base().FSReadable)+"\n\nchroot = \"/\"\n")
 			code, _, stderr = u.run(t, env, "run", "-p", "unbuilt", "--", "echo", "ran")
-			if want := "sandlock: " + unb + ":4: [config] workdir: is not supported yet\n"; code != 1 || stderr != want {
+			if want := "sandlock: " + unb + ":4: [filesystem] chroot: is not supported yet\n"; code != 1 || stderr != want {
 				t.Errorf("unbuilt key: exit %d stderr %q, want %q", code, stderr, want)
 			}
 			code, _, stderr = u.run(t, env, "run", "-p", "nosuch", "--", "true")
@@ -557,11 +557,9 @@ func TestCLIInspectRoundTrip(t *testing.T) {
 // Flags of features not built yet fail as their fields do.
 func TestCLIUnbuiltFlags(t *testing.T) {
 	for _, tc := range []struct{ flags []string }{
-		{[]string{"--workdir", "/tmp"}}, {[]string{"--chroot", "/"}}, {[]string{"--fs-mount", "/a:/tmp"}},
-		{[]string{"--random-seed", "1"}}, {[]string{"--time-start", "2000-01-01T00:00:00Z"}}, {[]string{"--deterministic-dirs"}},
+		{[]string{"--chroot", "/"}}, {[]string{"--fs-mount", "/a:/tmp"}},
 		{[]string{"--user", "0:0"}}, {[]string{"--http-allow", "GET x/*"}}, {[]string{"--http-port", "80"}},
-		{[]string{"--max-disk", "1G"}}, {[]string{"--on-exit", "keep"}}, {[]string{"--fs-storage", "/tmp"}},
-		{[]string{"--http-inject-ca", "/x"}}, {[]string{"--credential", "A=env:B"}}, {[]string{"--dry-run"}},
+		{[]string{"--http-inject-ca", "/x"}}, {[]string{"--credential", "A=env:B"}},
 	} {
 		code, stdout, stderr := cli(t, cliRunArgs(cliGrants(tc.flags...), "echo", "ran")...)
 		if code != 1 || stdout != "" || !strings.HasPrefix(stderr, "sandlock: "+tc.flags[0]+": is not supported yet") {

@@ -8,11 +8,13 @@ import (
 
 	"github.com/sandlock-go/sandlock/internal/fielderr"
 	"github.com/sandlock-go/sandlock/internal/landlock"
+	"github.com/sandlock-go/sandlock/internal/procview"
 )
 
 // Confine applies the sandbox's Landlock filesystem rules (FSReadable,
 // FSWritable, with AllowDegraded and Disable, and the default device
-// grants) to every thread of the calling process, irreversibly. Every other
+// grants; ProcView none or host, the default here) to every thread of the
+// calling process, irreversibly. Every other
 // field needs a supervisor or a new process: a Sandbox that sets one is
 // rejected before anything is applied, since a limit or rule silently
 // dropped is the one thing a sandbox must never do. It needs a binary built
@@ -37,6 +39,14 @@ func Confine(s *Sandbox) error {
 	// Confine restricts the filesystem only: the caller keeps its network
 	// and IPC.
 	cfg.HandledNet, cfg.Scoped = 0, 0
+	switch s.ProcView {
+	case ProcViewDefault, ProcViewHost:
+		// Nothing serves /proc: it is the host's, as granted.
+	case ProcViewNone:
+		cfg.Paths = procview.Carve(cfg.Paths, procview.RefusedTrees(), procview.ReadOnly).Rules
+	default:
+		return &fielderr.FieldError{Field: "ProcView", Value: string(s.ProcView), Err: errors.New("want none or host: Confine has no supervisor to serve /proc")}
+	}
 	rs, err := cfg.Build()
 	if err != nil {
 		return s.rulesetError(err)

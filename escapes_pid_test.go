@@ -434,6 +434,11 @@ func victim(t *testing.T, prefix ...string) int {
 func pidProbeSandbox(probe string) *sandlock.Sandbox {
 	sb := base()
 	sb.FSReadable = append(sb.FSReadable, filepath.Dir(probe), "/proc")
+	// The host's /proc, so that a process outside can be named through
+	// its /proc directory (pidfd_send_signal_procfd) and the pid gate and
+	// Landlock answer; the served view refuses to open it at all
+	// (TestProcViewSignalThroughProcDir).
+	sb.ProcView = sandlock.ProcViewHost
 	return sb
 }
 
@@ -599,7 +604,9 @@ func TestPidUnprivileged(t *testing.T) {
 	v := victim(t, cliNobody...)
 	pgid, _ := unix.Getpgid(v)
 	before := readVictim(t, v)
-	args := cliGrants("-r", filepath.Dir(probe), "-r", "/proc")
+	// --proc host: see pidProbeSandbox (and the supervisor's process
+	// group is read from its /proc entry).
+	args := cliGrants("-r", filepath.Dir(probe), "-r", "/proc", "--proc", "host")
 	runCLI := func(probeArgs ...string) map[string]string {
 		t.Helper()
 		code, stdout, stderr := cliAs(t, cliNobody, cliRunArgs(args, append([]string{probe}, probeArgs...)...)...)

@@ -243,8 +243,10 @@ func TestHandlerCoverage(t *testing.T) {
 			}
 			return sandlock.Continue()
 		}),
-		hdl(t, "uname", func(ctx context.Context, hc *sandlock.HandlerCtx) sandlock.Action {
-			count("uname").Add(1)
+		// (Not uname: the host view answers it, with the sandbox's name,
+		// before user handlers.)
+		hdl(t, "getpid", func(ctx context.Context, hc *sandlock.HandlerCtx) sandlock.Action {
+			count("getpid").Add(1)
 			return sandlock.Continue()
 		}),
 		hdl(t, "sched_yield", func(ctx context.Context, hc *sandlock.HandlerCtx) sandlock.Action {
@@ -261,6 +263,7 @@ buf = ctypes.create_string_buffer({MAGIC})
 R["cwd"] = sc({NR_getcwd}, ctypes.addressof(buf), {MAGIC})
 R["cwd_plain"] = os.getcwd()
 R["sysname"] = os.uname().sysname
+R["pid"] = os.getpid() > 1
 os.sched_yield()
 R["yield"] = sc({NR_sched_yield})
 R["yield_magic"] = sc({NR_sched_yield}, {MAGIC})
@@ -272,11 +275,11 @@ print(json.dumps(R))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"ppid": 4242.0, "cwd": "EACCES", "cwd_plain": wd, "sysname": "Linux", "yield": "OK", "yield_magic": "EXDEV"}
+	want := map[string]any{"ppid": 4242.0, "cwd": "EACCES", "cwd_plain": wd, "sysname": "Linux", "pid": true, "yield": "OK", "yield_magic": "EXDEV"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("program saw %v, want %v", got, want)
 	}
-	for _, name := range []string{"getppid", "getcwd", "uname", "sched_yield"} {
+	for _, name := range []string{"getppid", "getcwd", "getpid", "sched_yield"} {
 		if n := count(name).Load(); n == 0 {
 			t.Errorf("the handler on %s never fired", name)
 		}

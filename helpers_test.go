@@ -206,3 +206,32 @@ func cProgram(t *testing.T, name, src string) string {
 	v, _ := cPrograms.LoadOrStore(src, bin)
 	return v.(string)
 }
+
+// goProgram builds a Go program (without cgo) once per test binary into a
+// directory every user can read, and returns its path.
+func goProgram(t *testing.T, name, src string) string {
+	t.Helper()
+	if v, ok := cPrograms.Load("go:" + src); ok {
+		if err, bad := v.(error); bad {
+			t.Fatal(err)
+		}
+		return v.(string)
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(cliBinary), name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	must(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+name+"\n\ngo 1.22\n"), 0o644))
+	bin := filepath.Join(dir, name)
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir, build.Env = dir, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		err = fmt.Errorf("building %s: %v\n%s", name, err, out)
+		cPrograms.Store("go:"+src, err)
+		t.Fatal(err)
+	}
+	v, _ := cPrograms.LoadOrStore("go:"+src, bin)
+	return v.(string)
+}

@@ -31,6 +31,7 @@ type prepared struct {
 	builder *plan.Builder
 	named   *registration // nil with NoRegistry
 	grants  []string      // readable and writable paths, for error hints
+	cow     *workdirPlan  // the copy-on-write workdir (issue 18, workdir.go), or nil
 }
 
 // abandon frees a run that will not start.
@@ -59,7 +60,6 @@ func (s *Sandbox) unsupported() error {
 		name string
 		set  bool
 	}{
-		{"Workdir", s.Workdir != ""},
 		{"Chroot", s.Chroot != ""},
 		{"FSMount", len(s.FSMount) > 0},
 		{"PortRemap", s.PortRemap},
@@ -68,15 +68,8 @@ func (s *Sandbox) unsupported() error {
 		{"HTTPPorts", len(s.HTTPPorts) > 0},
 		{"HTTPCAFile", s.HTTPCAFile != ""},
 		{"HTTPKeyFile", s.HTTPKeyFile != ""},
-		{"MaxDisk", s.MaxDisk != ""},
-		{"RandomSeed", s.RandomSeed != nil},
-		{"TimeStart", s.TimeStart != ""},
-		{"DeterministicDirs", s.DeterministicDirs},
 		{"UID", s.UID != nil},
 		{"GID", s.GID != nil},
-		{"FSStorage", s.FSStorage != ""},
-		{"OnExit", s.OnExit != BranchActionDefault},
-		{"OnError", s.OnError != BranchActionDefault},
 		{"PolicyFn", s.PolicyFn != nil},
 	}
 	for _, c := range checks {
@@ -313,6 +306,7 @@ func (s *Sandbox) prepare(ctx context.Context, cmd []string, handlers []SyscallH
 	if err := b.Plan(features); err != nil {
 		return nil, err
 	}
+	p.cow = workdirOf(features) // copy-on-write workdir (issue 18): its branch is finished when the run ends
 	if testSession != nil {
 		testSession(s, p.session) // tests only (export_test.go)
 	}
@@ -337,9 +331,11 @@ func (s *Sandbox) prepare(ctx context.Context, cmd []string, handlers []SyscallH
 		// kernel refuses it outright. (A user handler on one was refused
 		// above.) ioctl, when only some of its commands are watched, is
 		// notified for those alone.
-		ioctl := arch.MustNr("ioctl")
+		// socket likewise when only netlink-route sockets are (issue 16,
+		// internal/netview).
+		ioctl, socket := arch.MustNr("ioctl"), arch.MustNr("socket")
 		fs.Notify = slices.DeleteFunc(p.session.Table.Syscalls(), func(nr int) bool {
-			return denied(nr) || (fs.NotifyIoctls != nil && nr == ioctl)
+			return denied(nr) || (fs.NotifyIoctls != nil && nr == ioctl) || (fs.NotifyNetlinkRoute && nr == socket)
 		})
 	}
 	fp, err := fs.Filter()
@@ -355,7 +351,7 @@ func (s *Sandbox) prepare(ctx context.Context, cmd []string, handlers []SyscallH
 		Path:       path,
 		Argv:       cmd,
 		Env:        env,
-		Dir:        s.Cwd,
+		Dir:        p.cow.startDir(s.Cwd), // copy-on-write workdir (issue 18): the program starts in it
 		Ruleset:    b.Ruleset(),
 		Filter:     prog,
 		KeepCaps:   s.KeepCaps,

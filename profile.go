@@ -28,6 +28,9 @@ type Profile struct {
 	// Program is the command: [program] exec, then [program] args; nil
 	// when the profile names none.
 	Program []string
+	// DryRun is --dry-run: the run discards its copy-on-write branch and
+	// reports the changes (see Sandbox.DryRun). A flag only, no key.
+	DryRun bool
 
 	file    string
 	origins []origin

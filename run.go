@@ -42,6 +42,11 @@ type liveRun struct {
 	waited   bool
 	waitOnce sync.Once
 	result   *Result
+
+	// The copy-on-write workdir (issue 18): the changes its branch held
+	// when the run ended, and the error of a branch action that failed.
+	changes   []Change
+	branchErr error
 }
 
 // abandoned ends the run of a Process that became unreachable: it kills
@@ -85,11 +90,13 @@ func (s *Sandbox) RunWithHandlers(ctx context.Context, cmd []string, handlers ..
 	res, err := proc.waitContext(ctx)
 	wg.Wait()
 	proc.Close()
-	if err != nil {
+	if res == nil {
 		return nil, err
 	}
 	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
-	return res, nil
+	// err is a copy-on-write branch that could not be committed: the
+	// program's result still stands.
+	return res, err
 }
 
 // RunInteractive runs cmd with the caller's standard streams and waits for
@@ -111,19 +118,55 @@ func (s *Sandbox) RunInteractiveWithHandlers(ctx context.Context, cmd []string, 
 	}
 	res, err := proc.waitContext(ctx)
 	proc.Close()
-	if err != nil {
+	if res == nil {
 		return -1, err
 	}
-	return res.ShellCode(), nil
+	return res.ShellCode(), err
 }
 
-// DryRun would run cmd on a copy-on-write layer and report its changes; it
-// needs Workdir, which is not supported yet.
+// DryRun runs cmd like Run, on the copy-on-write workdir (Workdir, which it
+// needs), and discards its changes whatever OnExit and OnError say: the
+// workdir is left as it was, and the result lists the changes a commit
+// would have made, sorted by path.
 func (s *Sandbox) DryRun(ctx context.Context, cmd ...string) (*DryRunResult, error) {
 	if s.Workdir == "" {
 		return nil, &fielderr.FieldError{Field: "Workdir", Err: errors.New("DryRun requires Workdir")}
 	}
-	return nil, fielderr.Unsupported("Workdir")
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c := *s
+	c.OnExit, c.OnError = BranchActionAbort, BranchActionAbort
+	proc, err := c.start(ctx, cmd, nil, Stdio{Stdin: StdioInherit, Stdout: StdioPiped, Stderr: StdioPiped}, false)
+	if err != nil {
+		return nil, err
+	}
+	var stdout, stderr bytes.Buffer
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); io.Copy(&stdout, proc.Stdout) }()
+	go func() { defer wg.Done(); io.Copy(&stderr, proc.Stderr) }()
+	res, err := proc.waitContext(ctx)
+	wg.Wait()
+	proc.Close()
+	if res == nil {
+		return nil, err
+	}
+	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
+	return &DryRunResult{Result: *res, Changes: proc.Changes()}, err
+}
+
+// Changes returns, once the run has ended, the changes its copy-on-write
+// branch held (Workdir): those the commit made, or those an abort or a
+// keep left out of the workdir; sorted by path. nil without Workdir.
+func (p *Process) Changes() []Change {
+	select {
+	case <-p.run.sess.Ended():
+		p.run.collect()
+		return p.run.changes
+	default:
+		return nil
+	}
 }
 
 // Spawn starts cmd with the caller's standard streams and returns without
@@ -236,7 +279,13 @@ func (p *Process) Wait() (*Result, error) {
 	if p.Stdin != nil {
 		p.Stdin.Close()
 	}
-	return r.collect(), nil
+	res := r.collect()
+	// p must stay reachable while collect waits: its cleanup (abandoned)
+	// would otherwise kill the sandbox this Wait is waiting for.
+	runtime.KeepAlive(p)
+	// A copy-on-write branch that could not be committed (or aborted, or
+	// kept) is an error beside the program's result.
+	return res, r.branchErr
 }
 
 // waitContext waits, killing the sandbox when ctx is done first.
@@ -258,8 +307,12 @@ func (p *Process) waitContext(ctx context.Context) (*Result, error) {
 func (r *liveRun) collect() *Result {
 	r.waitOnce.Do(func() {
 		ws := r.sess.Wait()
+		res := result0(ws, r.sess.EndReason())
+		// Copy-on-write workdir (issue 18): committed, aborted or kept
+		// before anyone learns the run has ended.
+		r.changes, r.branchErr = r.p.cow.finish(res, r.sess.Log)
 		r.p.release()
-		r.result = result0(ws, r.sess.EndReason())
+		r.result = res
 	})
 	return r.result
 }

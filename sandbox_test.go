@@ -118,13 +118,8 @@ func TestNoGrantMeansNoProgram(t *testing.T) {
 }
 
 func TestUnsupportedFieldsAreErrors(t *testing.T) {
-	seed := uint64(1)
 	cases := map[string]func(*sandlock.Sandbox){
-		"PortRemap":  func(s *sandlock.Sandbox) { s.PortRemap = true },
-		"MaxDisk":    func(s *sandlock.Sandbox) { s.MaxDisk = "1G" },
-		"TimeStart":  func(s *sandlock.Sandbox) { s.TimeStart = "2000-01-01T00:00:00Z" },
-		"Workdir":    func(s *sandlock.Sandbox) { s.Workdir = "/tmp" },
-		"RandomSeed": func(s *sandlock.Sandbox) { s.RandomSeed = &seed },
+		"PortRemap": func(s *sandlock.Sandbox) { s.PortRemap = true },
 		"PolicyFn": func(s *sandlock.Sandbox) {
 			s.PolicyFn = func(sandlock.SyscallEvent, *sandlock.PolicyContext) sandlock.PolicyDecision { return sandlock.Allow() }
 		},

@@ -35,6 +35,13 @@ type Sandbox struct {
 	FSWritable []string // paths the program may also write, create in and delete from
 	FSDenied   []string // paths denied even inside a readable or writable path
 
+	// ProcView is what the program sees of /proc: served (the default when
+	// a grant covers /proc: its own processes and synthetic files, the
+	// rest refused), none (/proc refused), or host (the host's /proc as
+	// the grants allow it, every process of the machine included). See
+	// ProcView's constants.
+	ProcView ProcView
+
 	Workdir string            // copy-on-write root (not supported yet)
 	Cwd     string            // the program's working directory
 	Chroot  string            // supervisor-mediated root (not supported yet)
@@ -85,12 +92,18 @@ type Sandbox struct {
 	ExtraAllowSyscalls []string
 	ExtraDenySyscalls  []string
 
-	// Determinism.
-	RandomSeed        *uint64 // (not supported yet)
-	TimeStart         string  // (not supported yet)
-	NoRandomizeMemory bool    // turn address-space randomization off (personality)
-	NoHugePages       bool    // no transparent huge pages (PR_SET_THP_DISABLE)
-	DeterministicDirs bool    // (not supported yet)
+	// Determinism. RandomSeed makes every source of randomness (getrandom,
+	// /dev/urandom and /dev/random, AT_RANDOM) a stream derived from the
+	// seed and the process's place in the sandbox's process tree.
+	// TimeStart starts the wall clock (the REALTIME family; MONOTONIC and
+	// the CPU clocks are untouched) at an instant, RFC 3339 or Unix
+	// seconds, from which it runs at the normal rate (amd64 only for now).
+	// DeterministicDirs lists directories sorted by name.
+	RandomSeed        *uint64
+	TimeStart         string
+	NoRandomizeMemory bool // turn address-space randomization off (personality)
+	NoHugePages       bool // no transparent huge pages (PR_SET_THP_DISABLE)
+	DeterministicDirs bool
 
 	// Environment. CleanEnv starts from an empty environment but for PATH,
 	// HOME, USER, TERM and LANG; Env sets or overrides variables.
@@ -146,6 +159,37 @@ type Sandbox struct {
 	// then errors, and only the program's process group is followed.
 	NoSupervisor bool
 }
+
+// ProcView is what a sandboxed program sees of /proc.
+//
+// Served and none carve /proc out of the Landlock grants, whatever they
+// say, together with the parts of /sys that describe the host
+// (/sys/firmware, /sys/kernel/security, /sys/kernel/debug,
+// /sys/kernel/tracing, /sys/class/net), and leave /sys readable at most.
+type ProcView string
+
+const (
+	// ProcViewDefault is ProcViewServed when a grant covers /proc or one
+	// of the refused parts of /sys, ProcViewNone otherwise; with
+	// NoSupervisor, ProcViewHost.
+	ProcViewDefault ProcView = ""
+	// ProcViewServed: the supervisor opens every /proc path the program
+	// opens and shows the sandbox's own processes only (listings of /proc
+	// included), synthetic files where the sandbox differs from the host
+	// (cpuinfo and stat with NumCPUs, meminfo with MaxMemory, loadavg,
+	// mounts, net/dev, the hostname), and refuses the rest of the host
+	// (kallsyms, kcore, kmsg, keys, other processes…). Only what a grant
+	// covers under /proc is shown, and only the processes' own entries may
+	// be written. Needs the supervisor.
+	ProcViewServed ProcView = "served"
+	// ProcViewNone: every open under /proc fails with EACCES, and nothing
+	// is sent to the supervisor for it.
+	ProcViewNone ProcView = "none"
+	// ProcViewHost: /proc is granted through Landlock like any path,
+	// showing every process of the machine to a sandbox that may read it.
+	// For programs that need the host's view; it leaks the host.
+	ProcViewHost ProcView = "host"
+)
 
 // Protection is a Landlock protection whose enforcement AllowDegraded and
 // Disable relax.

@@ -495,6 +495,18 @@ var settings = []Setting{
 		func() (func(*Profile, string) error, func(*Profile) any) {
 			return branchAction(func(s *Sandbox) *BranchAction { return &s.OnError })
 		}),
+	// ours
+	row("ProcView", "proc", "", "filesystem.proc", kString, "what the program sees of /proc: `MODE` served (its own processes), none, or host (every process of the machine)",
+		func() (func(*Profile, string) error, func(*Profile) any) {
+			set, get := str(func(s *Sandbox) *string { return (*string)(&s.ProcView) })
+			return func(p *Profile, v string) error {
+				switch ProcView(v) {
+				case ProcViewServed, ProcViewNone, ProcViewHost:
+					return set(p, v)
+				}
+				return errors.New("want served, none or host")
+			}, get
+		}),
 
 	// [network]
 	row("NetAllowBind", "net-allow-bind", "", "network.allow_bind", kPorts, "allow binding TCP `PORTS` (N, N-M, *; repeatable)",
@@ -641,7 +653,18 @@ var settings = []Setting{
 		}),
 	row("", "credential", "", "", kList, "load a secret for --http-auth: `NAME=SOURCE` (env:VAR, file:PATH, fd:N; repeatable)", notBuilt),
 	row("", "http-auth", "", "", kList, "attach a credential to matching requests: `RULE` (repeatable)", notBuilt),
-	row("", "dry-run", "", "", kBool, "run on a copy-on-write layer, report the changes and discard them", notBuilt),
+	row("", "dry-run", "", "", kBool, "run on the copy-on-write --workdir, print the changes and discard them",
+		func() (func(*Profile, string) error, func(*Profile) any) {
+			return func(p *Profile, v string) error {
+					b, err := strconv.ParseBool(v)
+					if err != nil {
+						return errors.New("want true or false")
+					}
+					p.DryRun = b
+					return nil
+				},
+				func(*Profile) any { return nil }
+		}),
 }
 
 // parseList parses "0,2,3", and with ranges "0-3,6".

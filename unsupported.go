@@ -108,3 +108,11 @@ func (p *Process) Ports() (map[int]int, error) { return nil, errNeedsLinux }
 
 // Close returns an error: sandlock needs Linux.
 func (p *Process) Close() error { return errNeedsLinux }
+
+// RecoverWorkdir returns an error: sandlock needs Linux.
+func RecoverWorkdir(workdir, fsStorage string, abort bool) ([]BranchReport, error) {
+	return nil, errNeedsLinux
+}
+
+// Changes returns nil: no run happened.
+func (p *Process) Changes() []Change { return nil }

@@ -52,7 +52,6 @@ gcc -O2 -o "$work/floor" bench/floor/floor.c
 grants=()
 for p in /usr /lib /lib64 /bin /etc; do [ -e $p ] && grants+=(-r $p); done
 chmod 755 "$work"
-SL="$work/sandlock run ${grants[*]} -r $work --"
 BW="bwrap --ro-bind / / --dev /dev --proc /proc"
 LR=""
 command -v landrun >/dev/null && LR="landrun --rox /usr,/lib,/lib64,/bin --ro /etc,$work --"
@@ -88,13 +87,14 @@ medians() {
   done
 }
 
-# hyperfine_row NAME CMD [RUNS] : median wall time of each variant, in ms.
-# The variants take turns in rounds (hyperfine runs one variant after the
-# other), so that a drift of the machine during the row hits them all
-# alike; every run of every round counts.
+# hyperfine_row NAME CMD [RUNS [SANDLOCK_FLAGS]] : median wall time of each
+# variant, in ms. The variants take turns in rounds (hyperfine runs one
+# variant after the other), so that a drift of the machine during the row
+# hits them all alike; every run of every round counts.
 hyperfine_row() {
-  local name=$1 cmd=$2 n=${3:-$runs}
-  local args=(-N -w $warm -r $(((n + rounds - 1) / rounds)) --export-json "$work/h.json" -n bare "$cmd" -n sandlock "$SL $cmd" -n bwrap "$BW $cmd")
+  local name=$1 cmd=$2 n=${3:-$runs} slflags=${4:-}
+  local sl="$work/sandlock run ${grants[*]} -r $work $slflags --"
+  local args=(-N -w $warm -r $(((n + rounds - 1) / rounds)) --export-json "$work/h.json" -n bare "$cmd" -n sandlock "$sl $cmd" -n bwrap "$BW $cmd")
   [ -n "$LR" ] && args+=(-n landrun "$LR $cmd")
   : >"$work/times"
   for _ in $(seq $rounds); do
@@ -133,6 +133,12 @@ echo "measuring filesystem-heavy…" >&2
 hyperfine_row "find /usr -maxdepth 3" "find /usr -maxdepth 3"
 inproc_row "100k os.stat (in-process)" "$work/stat.py"
 inproc_row "20k open+close (in-process)" "$work/open.py"
+# With a grant on /proc, the served view: every open and every directory
+# listing goes through the supervisor (issue 16).
+echo "measuring the served /proc view…" >&2
+hyperfine_row "served /proc: python3 -c pass" "/usr/bin/python3 -c pass" $runs "-r /proc"
+hyperfine_row "served /proc: find -maxdepth 3" "find /usr -maxdepth 3" $runs "-r /proc"
+inproc_row "served /proc: 20k open+close" "$work/open.py" "-r /proc" "--ro /proc"
 echo "measuring spawn-heavy…" >&2
 hyperfine_row "200 × /bin/true from sh" "/bin/sh -c 'for i in \$(seq 200); do /bin/true; done'" $((runs / 6))
 
@@ -199,6 +205,47 @@ inproc_row "2k connects, host rule" "$work/connect.py" "--net-allow 127.0.0.1:$c
 inproc_row "2k connects, port rule" "$work/connect.py" "--net-allow :$cport" "--connect-tcp $cport"
 inproc_row "5k HTTP GETs, port rule" "$work/gets.py" "--net-allow :$hport" "--connect-tcp $hport"
 
+echo "measuring the copy-on-write workdir…" >&2
+# A project of 1,000 files in 20 directories, under git. Every variant runs
+# in it with HOME pointing nowhere (git would read ~/.gitconfig, which the
+# sandbox does not grant).
+proj="$work/cow/project"
+mkdir -p "$proj"
+for i in $(seq 1000); do mkdir -p "$proj/d$((i % 20))"; echo "file $i" >"$proj/d$((i % 20))/f$i"; done
+git -C "$proj" init -q && git -C "$proj" add -A && HOME=/nonexistent git -C "$proj" -c user.email=b@b -c user.name=b commit -qm base
+chmod -R a+rwX "$work/cow"
+SLW="$work/sandlock run ${grants[*]} --env HOME=/nonexistent --workdir $proj"
+# cow_row NAME CMD [RUNS] : the command bare and under --workdir, both in
+# the project directory.
+cow_row() {
+  local name=$1 cmd=$2 n=${3:-$runs}
+  : >"$work/times"
+  for _ in $(seq $rounds); do
+    (cd "$proj" && HOME=/nonexistent hyperfine -N -w $warm -r $(((n + rounds - 1) / rounds)) --export-json "$work/h.json" \
+      -n bare "$cmd" -n sandlock "$SLW -- $cmd" >/dev/null 2>&1)
+    jq -r '.results[] | .command as $v | .times[] | [$v, . * 1000] | @tsv' "$work/h.json" >>"$work/times"
+  done
+  medians "$name" "$work/times"
+}
+cow_row "cow: python3 -c pass" "/usr/bin/python3 -c pass"
+cow_row "cow: git status, 1000 files" "/usr/bin/git status --porcelain"
+# A commit of 1,000 new files: the same script writes them bare (in a
+# fresh copy each time), and under --workdir with the commit, and with
+# --on-exit abort; the difference between the last two is the commit.
+cp -a "$proj" "$work/cow/base"
+write1000='for i in $(seq 1000); do echo $i > n$i; done'
+: >"$work/times"
+for _ in $(seq $rounds); do
+  hyperfine -N -w 1 -r $(((runs / 6 + rounds + 1) / rounds)) --export-json "$work/h.json" \
+    --prepare "/bin/sh -c 'rm -rf $proj && cp -a $work/cow/base $proj'" \
+    -n bare "/bin/sh -c 'cd $proj && $write1000'" \
+    -n sandlock "$SLW -- /bin/sh -c '$write1000'" \
+    -n abort "$SLW --on-exit abort -- /bin/sh -c '$write1000'" >/dev/null 2>&1
+  jq -r '.results[] | .command as $v | .times[] | [$v, . * 1000] | @tsv' "$work/h.json" >>"$work/times"
+done
+medians "cow: write 1000 files, commit" "$work/times"
+cow_commit=$(awk -F'\t' '$1 == "cow: write 1000 files, commit" {m[$2] = $3} END {printf "%.2f", m["sandlock"] - m["abort"]}' "$results")
+
 echo "measuring notified syscalls…" >&2
 # The same Python loop of getppid, each answered Continue, under the C
 # floor and under sandlock (a user Handler), taking turns.
@@ -241,7 +288,7 @@ rows = collections.OrderedDict()
 for line in open(sys.argv[1]):
     name, variant, ms = line.rstrip("\n").split("\t")
     rows.setdefault(name, {})[variant] = float(ms)
-variants = ["bare", "sandlock", "bwrap", "landrun"]
+variants = ["bare", "sandlock", "bwrap", "landrun", "abort"]
 present = [v for v in variants if any(v in r for r in rows.values())]
 print(f"{'workload':32}" + "".join(f"{v:>22}" for v in present))
 for name, r in rows.items():
@@ -261,3 +308,4 @@ printf '%-32s %8.2f µs/call %5.2fx the C floor (user Handler, Continue)\n' "not
 printf '%-32s %8s µs/call (SYNC_WAKE_UP on)\n' "notified syscall (Continue)" "$sync_us"
 printf '%-32s %8s µs/call (SYNC_WAKE_UP off)\n' "notified syscall (Continue)" "$nosync_us"
 printf '%-32s %8s ns/call (not notified)\n' "getppid in a sandbox" "$plain_ns"
+printf '%-32s %8s ms (write 1000 files: --workdir minus --on-exit abort)\n' "cow: commit of 1000 files" "$cow_commit"

@@ -20,6 +20,9 @@ var rows = []string{
 	"find /usr -maxdepth 3",
 	"100k os.stat (in-process)",
 	"20k open+close (in-process)",
+	"served /proc: python3 -c pass",
+	"served /proc: find -maxdepth 3",
+	"served /proc: 20k open+close",
 	"200 × /bin/true from sh",
 	"2k connects, host rule",
 	"2k connects, port rule",
@@ -45,12 +48,20 @@ func TestRunQuick(t *testing.T) {
 			t.Errorf("no complete row for %q (bare, sandlock and bwrap figures)", name)
 		}
 	}
+	// The copy-on-write rows: bare and sandlock --workdir.
+	for _, name := range []string{"cow: python3 -c pass", "cow: git status, 1000 files", "cow: write 1000 files, commit"} {
+		re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` +` + ms + ` +` + ratio)
+		if !re.MatchString(table) {
+			t.Errorf("no complete row for %q (bare and sandlock figures)", name)
+		}
+	}
 	for _, line := range []string{
 		`notified getppid from Python +\d+\.\d+ µs/call \(C floor: one thread, blocking RECV/SEND\)`,
 		`notified getppid from Python +\d+\.\d+ µs/call +\d+\.\d+x the C floor \(user Handler, Continue\)`,
 		`notified syscall \(Continue\) +\d+(\.\d+)? µs/call \(SYNC_WAKE_UP on\)`,
 		`notified syscall \(Continue\) +\d+(\.\d+)? µs/call \(SYNC_WAKE_UP off\)`,
 		`getppid in a sandbox +\d+(\.\d+)? ns/call \(not notified\)`,
+		`cow: commit of 1000 files +-?\d+(\.\d+)? ms \(write 1000 files: --workdir minus --on-exit abort\)`,
 	} {
 		if !regexp.MustCompile(`(?m)^` + line + `$`).MatchString(table) {
 			t.Errorf("no line matching %q", line)

@@ -91,6 +91,7 @@ func commands() []command {
 		{"kill", "end a running sandbox", killMain},
 		{"profile", "list, show or delete profiles", profileMain},
 		{"check", "report what this kernel supports", checkMain},
+		{"cow", "recover a copy-on-write workdir's branches (cow recover PATH)", cowMain},
 	}
 }
 

@@ -123,13 +123,31 @@ func (f *runFlags) sandbox(prof *sandlock.Profile) error {
 		}
 	}
 	sb := &prof.Sandbox
+	if prof.DryRun {
+		// Copy-on-write workdir (issue 18): a dry run discards its branch.
+		if sb.Workdir == "" {
+			return errors.New("sandlock: --dry-run requires --workdir")
+		}
+		sb.OnExit, sb.OnError = sandlock.BranchActionAbort, sandlock.BranchActionAbort
+	}
+	if sb.Workdir == "" {
+		// Copy-on-write workdir (issue 18): its settings alone are an error.
+		for _, c := range []struct {
+			field string
+			set   bool
+		}{{"FSStorage", sb.FSStorage != ""}, {"MaxDisk", sb.MaxDisk != ""}, {"OnExit", sb.OnExit != sandlock.BranchActionDefault}, {"OnError", sb.OnError != sandlock.BranchActionDefault}} {
+			if c.set {
+				return fmt.Errorf("sandlock: %s needs %s (a copy-on-write workdir)", source(prof, c.field, ""), source(prof, "Workdir", ""))
+			}
+		}
+	}
 	if sb.NoSupervisor {
 		// Said in the terms the user wrote, before the library names its
 		// fields.
 		for _, c := range []struct {
 			field string
 			set   bool
-		}{{"MaxMemory", sb.MaxMemory != ""}, {"MaxProcesses", sb.MaxProcesses != 0}, {"NumCPUs", sb.NumCPUs != 0}} {
+		}{{"MaxMemory", sb.MaxMemory != ""}, {"MaxProcesses", sb.MaxProcesses != 0}, {"NumCPUs", sb.NumCPUs != 0}, {"Workdir", sb.Workdir != ""}} {
 			if c.set {
 				return fmt.Errorf("%s needs the supervisor, which %s turns off", source(prof, c.field, ""), source(prof, "NoSupervisor", ""))
 			}
@@ -211,7 +229,10 @@ func (f *runFlags) run(args []string, stderr io.Writer) error {
 			}
 		}
 	}()
-	res, _ := proc.Wait()
+	// The copy-on-write branch (issue 18) is committed, aborted or kept
+	// before Wait returns, so the status below describes the final
+	// workdir.
+	res, werr := proc.Wait()
 	close(ended)
 	proc.Close()
 	if sb.NoSupervisor {
@@ -221,6 +242,15 @@ func (f *runFlags) run(args []string, stderr io.Writer) error {
 	code := res.ShellCode()
 	if timedOut.Load() {
 		code = exitTimeout
+	}
+	if werr != nil {
+		fmt.Fprintln(stderr, message(werr))
+		if code == 0 {
+			code = exitPolicy
+		}
+	}
+	if prof.DryRun {
+		printChanges(stderr, proc.Changes())
 	}
 
 	if f.statusFD >= 0 {
@@ -234,4 +264,17 @@ func (f *runFlags) run(args []string, stderr io.Writer) error {
 		return nil
 	}
 	return exitError{code}
+}
+
+// printChanges prints a dry run's changes as upstream does, on standard
+// error: a header, then "K  path" per change, sorted.
+func printChanges(w io.Writer, changes []sandlock.Change) {
+	if len(changes) == 0 {
+		fmt.Fprintln(w, "sandlock: dry-run: no filesystem changes")
+		return
+	}
+	fmt.Fprintln(w, "sandlock: dry-run: filesystem changes:")
+	for _, c := range changes {
+		fmt.Fprintf(w, "%c  %s\n", c.Kind, c.Path)
+	}
 }

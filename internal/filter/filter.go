@@ -38,6 +38,11 @@ const (
 	KillProcess Action = unix.SECCOMP_RET_KILL_PROCESS
 )
 
+// Trace returns the action that stops the calling task for its ptrace
+// tracer (PTRACE_EVENT_SECCOMP), with data for the tracer; without a
+// tracer the syscall fails with ENOSYS.
+func Trace(data uint16) Action { return Action(unix.SECCOMP_RET_TRACE | uint32(data)) }
+
 // Errno returns the action that fails a syscall with errno e.
 func Errno(e unix.Errno) Action {
 	return Action(unix.SECCOMP_RET_ERRNO | (uint32(e) & unix.SECCOMP_RET_DATA))
@@ -51,6 +56,8 @@ func (a Action) String() string {
 		return "USER_NOTIF"
 	case a == KillProcess:
 		return "KILL_PROCESS"
+	case uint32(a)&unix.SECCOMP_RET_ACTION_FULL == unix.SECCOMP_RET_TRACE:
+		return fmt.Sprintf("TRACE(%d)", uint32(a)&unix.SECCOMP_RET_DATA)
 	case uint32(a)&unix.SECCOMP_RET_ACTION_FULL == unix.SECCOMP_RET_ERRNO:
 		return fmt.Sprintf("ERRNO(%s)", unix.ErrnoName(unix.Errno(uint32(a)&unix.SECCOMP_RET_DATA)))
 	}

@@ -54,7 +54,8 @@ func TestActionString(t *testing.T) {
 		{KillProcess, "KILL_PROCESS"},
 		{Errno(unix.EPERM), "ERRNO(EPERM)"},
 		{Errno(unix.ENOSYS), "ERRNO(ENOSYS)"},
-		{Action(unix.SECCOMP_RET_TRACE | 1), "action(0x7ff00001)"},
+		{Trace(1), "TRACE(1)"},
+		{Action(unix.SECCOMP_RET_LOG), "action(0x7ffc0000)"},
 		{Action(unix.SECCOMP_RET_KILL_THREAD), "action(0x0)"},
 	} {
 		if got := tc.a.String(); got != tc.want {

@@ -83,7 +83,25 @@ type Config struct {
 	// TGID returns a task's thread group.
 	Traced func(tid int) bool
 	TGID   func(tid int) int
+	// Serve, if set, may answer an open itself in place of the reopened
+	// file, once the path is resolved and checked and the reopen succeeded
+	// (the denials come first, so a virtual file never overrides a deny,
+	// and Landlock and the file's permissions judge the open as they judge
+	// the program's): it gets the descriptor the path resolved to, its
+	// fstat and the open's flags, and ok false injects the reopened file.
+	// The seeded random devices are served so (issue 15).
+	Serve ServeFunc
+	// OpensOnly registers the open family alone, and only in the act
+	// phase: for a Denier with nothing to deny (no Paths) whose opens are
+	// done on the program's behalf so that Serve sees every one.
+	OpensOnly bool
+	// KeepCaps is the sandbox's: the program keeps its capabilities.
+	KeepCaps bool
 }
+
+// ServeFunc answers an open of a resolved file in place of the reopened
+// file (ok), or lets it be injected.
+type ServeFunc func(hc *notify.HandlerCtx, pfd int, st *unix.Stat_t, flags int) (a notify.Action, ok bool)
 
 type fileID struct{ dev, ino uint64 }
 
@@ -96,12 +114,29 @@ type Denier struct {
 	proc  *procOpener
 	// checkOnly makes every handler stop after its checks with Continue.
 	checkOnly bool
+	serve     ServeFunc
+	opensOnly bool
 }
 
 // New resolves the denied paths. A path that does not exist is denied by
 // name (creating it is denied too).
 func New(cfg Config) (*Denier, error) {
-	d := &Denier{ids: make(map[fileID]bool), op: cfg.Pool, paths: taskpath.New(cfg.Pool)}
+	d := &Denier{ids: make(map[fileID]bool), op: cfg.Pool, paths: taskpath.New(cfg.Pool), serve: cfg.Serve, opensOnly: cfg.OpensOnly}
+	if cfg.OpensOnly {
+		if len(cfg.Paths) > 0 {
+			return nil, errors.New("fsdeny: OpensOnly with paths to deny")
+		}
+		// The walk to an O_PATH pin is one Landlock does not judge (it
+		// restricts no lookup, and O_PATH opens meet none of its hooks):
+		// it runs on the calling thread with the program's capabilities,
+		// as fsmeta's walks do, rather than paying a hand-off to a
+		// confined helper; the reopen, which Landlock judges, stays there.
+		run := confine.Unprivileged
+		if cfg.KeepCaps {
+			run = func(fn func()) error { fn(); return nil }
+		}
+		d.paths = taskpath.NewOn(run)
+	}
 	if cfg.ProcPool != nil {
 		d.proc = newProcOpener(cfg)
 	}
@@ -191,6 +226,10 @@ func (d *Denier) collectIDs(root string) error {
 // metadata calls), planned after it.
 type Feature struct {
 	Paths []string
+	// Serve, if set, answers opens of resolved files in place of the
+	// reopen (see Config.Serve); with no Paths, the feature then does
+	// every open on the program's behalf and nothing else.
+	Serve ServeFunc
 	d     *Denier
 }
 
@@ -204,23 +243,44 @@ func (f *Feature) Plan(b *plan.Builder) error {
 		return fielderr.New("FSDenied", "", errors.New("needs the supervisor, which NoSupervisor turns off"))
 	}
 	run := b.Run()
-	d, err := New(Config{Paths: f.Paths, Pool: b.Helpers(), ProcPool: b.Unscoped(), Ruleset: b.Ruleset(), Traced: run.Traced, TGID: run.TGID})
+	opensOnly := len(f.Paths) == 0 && f.Serve != nil
+	d, err := New(Config{Paths: f.Paths, Pool: b.Helpers(), ProcPool: b.Unscoped(), Ruleset: b.Ruleset(), Traced: run.Traced, TGID: run.TGID,
+		Serve: f.Serve, OpensOnly: opensOnly, KeepCaps: b.KeepCaps})
 	if err != nil {
 		return fielderr.New("FSDenied", "", err)
 	}
 	f.d = d
-	check := *d
-	check.checkOnly = true
-	check.register(func(nr int, name string, quick bool, h notify.Handler) { b.Handle(nr, plan.Deny, name, quick, h) }, true)
+	if !opensOnly { // with nothing to deny, there is nothing to check
+		check := *d
+		check.checkOnly = true
+		check.register(func(nr int, name string, quick bool, h notify.Handler) { b.Handle(nr, plan.Deny, name, quick, h) }, true)
+	}
 	d.register(func(nr int, name string, quick bool, h notify.Handler) { b.Handle(nr, plan.Act, name, quick, h) }, false)
 	if d.proc != nil {
-		b.HandleNamed("landlock_restrict_self", plan.Deny, "fs deny: nested landlock domain", true, notify.HandlerFunc(d.proc.nestedDomain))
+		b.HandleNamed("landlock_restrict_self", plan.Deny, "fs deny: nested landlock domain", true, notify.HandlerFunc(d.proc.access.NestedDomain))
 	}
 	// What an exec loaded is checked again, by identity, before it runs:
 	// the kernel resolved the path again after the check above.
-	b.OnExec(d.CheckExec)
+	if !opensOnly {
+		b.OnExec(d.CheckExec)
+	}
 	return nil
 }
+
+// CheckPath fails with EACCES if the canonical path p is denied or inside
+// something denied, or, when moving (the source or target of a rename or
+// a link), holds something denied: for features that resolve paths
+// themselves (the copy-on-write workdir, whose entries the kernel cannot
+// name).
+func (d *Denier) CheckPath(p string, moving bool) error {
+	if d.deniedPath(p) || (moving && d.holdsDenied(p)) {
+		return unix.EACCES
+	}
+	return nil
+}
+
+// CheckPath is Denier.CheckPath (valid once planned).
+func (f *Feature) CheckPath(p string, moving bool) error { return f.d.CheckPath(p, moving) }
 
 // CheckFD fails with EACCES if a resolved descriptor is, or is inside,
 // something denied (valid once planned).
@@ -260,6 +320,9 @@ func (d *Denier) register(addTo func(nr int, name string, quick bool, h notify.H
 		})
 	}
 	add("openat2", d.openat2)
+	if d.opensOnly {
+		return
+	}
 	if withExec {
 		// exec is only checked: the kernel runs it.
 		for _, name := range []string{"execve", "execveat"} {

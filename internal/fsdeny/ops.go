@@ -4,14 +4,12 @@ package fsdeny
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/notify"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
@@ -117,7 +115,7 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 	if pool, err := d.proc.poolFor(hc, pfd, fl); err != nil {
 		return taskpath.ErrAction(err)
 	} else if pool != nil {
-		fd, err = reopenOn(pool, pfd, rflags, perm)
+		fd, err = taskpath.Reopen(pool, pfd, rflags, perm)
 		if err != nil {
 			return taskpath.ErrAction(err)
 		}
@@ -125,7 +123,14 @@ func (d *Denier) open(hc *notify.HandlerCtx, dirfd, pathAddr, flags, mode, resol
 		return taskpath.ErrAction(err)
 	}
 	defer unix.Close(fd)
-	return inject(fd, fl)
+	if d.serve != nil {
+		// Served only once the reopen succeeded: Landlock and the file's
+		// permissions have judged the open as they judge the program's.
+		if a, ok := d.serve(hc, pfd, &st, fl); ok {
+			return a
+		}
+	}
+	return taskpath.Inject(fd, fl)
 }
 
 // openFIFO opens a FIFO, which blocks until its other end is opened, off
@@ -156,7 +161,7 @@ func (d *Denier) openFIFO(pfd, rflags, fl int) notify.Action {
 			return taskpath.ErrAction(err)
 		}
 		defer unix.Close(fd)
-		return inject(fd, fl)
+		return taskpath.Inject(fd, fl)
 	})
 }
 
@@ -164,19 +169,7 @@ func (d *Denier) openFIFO(pfd, rflags, fl int) notify.Action {
 // on a confined helper thread, so Landlock and file permissions judge it as
 // they would judge the task. perm is the mode of an O_TMPFILE file.
 func (d *Denier) reopen(pfd int, flags int, perm uint32) (int, error) {
-	return reopenOn(d.op, pfd, flags, perm)
-}
-
-// reopenOn reopens the inode behind pfd on one of pool's threads.
-func reopenOn(pool *confine.Pool, pfd int, flags int, perm uint32) (int, error) {
-	var fd int
-	var err error
-	if derr := pool.Do(func() {
-		fd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), flags|unix.O_CLOEXEC, perm)
-	}); derr != nil {
-		return -1, derr
-	}
-	return fd, err
+	return taskpath.Reopen(d.op, pfd, flags, perm)
 }
 
 // create serves an O_CREAT open of a path that did not exist: the file is
@@ -225,20 +218,7 @@ func (d *Denier) create(hc *notify.HandlerCtx, dirfd uint64, path string, flags 
 			}
 		}
 	}
-	return inject(fd, flags)
-}
-
-// inject answers with a duplicate of fd, close-on-exec if the task asked.
-func inject(fd int, flags int) notify.Action {
-	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return taskpath.ErrAction(err)
-	}
-	var fdFlags uint32
-	if flags&unix.O_CLOEXEC != 0 {
-		fdFlags = unix.O_CLOEXEC
-	}
-	return notify.InjectFDSend(os.NewFile(uintptr(dup), "sandlock-open"), fdFlags)
+	return taskpath.Inject(fd, flags)
 }
 
 // exec checks the program an execve/execveat would run; the kernel then runs

@@ -3,18 +3,12 @@
 package fsdeny
 
 import (
-	"bytes"
-	"context"
-	"os"
-	"strconv"
-	"strings"
-	"sync/atomic"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/sandlock-go/sandlock/internal/confine"
 	"github.com/sandlock-go/sandlock/internal/landlock"
 	"github.com/sandlock-go/sandlock/internal/notify"
+	"github.com/sandlock-go/sandlock/internal/procfs"
 	"github.com/sandlock-go/sandlock/internal/taskpath"
 )
 
@@ -48,32 +42,12 @@ type procOpener struct {
 	traced  func(tid int) bool
 	tgid    func(tid int) int
 	// Entries of the sandbox's other processes are opened on pool only
-	// while neither Yama restricts ptrace nor a process has nested a
-	// Landlock domain.
-	yama   bool
-	nested atomic.Bool
+	// while access.CrossProcess holds.
+	access *taskpath.ProcAccess
 }
 
 func newProcOpener(cfg Config) *procOpener {
-	return &procOpener{pool: cfg.ProcPool, ruleset: cfg.Ruleset, traced: cfg.Traced, tgid: cfg.TGID, yama: yamaRestricts()}
-}
-
-// yamaRestricts reports whether Yama limits ptrace beyond the classic
-// rules (ptrace_scope above 0).
-func yamaRestricts() bool {
-	b, err := os.ReadFile("/proc/sys/kernel/yama/ptrace_scope")
-	if err != nil {
-		return false // no Yama
-	}
-	return string(bytes.TrimSpace(b)) != "0"
-}
-
-// nestedDomain records that a process of the sandbox restricts itself with
-// a Landlock domain of its own. Continue: the syscall is the program's to
-// make; nothing is decided on its arguments.
-func (o *procOpener) nestedDomain(context.Context, *notify.HandlerCtx) notify.Action {
-	o.nested.Store(true)
-	return notify.Continue()
+	return &procOpener{pool: cfg.ProcPool, ruleset: cfg.Ruleset, traced: cfg.Traced, tgid: cfg.TGID, access: taskpath.NewProcAccess()}
 }
 
 // poolFor returns the pool that must reopen pfd, an inode the task opens with
@@ -87,11 +61,11 @@ func (o *procOpener) poolFor(hc *notify.HandlerCtx, pfd int, flags int) (*confin
 	if err != nil {
 		return nil, err
 	}
-	pid, ok := pidDir(p)
+	pid, ok := procfs.PidDir(p)
 	if !ok || !o.traced(pid) {
 		return nil, nil
 	}
-	if o.tgid(pid) != o.tgid(int(hc.Notif.PID)) && (o.yama || o.nested.Load()) {
+	if o.tgid(pid) != o.tgid(int(hc.Notif.PID)) && !o.access.CrossProcess() {
 		return nil, nil
 	}
 	write := flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0
@@ -99,20 +73,4 @@ func (o *procOpener) poolFor(hc *notify.HandlerCtx, pfd int, flags int) (*confin
 		return nil, unix.EACCES
 	}
 	return o.pool, nil
-}
-
-// pidDir returns the pid of a /proc/<pid> path.
-func pidDir(p string) (int, bool) {
-	rest, ok := strings.CutPrefix(p, "/proc/")
-	if !ok {
-		return 0, false
-	}
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		rest = rest[:i]
-	}
-	pid, err := strconv.ParseUint(rest, 10, 31)
-	if err != nil || pid == 0 {
-		return 0, false
-	}
-	return int(pid), true
 }

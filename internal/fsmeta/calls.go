@@ -614,7 +614,7 @@ func (g *Guard) fileAttr(hc *notify.HandlerCtx, set bool) (int64, error) {
 // it is not open, EINVAL if it is something else (as the kernel checks
 // before looking at the path).
 func (g *Guard) notifyFD(hc *notify.HandlerCtx, fd uint64, kind string) (int, error) {
-	dup, err := g.dup(hc, fd, true)
+	dup, err := taskpath.DupFD(hc, fd, g.tgid, true)
 	if err != nil {
 		return -1, err
 	}

@@ -261,7 +261,7 @@ func (g *Guard) dirObject(hc *notify.HandlerCtx, dirfd uint64, null, fdget bool)
 		}
 		return object{fd: fd, cwd: true, null: null}, nil
 	}
-	fd, err := g.dup(hc, dirfd, fdget)
+	fd, err := taskpath.DupFD(hc, dirfd, g.tgid, fdget)
 	if err != nil {
 		return object{}, err
 	}
@@ -271,50 +271,11 @@ func (g *Guard) dirObject(hc *notify.HandlerCtx, dirfd uint64, null, fdget bool)
 // fdObject is the object of a descriptor argument (fchmod, fsetxattr…),
 // which the kernel takes with fdget: an O_PATH descriptor is EBADF.
 func (g *Guard) fdObject(hc *notify.HandlerCtx, fd uint64) (object, error) {
-	dup, err := g.dup(hc, fd, true)
+	dup, err := taskpath.DupFD(hc, fd, g.tgid, true)
 	if err != nil {
 		return object{}, err
 	}
 	return object{fd: dup}, nil
-}
-
-// pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd naming one thread, whose
-// descriptor table pidfd_getfd then reads.
-const pidfdThread = unix.O_EXCL
-
-// dup duplicates the task's descriptor fd (the same open file). fdget
-// refuses an O_PATH descriptor with EBADF, as the kernel's fdget does.
-func (g *Guard) dup(hc *notify.HandlerCtx, fd uint64, fdget bool) (int, error) {
-	if int32(fd) < 0 {
-		return -1, unix.EBADF
-	}
-	tid := int(hc.Notif.PID)
-	pidfd, err := unix.PidfdOpen(tid, pidfdThread)
-	if err == unix.EINVAL && g.tgid != nil {
-		pidfd, err = unix.PidfdOpen(g.tgid(tid), 0)
-	}
-	if err != nil {
-		return -1, notify.ErrTaskGone
-	}
-	defer unix.Close(pidfd)
-	dup, err := unix.PidfdGetfd(pidfd, int(int32(fd)), 0)
-	if err == unix.EBADF {
-		return -1, unix.EBADF
-	}
-	if err != nil {
-		return -1, unix.EACCES // the task cannot be reached (undumpable): fail closed
-	}
-	if err := notify.TaskAlive(hc); err != nil {
-		unix.Close(dup)
-		return -1, err
-	}
-	if fdget {
-		if fl, err := unix.FcntlInt(uintptr(dup), unix.F_GETFL, 0); err != nil || fl&unix.O_PATH != 0 {
-			unix.Close(dup)
-			return -1, unix.EBADF
-		}
-	}
-	return dup, nil
 }
 
 // judge decides whether the task may act on the object fd holds, whose

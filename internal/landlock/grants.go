@@ -21,6 +21,10 @@ import (
 type Grants struct {
 	readable []string // every grant: a writable grant can also be read
 	writable []string
+	// readAll: the rules were carved out of a read grant on "/" (see
+	// Config.ReadsEverywhere): reading the metadata of the carved trees
+	// tells nothing their listing does not.
+	readAll bool
 }
 
 // add records the rule on the object fd, the descriptor the rule was made
@@ -55,6 +59,9 @@ func (g Grants) Allows(p string, write bool) bool {
 // Everything reports whether every path is allowed (a grant on "/"), for
 // writing or for reading.
 func (g Grants) Everything(write bool) bool {
+	if !write && g.readAll {
+		return true
+	}
 	roots := g.readable
 	if write {
 		roots = g.writable

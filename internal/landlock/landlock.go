@@ -93,6 +93,11 @@ type Config struct {
 	Scoped     uint64
 	Paths      []PathRule
 	Ports      []PortRule
+	// ReadsEverywhere: the path rules are a read grant on "/" with trees
+	// carved out of it (the host view's /proc and parts of /sys): the
+	// built ruleset's Grants report reading as allowed everywhere (see
+	// Grants.Everything).
+	ReadsEverywhere bool
 }
 
 // rulesetAttr is struct landlock_ruleset_attr as of ABI 6; the size passed to
@@ -176,6 +181,7 @@ func (c *Config) build() (*Ruleset, error) {
 		return nil, fmt.Errorf("landlock: creating ruleset: %w", errno)
 	}
 	rs := &Ruleset{fd: int(fd)}
+	rs.grants.readAll = c.ReadsEverywhere
 	for _, p := range c.Paths {
 		if err := rs.addPath(p, c.HandledFS); err != nil {
 			rs.Close()

@@ -48,6 +48,24 @@ type Feature struct {
 	traced       bool
 	knobs        session.Knobs
 	gpu          GPUAccess
+
+	// The memory budget's accounting, once planned (MemoryUsed).
+	memory  *Memory
+	sampler *MemorySampler
+}
+
+// MaxMemory returns the memory budget in bytes, 0 for none.
+func (f *Feature) MaxMemory() uint64 { return f.maxMemory }
+
+// MemoryUsed returns what the sandbox uses of its budget: the accounting's
+// count at the processes' last allocations, or the sampler's last full
+// sample when it saw more (for the /proc view's meminfo, once the run has
+// started).
+func (f *Feature) MemoryUsed() uint64 {
+	if f.memory == nil {
+		return 0
+	}
+	return max(f.memory.Used(), f.sampler.Last())
 }
 
 func errField(name, value string, err error) error { return fielderr.New(name, value, err) }
@@ -154,6 +172,7 @@ func (f *Feature) Plan(b *plan.Builder) error {
 			run.KillSandbox(session.ReasonMemoryLimit, detail)
 		}, signal, b.Log)
 		m.MapMemfd = sampler.MapMemfd
+		f.memory, f.sampler = m, sampler
 		b.OnProcessStart(sampler.Started)
 		b.Background(sampler.Run)
 		b.OnEnd(sampler.Report)

@@ -189,17 +189,7 @@ func (m *Memory) Handle(ctx context.Context, hc *notify.HandlerCtx) notify.Actio
 	if newBrk != 0 {
 		sp.brk = newBrk
 	}
-	var total uint64
-	objects := make(map[objKey]uint64)
-	for _, s := range m.spans {
-		total += s.data
-		for k, n := range s.shared {
-			objects[k] = max(objects[k], n)
-		}
-	}
-	for _, n := range objects {
-		total += n
-	}
+	total, objects := m.usedLocked()
 	if object != (objKey{}) {
 		// Mapping a memfd already counted adds only what goes beyond.
 		grow -= min(grow, objects[object])
@@ -269,6 +259,32 @@ func (m *Memory) Exited(tgid int) {
 	m.mu.Lock()
 	delete(m.spans, tgid)
 	m.mu.Unlock()
+}
+
+// usedLocked sums what every process used at its last allocation, each
+// shared object once, and returns the sum with the shared objects' sizes.
+func (m *Memory) usedLocked() (uint64, map[objKey]uint64) {
+	var total uint64
+	objects := make(map[objKey]uint64)
+	for _, s := range m.spans {
+		total += s.data
+		for k, n := range s.shared {
+			objects[k] = max(objects[k], n)
+		}
+	}
+	for _, n := range objects {
+		total += n
+	}
+	return total, objects
+}
+
+// Used returns what the sandbox used at its processes' last allocations,
+// as the budget counts it (for the /proc view's meminfo).
+func (m *Memory) Used() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	total, _ := m.usedLocked()
+	return total
 }
 
 // Peak returns the largest total seen under the budget.

@@ -187,6 +187,13 @@ func (m *MemorySampler) Peak() uint64 {
 	return m.peak.Total()
 }
 
+// Last returns the footprint the last full sample measured.
+func (m *MemorySampler) Last() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.last.Total()
+}
+
 // Cost returns what the last sample cost.
 func (m *MemorySampler) Cost() time.Duration {
 	m.mu.Lock()

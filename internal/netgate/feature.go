@@ -53,7 +53,7 @@ type Feature struct {
 	// DenyBind are the ports NetDenyBind refuses (the supervisor's).
 	DenyBind []netpolicy.PortRange
 	// Hosts: rules name hosts, so /etc/hosts is served with their
-	// addresses.
+	// addresses (HostsFile, by the host view).
 	Hosts bool
 	// NeedsSupervisor names the field whose rules Landlock cannot enforce
 	// alone, or is "".
@@ -201,8 +201,8 @@ func lookupHost(ctx context.Context, host string) ([]netip.Addr, error) {
 // Plan adds Landlock's part (its port rules and the network rights it
 // handles: without an active net-tcp protection it handles none), the
 // filter's (which datagram sockets may exist), and the supervisor's
-// handlers: the gate in the deny phase, the hosts file in the virtualize
-// phase.
+// handlers: the gate in the deny phase. (The hosts file Hosts calls for is
+// the host view's to serve: HostsFile.)
 func (f *Feature) Plan(b *plan.Builder) error {
 	cfg := b.Landlock
 	connectByLandlock := f.ConnectByLandlock && cfg.HandledNet != 0
@@ -250,9 +250,6 @@ func (f *Feature) Plan(b *plan.Builder) error {
 		DeniedEntry:    f.settings.DeniedEntry,
 	})
 	sendtoHandlers := gate.register(b)
-	if f.Hosts {
-		registerHosts(b, HostsFile(f.Rules))
-	}
 	// A sendto without an address (a NULL pointer, or a zero length: the
 	// kernel then reads none) goes to a connected socket, whose peer was
 	// judged at connect: unless another handler wants to see every sendto,

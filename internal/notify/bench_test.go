@@ -16,7 +16,7 @@ func BenchmarkDispatch(b *testing.B) {
 	t := NewTable()
 	cont := HandlerFunc(func(context.Context, *HandlerCtx) Action { return Continue() })
 	const nr = 110
-	t.AddBuiltin(nr, "builtin", true, cont)
+	t.Add(nr, PhaseDeny, "builtin", true, cont)
 	t.AddUser(nr, cont)
 	hc := notif(nr)
 	ctx := context.Background()

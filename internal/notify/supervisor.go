@@ -416,7 +416,7 @@ func (s *Supervisor) answer(hc *HandlerCtx, a Action) {
 		defer a.release()
 		s.injectSend(id, a.file, a.fdFlags, a.onInject)
 	case actInjectBytes:
-		f, err := sealedMemfd(a.content)
+		f, err := SealedMemfd(a.content)
 		if err != nil {
 			s.log.Warn("sandlock: building injected file", "err", err)
 			s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EIO)})
@@ -553,9 +553,11 @@ func fileFD(f *os.File) (int, error) {
 	return fd, nil
 }
 
-// sealedMemfd returns a rewound memfd holding content, sealed so that
-// nobody can write, grow or shrink it, or change the seals.
-func sealedMemfd(content []byte) (*os.File, error) {
+// SealedMemfd returns a rewound memfd holding content, sealed so that
+// nobody can write, grow or shrink it, or change the seals: what
+// InjectBytes injects, for a handler that injects it with InjectFDSend and
+// flags of its own.
+func SealedMemfd(content []byte) (*os.File, error) {
 	fd, err := unix.MemfdCreate("sandlock", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("memfd_create: %w", err)

@@ -87,18 +87,6 @@ func (t *Table) AddUser(nr int, h Handler) {
 	t.Add(nr, PhaseUser, fmt.Sprintf("user handler for syscall %d", nr), false, h)
 }
 
-// AddBuiltin adds a builtin that judges before the user handlers
-// (PhaseDeny). Deprecated: name the phase with Add.
-func (t *Table) AddBuiltin(nr int, name string, quick bool, h Handler) {
-	t.Add(nr, PhaseDeny, name, quick, h)
-}
-
-// AddFinal adds a builtin that acts after the user handlers (PhaseAct).
-// Deprecated: name the phase with Add.
-func (t *Table) AddFinal(nr int, name string, quick bool, h Handler) {
-	t.Add(nr, PhaseAct, name, quick, h)
-}
-
 // Names lists nr's chain as "phase: name", in dispatch order (for tests
 // and logs).
 func (t *Table) Names(nr int) []string {

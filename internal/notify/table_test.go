@@ -47,8 +47,8 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(new(bytes.Buff
 func TestDispatchOrder(t *testing.T) {
 	var r recorder
 	tab := NewTable()
-	tab.AddBuiltin(5, "b1", true, r.h("b1", Continue()))
-	tab.AddBuiltin(5, "b2", false, r.h("b2", Continue()))
+	tab.Add(5, PhaseDeny, "b1", true, r.h("b1", Continue()))
+	tab.Add(5, PhaseDeny, "b2", false, r.h("b2", Continue()))
 	tab.AddUser(5, r.h("u1", Continue()))
 	tab.AddUser(5, r.h("u2", Continue()))
 	tab.AddUser(5, r.h("u3", Continue()))
@@ -97,7 +97,7 @@ func TestDispatchShortCircuit(t *testing.T) {
 						a = c.a
 					}
 					if i < 2 {
-						tab.AddBuiltin(7, n, true, r.h(n, a))
+						tab.Add(7, PhaseDeny, n, true, r.h(n, a))
 					} else {
 						tab.AddUser(7, r.h(n, a))
 					}
@@ -131,7 +131,7 @@ func TestDispatchBuiltinWins(t *testing.T) {
 		}
 		return Continue()
 	})
-	tab.AddBuiltin(257, "deny odd", false, denyOdd)
+	tab.Add(257, PhaseDeny, "deny odd", false, denyOdd)
 	tab.AddUser(257, r.h("user", ReturnValue(3)))
 	for arg := uint64(0); arg < 4; arg++ {
 		hc := notif(257)
@@ -163,7 +163,7 @@ func TestDispatchArguments(t *testing.T) {
 		}
 		return Continue()
 	})
-	tab.AddBuiltin(9, "b", true, check)
+	tab.Add(9, PhaseDeny, "b", true, check)
 	tab.AddUser(9, check)
 	tab.dispatch(ctx, hc, discard(), noInject)
 	if n != 2 {
@@ -177,14 +177,14 @@ func TestTableSyscalls(t *testing.T) {
 		t.Errorf("empty table: %v", got)
 	}
 	h := HandlerFunc(func(context.Context, *HandlerCtx) Action { return Continue() })
-	tab.AddBuiltin(300, "a", true, h)
-	tab.AddBuiltin(5, "b", true, h)
-	tab.AddBuiltin(5, "c", false, h)
+	tab.Add(300, PhaseDeny, "a", true, h)
+	tab.Add(5, PhaseDeny, "b", true, h)
+	tab.Add(5, PhaseDeny, "c", false, h)
 	tab.AddUser(5, h)
 	tab.AddUser(42, h)
 	tab.AddUser(42, h)
 	tab.AddUser(0, h)
-	tab.AddBuiltin(300, "d", true, h)
+	tab.Add(300, PhaseDeny, "d", true, h)
 	if got, want := tab.Syscalls(), []int{0, 5, 42, 300}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Syscalls() = %v, want %v", got, want)
 	}
@@ -203,12 +203,12 @@ func TestTableSyscalls(t *testing.T) {
 func TestTableQuick(t *testing.T) {
 	h := HandlerFunc(func(context.Context, *HandlerCtx) Action { return Continue() })
 	tab := NewTable()
-	tab.AddBuiltin(1, "quick", true, h)
-	tab.AddBuiltin(1, "quick too", true, h)
-	tab.AddBuiltin(2, "quick", true, h)
-	tab.AddBuiltin(2, "slow", false, h)
-	tab.AddBuiltin(3, "slow", false, h)
-	tab.AddBuiltin(4, "quick", true, h)
+	tab.Add(1, PhaseDeny, "quick", true, h)
+	tab.Add(1, PhaseDeny, "quick too", true, h)
+	tab.Add(2, PhaseDeny, "quick", true, h)
+	tab.Add(2, PhaseDeny, "slow", false, h)
+	tab.Add(3, PhaseDeny, "slow", false, h)
+	tab.Add(4, PhaseDeny, "quick", true, h)
 	tab.AddUser(4, h)
 	tab.AddUser(5, h)
 	for nr, want := range map[int32]bool{1: true, 2: false, 3: false, 4: false, 5: false} {
@@ -260,11 +260,11 @@ func TestDispatchPanic(t *testing.T) {
 					r.mu.Unlock()
 					panic(c.v)
 				})
-				tab.AddBuiltin(11, "first", true, r.h("first", Continue()))
+				tab.Add(11, PhaseDeny, "first", true, r.h("first", Continue()))
 				if user {
 					tab.AddUser(11, boom)
 				} else {
-					tab.AddBuiltin(11, "boom builtin", false, boom)
+					tab.Add(11, PhaseDeny, "boom builtin", false, boom)
 				}
 				tab.AddUser(11, r.h("after", ReturnValue(1)))
 
@@ -343,9 +343,9 @@ func noInject(Action) syscall.Errno { return 0 }
 func TestFinalsRunAfterUsers(t *testing.T) {
 	var r recorder
 	tab := NewTable()
-	tab.AddFinal(9, "final", true, r.h("final", ReturnValue(7)))
+	tab.Add(9, PhaseAct, "final", true, r.h("final", ReturnValue(7)))
 	tab.AddUser(9, r.h("user", Continue()))
-	tab.AddBuiltin(9, "check", true, r.h("check", Continue()))
+	tab.Add(9, PhaseDeny, "check", true, r.h("check", Continue()))
 	var injected []int
 	inject := func(a Action) syscall.Errno { injected = append(injected, a.targetFD); return 0 }
 	got := tab.dispatch(context.Background(), notif(9), discard(), inject)
@@ -358,7 +358,7 @@ func TestFinalsRunAfterUsers(t *testing.T) {
 
 	tab = NewTable()
 	tab.AddUser(10, r.h("user", InjectFD(nil, 42)))
-	tab.AddFinal(10, "final", true, r.h("final", Continue()))
+	tab.Add(10, PhaseAct, "final", true, r.h("final", Continue()))
 	if got := tab.dispatch(context.Background(), notif(10), discard(), inject); !got.IsContinue() {
 		t.Errorf("InjectFD then Continue answered %v", got)
 	}

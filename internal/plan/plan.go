@@ -215,6 +215,20 @@ func (b *Builder) OnForkInterrupted(f func(parent int)) { b.sess.OnForkInterrupt
 // Registering any turns the exec stop on.
 func (b *Builder) OnExec(f func(*tracer.ExecStop)) { b.sess.OnExec(f) }
 
+// OnSignalStop sets f to be called first at every signal-delivery-stop
+// of a task of the sandbox, on the tracer's thread (where the task's
+// registers may be read and written); f returns true to discard the
+// signal. One feature at most may set it; f must not block.
+func (b *Builder) OnSignalStop(f func(tid int, sig syscall.Signal) bool) { b.sess.OnSignalStop(f) }
+
+// OnSeccomp registers f for the tracer's stops at the syscalls the filter
+// answers SECCOMP_RET_TRACE (see Filter.Trace): on the tracer's thread,
+// before the syscall runs, with the filter's data; the function f
+// returns, if not nil, runs at that syscall's exit (see
+// session.Session.OnSeccomp). Without a registration the tracer takes no
+// such stops.
+func (b *Builder) OnSeccomp(f func(tid int, data uint16) (atExit func())) { b.sess.OnSeccomp(f) }
+
 // OnExit registers f for each process that has exited.
 func (b *Builder) OnExit(f func(pid int)) { b.sess.OnExit(f) }
 

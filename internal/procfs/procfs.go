@@ -13,6 +13,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // Path is /proc/<pid>/<rest>.
@@ -112,4 +113,20 @@ func Umask(tid int) uint32 {
 // FDLink returns the target of the task's fd link (/proc/<pid>/fd/<fd>).
 func FDLink(pid, fd int) (string, error) {
 	return os.Readlink(Path(pid, "fd/"+strconv.Itoa(fd)))
+}
+
+// PidDir returns the pid of a /proc/<pid> path.
+func PidDir(p string) (int, bool) {
+	rest, ok := strings.CutPrefix(p, "/proc/")
+	if !ok {
+		return 0, false
+	}
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		rest = rest[:i]
+	}
+	pid, err := strconv.ParseUint(rest, 10, 31)
+	if err != nil || pid == 0 {
+		return 0, false
+	}
+	return int(pid), true
 }

@@ -98,8 +98,10 @@ type Session struct {
 	onRunStart        []func()
 	onExec            []func(*tracer.ExecStop)
 	onExitUsage       []func(pid int, usage *unix.Rusage)
+	onSeccomp         []func(tid int, data uint16) func()
 	background        []func(ctx context.Context)
 	onEnd             []func()
+	onSignalStop      func(tid int, sig syscall.Signal) bool
 
 	// tty is the terminal whose foreground the program took, to give back
 	// at the end, or -1.
@@ -129,7 +131,7 @@ func NewSession(log *slog.Logger) *Session {
 	}
 	for _, name := range []string{"clone", "fork", "vfork"} {
 		if nr, ok := sysnum.Native().Nr(name); ok {
-			s.Table.AddBuiltin(nr, "follow forks", true, notify.HandlerFunc(s.holdForks))
+			s.Table.Add(nr, notify.PhaseGuard, "follow forks", true, notify.HandlerFunc(s.holdForks))
 		}
 	}
 	return s
@@ -182,6 +184,8 @@ func (s *Session) Start(spec *Spec) error {
 			}
 		},
 		OnSignalInSyscall: s.signalInSyscall,
+		OnSignalStop:      s.onSignalStop,
+		OnSeccomp:         s.seccompHook(),
 		OnEnd:             s.end,
 	}
 	if len(s.onExec) > 0 {
@@ -246,6 +250,43 @@ func (s *Session) forkFamily(nr int) bool {
 	return false
 }
 
+// OnSeccomp registers f to be called on the tracer's thread when a task
+// stops for a syscall the filter answers SECCOMP_RET_TRACE (see
+// tracer.Config.OnSeccomp): before the syscall runs, with the filter's
+// data; the function f returns, if not nil, is called at that syscall's
+// exit. Every f registered is called for every such stop. Call it before
+// Start; f must not block.
+func (s *Session) OnSeccomp(f func(tid int, data uint16) (atExit func())) {
+	s.onSeccomp = append(s.onSeccomp, f)
+}
+
+// seccompHook is the tracer's OnSeccomp: nil when nothing is registered,
+// so that the tracer takes no such stops.
+func (s *Session) seccompHook() func(tid int, data uint16) func() {
+	switch len(s.onSeccomp) {
+	case 0:
+		return nil
+	case 1:
+		return s.onSeccomp[0]
+	}
+	return func(tid int, data uint16) func() {
+		var exits []func()
+		for _, f := range s.onSeccomp {
+			if e := f(tid, data); e != nil {
+				exits = append(exits, e)
+			}
+		}
+		if len(exits) == 0 {
+			return nil
+		}
+		return func() {
+			for i := len(exits) - 1; i >= 0; i-- {
+				exits[i]()
+			}
+		}
+	}
+}
+
 // OnExec registers f to be called at every exec of a process of the
 // sandbox that succeeded (the program's own first one included), with the
 // process stopped: its new image is loaded and has not run its first
@@ -308,6 +349,11 @@ func (s *Session) OnExitUsage(f func(pid int, usage *unix.Rusage)) {
 // Start.
 func (s *Session) Background(f func(ctx context.Context)) { s.background = append(s.background, f) }
 
+// OnSignalStop sets f to be called first at every signal-delivery-stop
+// of a task of the sandbox, on the tracer's thread; f returns true to
+// discard the signal. Call it before Start; f must not block.
+func (s *Session) OnSignalStop(f func(tid int, sig syscall.Signal) bool) { s.onSignalStop = f }
+
 // OnEnd registers f to be called once no task of the sandbox is left (also
 // when Start fails), before Wait returns. Call it before Start.
 func (s *Session) OnEnd(f func()) { s.onEnd = append(s.onEnd, f) }
@@ -334,9 +380,10 @@ const (
 	ReasonTimeout                   // the caller's deadline passed
 	ReasonMemoryLimit               // MaxMemory was exceeded
 	ReasonDenied                    // the program was about to run what it may not
+	ReasonDiskLimit                 // the copy-on-write branch went past MaxDisk
 )
 
-var reasonText = [...]string{"", "killed", "timeout", "memory limit exceeded", "denied"}
+var reasonText = [...]string{"", "killed", "timeout", "memory limit exceeded", "denied", "disk limit exceeded"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonText) {

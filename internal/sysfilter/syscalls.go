@@ -169,13 +169,34 @@ func DenyList(arch *sysnum.Table, blocklist, extraAllow, extraDeny []string) ([]
 const cloneNamespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWUTS |
 	unix.CLONE_NEWIPC | unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET
 
-// Ioctls denied in every sandbox: pushing input into the terminal, and the
-// network interface queries that reveal the host's interfaces.
-var deniedIoctls = []uint32{
-	unix.TIOCSTI, unix.TIOCLINUX,
-	unix.SIOCGIFNAME, unix.SIOCGIFCONF, unix.SIOCGIFFLAGS, unix.SIOCGIFADDR,
-	unix.SIOCGIFDSTADDR, unix.SIOCGIFBRDADDR, unix.SIOCGIFNETMASK,
-	unix.SIOCGIFHWADDR, unix.SIOCGIFINDEX, unix.SIOCETHTOOL,
+// Ioctls denied in every sandbox: pushing input into the terminal (the
+// network interface queries are deniedIoctlBlocks).
+var deniedIoctls = []uint32{unix.TIOCSTI, unix.TIOCLINUX}
+
+// ioctlBlock is the ioctl commands c with c&mask == value.
+type ioctlBlock struct{ mask, value uint32 }
+
+// deniedIoctlBlocks are the socket ioctls that name a network interface
+// (struct ifreq's ifr_name) or read the host's network tables, denied in
+// every sandbox: any of them answers for a name the program guesses ("eth0",
+// "wlan0", "docker0") whether the host has that interface (SIOCGIFMTU,
+// SIOCGIFTXQLEN, SIOCGIFMETRIC and SIOCGIFMAP answer without privilege),
+// and the setters change it for a program that kept CAP_NET_ADMIN. The
+// blocks cover 0x8910-0x894a (interface get and set — SIOCGIFCONF,
+// SIOCGIFNAME, SIOCGIFINDEX, SIOCGIFADDR, SIOCGIFHWADDR… —, multicast lists,
+// bridging, ethtool, MII, WAN), 0x8950-0x897f (ARP, RARP, the device map),
+// 0x8980-0x89bf (DLCI, VLAN, bonding, bridges, hardware timestamps),
+// 0x89f0-0x89ff (device-private) and 0x8b00-0x8bff (wireless extensions).
+// Left through: the commands on the socket itself (0x8901-0x8908: owner,
+// OOB mark, timestamps; SIOCOUTQNSD 0x894b; SIOCGSKNS 0x894c, which needs
+// CAP_NET_ADMIN), the routing ioctls 0x890b-0x890d (which need it too), and
+// the protocol-private ones (0x89e0-0x89ef, the socket's own protocol).
+var deniedIoctlBlocks = []ioctlBlock{
+	{0xfff0, 0x8910}, {0xffe0, 0x8920}, {0xfff8, 0x8940}, {0xffff, 0x8948}, {0xffff, 0x8949}, {0xffff, 0x894a},
+	{0xfff0, 0x8950}, {0xffe0, 0x8960},
+	{0xffc0, 0x8980},
+	{0xfff0, 0x89f0},
+	{0xff00, 0x8b00},
 }
 
 // prctl options denied in every sandbox: becoming undumpable would hide the
@@ -202,6 +223,10 @@ type FilterSpec struct {
 	// NotifyExcept lets a notified syscall through without notification
 	// when one of its conditions holds (the condition's action is ignored).
 	NotifyExcept map[int][]filter.Cond
+	// NotifyNetlinkRoute sends socket(AF_NETLINK, …, NETLINK_ROUTE) to the
+	// supervisor when socket itself is not notified (the interface view
+	// answers it); every other socket keeps its verdict.
+	NotifyNetlinkRoute bool
 	// NotifyIoctls sends these ioctl commands to the supervisor when ioctl
 	// itself is not notified; every other command keeps its verdict.
 	NotifyIoctls []uint32
@@ -215,6 +240,13 @@ type FilterSpec struct {
 	// ignored) and answers every other call with its Action. A syscall
 	// that is also denied keeps its deny.
 	SelfOnly []filter.Rule
+	// Trace sends the calls of a syscall for which one of its conditions
+	// holds to the tracer with the condition's action (filter.Trace); the
+	// others keep their verdict. A denied syscall stays denied, and a
+	// notified one is notified whole, untraced: the kernel lets a traced
+	// call through without consulting the filter again, so tracing it would
+	// take it past its handlers.
+	Trace map[int][]filter.Cond
 }
 
 // argRules are the syscalls Filter gives argument filters (or, for clone3,
@@ -245,6 +277,7 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 		isDenied = 1 << iota
 		isNotified
 		hasArgs // argument filters may be added
+		isTraced
 	)
 	size := arch.Size()
 	for _, nrs := range [][]int{s.Deny, s.Notify} {
@@ -265,6 +298,12 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			return nil, fmt.Errorf("syscall %s (%d) is both denied and supervised", name, nr)
 		}
 		flags[nr] |= isDenied
+	}
+	for nr := range s.Trace {
+		if nr < 0 || nr >= size {
+			return nil, fmt.Errorf("syscall number %d out of range", nr)
+		}
+		flags[nr] |= isTraced
 	}
 	mark := func(name string) {
 		if nr, ok := arch.Nr(name); ok {
@@ -348,6 +387,11 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 		for _, cmd := range deniedIoctls {
 			r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{{Arg: 1, Value: cmd}}, Action: eperm})
 		}
+		for _, b := range deniedIoctlBlocks {
+			// The high 16 bits too: an ioctl number with a direction or
+			// size is another command.
+			r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{{Arg: 1, Mask: 0xffff0000 | b.mask, Value: b.value}}, Action: eperm})
+		}
 		if r.Action != filter.Notify {
 			for _, cmd := range s.NotifyIoctls {
 				r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{{Arg: 1, Value: cmd}}, Action: filter.Notify})
@@ -386,9 +430,13 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			}
 			r.Conds = append(r.Conds, filter.Cond{Tests: []filter.Test{domain(d)}, Action: ok})
 		}
+		netlink := ok
+		if s.NotifyNetlinkRoute {
+			netlink = filter.Notify
+		}
 		r.Conds = append(r.Conds,
 			filter.Cond{Tests: []filter.Test{domain(unix.AF_UNIX)}, Action: ok},
-			filter.Cond{Tests: []filter.Test{domain(unix.AF_NETLINK), {Arg: 2, Value: unix.NETLINK_ROUTE}}, Action: ok},
+			filter.Cond{Tests: []filter.Test{domain(unix.AF_NETLINK), {Arg: 2, Value: unix.NETLINK_ROUTE}}, Action: netlink},
 		)
 	}
 
@@ -412,6 +460,19 @@ func (s *FilterSpec) Filter() (*filter.Policy, error) {
 			r.Conds = append(r.Conds, filter.Cond{Tests: c.Tests, Action: r.Action})
 		}
 		r.Action = sr.Action
+	}
+
+	for nr, conds := range s.Trace {
+		if flags[nr]&(isDenied|isNotified) != 0 {
+			continue
+		}
+		r := rule(nr)
+		for _, c := range conds {
+			if uint32(c.Action)&unix.SECCOMP_RET_ACTION_FULL != unix.SECCOMP_RET_TRACE {
+				return nil, fmt.Errorf("syscall %d: a trace condition's action is %v", nr, c.Action)
+			}
+			r.Conds = append(r.Conds, c)
+		}
 	}
 
 	for nr, conds := range s.NotifyExcept {

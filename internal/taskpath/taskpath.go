@@ -433,8 +433,11 @@ func OnProc(fd int) bool {
 // in the supervisor's thread group, could read what the task may not (its
 // environment, its memory).
 func ownProc(s Start, fd, helper int) (string, error) {
+	if !OnProc(fd) {
+		return "", nil // one statfs: cheaper than reading the path of every object
+	}
 	p, err := FDPath(fd)
-	if err != nil || !strings.HasPrefix(p, "/proc/") || !OnProc(fd) {
+	if err != nil || !strings.HasPrefix(p, "/proc/") {
 		return "", nil
 	}
 	comps := strings.Split(p[len("/proc/"):], "/")

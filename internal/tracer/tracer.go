@@ -95,12 +95,18 @@ type Tracer struct {
 	onProcExit  func(pid int, usage *unix.Rusage)
 	onFork      func(parent int)
 	onSignal    func(tid, nr, code int) bool
+	onStop      func(tid int, sig syscall.Signal) bool
 	onExec      func(*ExecStop)
 	recordKill  func(pid int, reason string)
 	// procOpts and threadOpts are the ptrace options of a process's
 	// leader and of its other threads.
 	procOpts, threadOpts int
 	execStops            atomic.Uint64
+	// onSeccomp serves PTRACE_EVENT_SECCOMP stops; atExit holds, by tid,
+	// what to call at the exit of a syscall it asked to see end. Both are
+	// the tracer thread's alone.
+	onSeccomp func(tid int, data uint16) (atExit func())
+	atExit    map[int]func()
 }
 
 // Config for Launch.
@@ -132,6 +138,19 @@ type Config struct {
 	// on the tracer's thread and must not block. (amd64 only: elsewhere the
 	// kernel decides before the stop.)
 	OnSignalInSyscall func(tid, nr, code int) (restart bool)
+	// OnSignalStop, if set, is called first at every signal-delivery-stop,
+	// on the tracer's thread (where the task's registers may be read and
+	// written); suppress true discards the signal. It must not block.
+	OnSignalStop func(tid int, sig syscall.Signal) (suppress bool)
+	// OnSeccomp, if set, makes the tracer take the stops of the syscalls
+	// the seccomp filter answers SECCOMP_RET_TRACE (PTRACE_O_TRACESECCOMP)
+	// and call it there, on the tracer's thread, before the syscall runs,
+	// with the task and the filter's data. It may change the task's
+	// registers (the kernel runs the syscall with them); the function it
+	// returns, if not nil, is called when that syscall has returned or been
+	// interrupted, before a signal is delivered or the syscall restarted,
+	// to put back what it changed. It must not block.
+	OnSeccomp func(tid int, data uint16) (atExit func())
 	// OnExec, if set, is called at every exec of a process of the sandbox
 	// that succeeded, once its new image is loaded and before it runs its
 	// first instruction (PTRACE_EVENT_EXEC), on the tracer's thread; the
@@ -308,10 +327,19 @@ func (t *Tracer) run() {
 		return
 	}
 	t.trace, t.onProcStart, t.onProcExit, t.onFork, t.onSignal = req.cfg.Trace, req.cfg.OnProcessStart, req.cfg.OnProcessExit, req.cfg.OnFork, req.cfg.OnSignalInSyscall
+	t.onStop = req.cfg.OnSignalStop // copy-on-write workdir (issue 18): syscall redirects
 	t.onExec, t.recordKill = req.cfg.OnExec, req.cfg.RecordKill
 	t.procOpts, t.threadOpts = options, options|unix.PTRACE_O_TRACEEXEC
 	if t.onExec != nil {
 		t.procOpts = t.threadOpts
+	}
+	if req.cfg.OnSeccomp != nil {
+		// Every tracee stops at the syscalls the filter traces;
+		// TRACESYSGOOD tells the syscall-exit stops asked for apart from
+		// SIGTRAPs.
+		t.onSeccomp, t.atExit = req.cfg.OnSeccomp, make(map[int]func())
+		t.procOpts |= unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACESYSGOOD
+		t.threadOpts |= unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACESYSGOOD
 	}
 	l, err := req.launch()
 	if err != nil {
@@ -449,6 +477,9 @@ func (t *Tracer) exited(tid int, ws unix.WaitStatus, usage *unix.Rusage) {
 	if ok && tid == tk.tgid && t.onProcExit != nil {
 		t.onProcExit(tid, usage)
 	}
+	if t.atExit != nil {
+		delete(t.atExit, tid)
+	}
 	if ok {
 		t.mu.Lock()
 		delete(t.tasks, tid)
@@ -509,10 +540,36 @@ func (t *Tracer) stopped(tid int, ws unix.WaitStatus) {
 			}
 		}
 		ptrace(unix.PTRACE_CONT, tid, 0)
+	case unix.PTRACE_EVENT_SECCOMP:
+		if t.onSeccomp != nil {
+			data, _ := unix.PtraceGetEventMsg(tid)
+			if f := t.onSeccomp(tid, uint16(data)); f != nil {
+				// On to the syscall's exit stop.
+				t.atExit[tid] = f
+				ptrace(unix.PTRACE_SYSCALL, tid, 0)
+				return
+			}
+		}
+		ptrace(unix.PTRACE_CONT, tid, 0)
 	case unix.PTRACE_EVENT_EXEC:
 		t.execed(tid)
 		ptrace(unix.PTRACE_CONT, tid, 0)
 	case 0:
+		if sig == unix.SIGTRAP|0x80 {
+			// A syscall-exit stop (TRACESYSGOOD), which only OnSeccomp asks
+			// for: put back what it changed. A signal that interrupted the
+			// syscall is delivered after this stop.
+			if f := t.atExit[tid]; f != nil {
+				delete(t.atExit, tid)
+				f()
+			}
+			ptrace(unix.PTRACE_CONT, tid, 0)
+			return
+		}
+		if t.onStop != nil && t.onStop(tid, sig) {
+			ptrace(unix.PTRACE_CONT, tid, 0)
+			return
+		}
 		// Signal-delivery-stop: deliver the signal. A notified syscall the
 		// signal interrupted before the supervisor received it is
 		// restarted rather than failed with EINTR, if the session says so.

@@ -1,6 +1,6 @@
 //go:build linux
 
-package fsdeny
+package procfs
 
 import "testing"
 
@@ -17,9 +17,9 @@ func TestPidDir(t *testing.T) {
 		"/proc/99999999999/x":   0,
 		"/tmp/proc/42":          0,
 	} {
-		pid, ok := pidDir(p)
+		pid, ok := PidDir(p)
 		if (want != 0) != ok || pid != want {
-			t.Errorf("pidDir(%q) = %d, %v; want %d", p, pid, ok, want)
+			t.Errorf("PidDir(%q) = %d, %v; want %d", p, pid, ok, want)
 		}
 	}
 }

@@ -1,0 +1,7 @@
+//go:build linux
+
+package cow
+
+import "runtime"
+
+func lockThread() { runtime.LockOSThread() }

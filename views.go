@@ -1,0 +1,64 @@
+//go:build linux
+
+package sandlock
+
+import (
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/sandlock-go/sandlock/internal/limits"
+	"github.com/sandlock-go/sandlock/internal/netgate"
+	"github.com/sandlock-go/sandlock/internal/procview"
+)
+
+// What the program sees of the host (issue 16): /proc, its hostname, the
+// synthetic /etc/hosts and /etc/hostname, and the network interfaces
+// (internal/procview, internal/netview). The views are the virtualize
+// phase: after the denials, so that a synthetic file never overrides a
+// deny, and before user handlers.
+
+// hostView builds the host view's feature from the Sandbox's fields and
+// the features it shows: the limits (meminfo), the network policy (the
+// hosts file of hostname rules) and the registration (the name).
+func (s *Sandbox) hostView(lim *limits.Feature, network *netgate.Feature, named *registration) *procview.Feature {
+	name := &nodename{s: s, named: named}
+	f := &procview.Feature{
+		Tier:     string(s.ProcView),
+		Named:    s.Name != "",
+		Nodename: name.get,
+		NumCPUs:  int(s.NumCPUs),
+	}
+	if lim.MaxMemory() > 0 {
+		f.Memory = func() (uint64, uint64) { return lim.MaxMemory(), lim.MemoryUsed() }
+	}
+	if network.Hosts {
+		f.Hosts = netgate.HostsFile(network.Rules)
+	}
+	return f
+}
+
+// nodename is the hostname the program sees: the sandbox's name, the one
+// the registry generated for it, or one generated for an unregistered run.
+type nodename struct {
+	s     *Sandbox
+	named *registration // nil with NoRegistry
+	once  sync.Once
+	name  string
+}
+
+// get returns the name; it is called once the run has started, when the
+// registration has claimed its name.
+func (n *nodename) get() string {
+	n.once.Do(func() {
+		switch {
+		case n.s.Name != "":
+			n.name = n.s.Name
+		case n.named != nil && n.named.entry != nil:
+			n.name = n.named.entry.Name()
+		default:
+			n.name = "sandbox-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(nameSeq.Add(1), 10)
+		}
+	})
+	return n.name
+}
