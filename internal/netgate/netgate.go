@@ -29,7 +29,6 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -501,43 +500,18 @@ func (g *Gate) landlockHasSay(s *socket) bool {
 	return !ok || p == netpolicy.TCP && g.cfg.TCPByLandlock
 }
 
-// doHere runs an operation on s on the calling thread (the receiver for a
-// non-blocking socket, the deferred answer's goroutine for a blocking one).
-// If ctx ends first (the sandbox is ending), the socket is disconnected and
-// shut down, as doOn does, and doHere waits until that is over: the
-// duplicate is closed after it returns, and its fd number must not be
-// interrupted once it may name another file.
+// doHere runs an operation on s on the calling thread (the receiver, also
+// for a blocking socket: see notify.Defer). If ctx ends first (the sandbox
+// is ending), the socket is disconnected and shut down, as doOn does, and
+// doHere returns only once that is over: the duplicate is closed after it
+// returns, and its fd number must not be interrupted once it may name
+// another file.
 func doHere(ctx context.Context, s *socket, op func() (int, error)) (int, unix.Errno) {
-	if ctx.Done() == nil {
-		n, err := op()
-		return n, errnoOf(err)
-	}
-	finished := make(chan struct{})
-	interrupted := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(interrupted)
-		tick := time.NewTicker(unblockRetry)
-		defer tick.Stop()
-		for {
-			s.interrupt()
-			select {
-			case <-finished:
-				return
-			case <-tick.C:
-			}
-		}
-	})
-	n, err := op()
-	close(finished)
-	if !stop() {
-		<-interrupted
-	}
+	var n int
+	var err error
+	confine.Interruptible(ctx, func() { n, err = op() }, s.interrupt)
 	return n, errnoOf(err)
 }
-
-// unblockRetry is how often doHere interrupts an operation again, in case
-// the first interrupt came before it started waiting.
-const unblockRetry = 50 * time.Millisecond
 
 func (g *Gate) bind(_ context.Context, hc *notify.HandlerCtx) notify.Action {
 	args := hc.Notif.Data.Args
