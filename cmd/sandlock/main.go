@@ -22,7 +22,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 
@@ -36,26 +35,9 @@ func main() {
 	// Orphans of the sandbox are re-parented to sandlock rather than to
 	// init, so that sandlock reaps them and leaves no zombie behind.
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-	spareProcs()
 	slog.SetDefault(slog.New(newLineHandler(os.Stderr, slog.LevelWarn)))
 	c := Main(os.Args[1:], os.Stdout, os.Stderr)
 	os.Exit(c)
-}
-
-// spareProcs gives the runtime two more Ps than CPUs (unless GOMAXPROCS is
-// set). Two of sandlock's threads spend the run blocked in syscalls by
-// design: the tracer in wait4 and the supervisor's receiver in NOTIF_RECV.
-// Each keeps its P while blocked, and on a machine with as many Ps as
-// those two threads the runtime then has no idle P: its monitor takes the
-// P back from the blocked thread (every 20 µs or so) and wakes a spinning
-// thread to look for work that is not there, and the blocked thread, woken
-// by the kernel, must find a P again. With two spare Ps neither happens.
-// Measured here (2 CPUs) on 200 runs of /bin/true from sh: a quarter fewer
-// wake-ups and context switches, half the futex calls.
-func spareProcs() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(runtime.NumCPU() + 2)
-	}
 }
 
 // Exit codes besides the program's own.
