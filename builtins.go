@@ -99,7 +99,7 @@ func (s *Sandbox) builtins(ctx context.Context) ([]plan.Feature, *registration, 
 		// Virtualize: what the program sees of the host (views.go). After
 		// every feature that adds Landlock path rules: it carves /proc and
 		// the host's parts of /sys out of them.
-		s.hostView(lim, network, named),
+		s.hostView(lim, network, named, det),
 		// Virtualize: the network interfaces, loopback only.
 		netview.Feature{},
 	)

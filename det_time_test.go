@@ -5,6 +5,7 @@ package sandlock_test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -559,5 +560,53 @@ func TestTimeStartCLI(t *testing.T) {
 	code, out, stderr = cli(t, append(append([]string{"run", "--profile-file", prof}, readArgs()...), "--", "date", "-u", "+%Y")...)
 	if code != 0 || out != "2000\n" {
 		t.Errorf("[determinism] time_start: exit %d stdout %q stderr %q", code, out, stderr)
+	}
+}
+
+// Under TimeStart, the served /proc/stat's btime is as far before the
+// shifted clock as the host's boot is before the real one, so that tools
+// computing start times from it (ps, uptime) agree with the clock; without
+// TimeStart it is the host's.
+func TestTimeStartBootTime(t *testing.T) {
+	hostBoot := func() int64 {
+		b, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "btime "); ok {
+				n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+		}
+		t.Fatal("no btime in /proc/stat")
+		return 0
+	}()
+	btime := func(sb *sandlock.Sandbox) int64 {
+		res := sh(t, sb, `awk '/^btime /{print $2}' /proc/stat; date +%s`)
+		f := strings.Fields(string(res.Stdout))
+		if res.ExitCode != 0 || len(f) != 2 {
+			t.Fatalf("exit %d stdout %q stderr %q", res.ExitCode, res.Stdout, res.Stderr)
+		}
+		b, _ := strconv.ParseInt(f[0], 10, 64)
+		now, _ := strconv.ParseInt(f[1], 10, 64)
+		// The uptime the program would compute: its clock minus btime.
+		if up := time.Since(time.Unix(hostBoot, 0)).Seconds(); math.Abs(float64(now-b)-up) > 10 {
+			t.Errorf("now %d - btime %d = %d s of uptime, the host has been up %.0f s", now, b, now-b, up)
+		}
+		return b
+	}
+	for _, ts := range timeStarts {
+		if b := btime(timeSandbox(ts.spec, "/proc")); b >= ts.unix || b < ts.unix-int64(time.Since(time.Unix(hostBoot, 0)).Seconds())-10 {
+			t.Errorf("TimeStart %s: btime %d, want shortly before %d", ts.spec, b, ts.unix)
+		}
+	}
+	sb := base()
+	sb.FSReadable = append(sb.FSReadable, "/proc")
+	if b := btime(sb); b != hostBoot {
+		t.Errorf("without TimeStart: btime %d, want the host's %d", b, hostBoot)
 	}
 }

@@ -82,6 +82,12 @@ func TestNamedRegistered(t *testing.T) {
 	if !ok {
 		t.Fatalf("%s is not listed once its program runs", sb.Name)
 	}
+	// The shell touches the file before it execs sleep: the command line
+	// is the shell's until then.
+	for deadline := time.Now().Add(10 * time.Second); strings.Join(in.Command, " ") != "sleep 60" && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		in, _ = listed(t, sb.Name)
+	}
 	if in.Pid != proc.Pid() || in.Supervisor != os.Getpid() || in.Status != "running" || strings.Join(in.Command, " ") != "sleep 60" {
 		t.Errorf("instance %+v; want pid %d, supervisor %d, running, sleep 60", in, proc.Pid(), os.Getpid())
 	}

@@ -5,6 +5,7 @@ package sandlock
 import (
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/sandlock-go/sandlock/internal/limits"
@@ -20,8 +21,9 @@ import (
 
 // hostView builds the host view's feature from the Sandbox's fields and
 // the features it shows: the limits (meminfo), the network policy (the
-// hosts file of hostname rules) and the registration (the name).
-func (s *Sandbox) hostView(lim *limits.Feature, network *netgate.Feature, named *registration) *procview.Feature {
+// hosts file of hostname rules), the registration (the name) and the
+// deterministic run (the seeded uuid file, the shifted boot time).
+func (s *Sandbox) hostView(lim *limits.Feature, network *netgate.Feature, named *registration, det *determinism) *procview.Feature {
 	name := &nodename{s: s, named: named}
 	f := &procview.Feature{
 		Tier:     string(s.ProcView),
@@ -35,7 +37,37 @@ func (s *Sandbox) hostView(lim *limits.Feature, network *netgate.Feature, named 
 	if network.Hosts {
 		f.Hosts = netgate.HostsFile(network.Rules)
 	}
+	if det.random != nil {
+		f.Files = map[string]func(int) []byte{"sys/kernel/random/uuid": det.random.UUID}
+	}
+	if det.clock != nil {
+		// The boot happened as long before the shifted clock's now as it
+		// did before the real one's.
+		shift := det.clock.Shift().Sec
+		f.BootTime = func() int64 {
+			if host := hostBootTime(); host > 0 {
+				return host + shift
+			}
+			return 0
+		}
+	}
 	return f
+}
+
+// hostBootTime is the host's /proc/stat btime, in seconds since the epoch
+// (0 if it cannot be read: stat is then shown unchanged).
+func hostBootTime() int64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // nodename is the hostname the program sees: the sandbox's name, the one

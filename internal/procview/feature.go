@@ -39,7 +39,7 @@ type Feature struct {
 	// Hosts, if not nil, is the synthetic /etc/hosts (hostname rules).
 	Hosts []byte
 	// Files and BootTime are hooks for other features: see Config.
-	Files    map[string]func() []byte
+	Files    map[string]func(tgid int) []byte
 	BootTime func() int64
 
 	// Carved is the carve made at Plan (none for the host tier).

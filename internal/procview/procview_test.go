@@ -200,7 +200,7 @@ func TestClassify(t *testing.T) {
 		Visible:  func(pid int) bool { return visible[pid] },
 		NumCPUs:  2,
 		Nodename: func() string { return "box" },
-		Files:    map[string]func() []byte{"sys/kernel/random/boot_id": func() []byte { return []byte("seeded\n") }},
+		Files:    map[string]func(int) []byte{"sys/kernel/random/boot_id": func(int) []byte { return []byte("seeded\n") }},
 	})
 	for _, c := range []struct {
 		rel  string

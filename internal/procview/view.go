@@ -85,9 +85,10 @@ type Config struct {
 	Refused []string
 
 	// Files are more synthetic files below /proc, by path relative to it
-	// ("sys/kernel/random/boot_id", "uptime"), made at each open: a hook
-	// for other features (deterministic time and randomness).
-	Files map[string]func() []byte
+	// ("sys/kernel/random/uuid", "uptime"), made at each open for the
+	// opening thread group: a hook for other features (deterministic time
+	// and randomness).
+	Files map[string]func(tgid int) []byte
 	// BootTime, if set, replaces /proc/stat's btime (a hook for a
 	// sandbox clock that starts elsewhere).
 	BootTime func() int64
@@ -527,7 +528,7 @@ var sysctlIfNames = map[string]bool{"lo": true, "all": true, "default": true}
 // classify judges /proc/rel for a task of thread group tgid.
 func (v *View) classify(rel string, tgid int) entry {
 	if gen := v.cfg.Files[rel]; gen != nil {
-		return entry{gen: gen}
+		return entry{gen: func() []byte { return gen(tgid) }}
 	}
 	if rel == "" {
 		return entry{}

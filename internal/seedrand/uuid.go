@@ -44,18 +44,25 @@ func uuidText(b [16]byte) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x\n", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// serveUUID answers a read-only open of the uuid file with a read-only
-// descriptor of a sealed memory file holding the next UUID of the
-// process's open streams.
-func (s *Source) serveUUID(hc *notify.HandlerCtx, flags int) notify.Action {
-	p := s.of(int(hc.Notif.PID))
+// UUID returns the next UUID of process tgid's open streams, as the
+// kernel's uuid file would give it: the host view serves the file with it
+// where it serves /proc.
+func (s *Source) UUID(tgid int) []byte {
+	p := s.of(tgid)
 	p.mu.Lock()
 	key := derive(p.key[:], "open", index(p.opens))
 	p.opens++
 	p.mu.Unlock()
 	var b [16]byte
 	rand.NewChaCha8(key).Read(b[:])
-	f, err := sealedFile("sandlock-uuid", uuidText(b))
+	return []byte(uuidText(b))
+}
+
+// serveUUID answers a read-only open of the uuid file with a read-only
+// descriptor of a sealed memory file holding the next UUID of the
+// process's open streams.
+func (s *Source) serveUUID(hc *notify.HandlerCtx, flags int) notify.Action {
+	f, err := sealedFile("sandlock-uuid", string(s.UUID(int(hc.Notif.PID))))
 	if err != nil {
 		return notify.Errno(unix.EIO)
 	}
