@@ -60,8 +60,8 @@ type Supervisor struct {
 
 	idle   atomic.Int32 // receivers waiting in RECV
 	hungUp atomic.Bool
-	// active counts the receivers and deferred operations running or
-	// about to; the last one to finish closes the listener and done.
+	// active counts the receivers running or about to (a deferred answer
+	// runs on one); the last one to finish closes the listener and done.
 	active atomic.Int32
 	// listener is a duplicate of the listener fd that the netpoller
 	// watches until the first notification, or nil. It is closed (and so
