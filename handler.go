@@ -74,8 +74,9 @@ func InjectBytes(content []byte) Action { return notify.InjectBytes(content) }
 // with EPERM.
 func KillGroup(sig syscall.Signal) Action { return notify.KillGroup(sig) }
 
-// Defer answers later: fn runs on its own goroutine, off the dispatch path,
-// and its Action is sent when it returns. At most MaxDeferred are in flight
+// Defer answers later: fn may block (it runs after the handler chain, and
+// if it blocks for long another thread takes over the sandbox's other
+// notifications), and its Action is sent when it returns. At most MaxDeferred are in flight
 // per sandbox (beyond that: EAGAIN); Defer on execve, execveat and the fork
 // family fails with EPERM; an fn that returns Defer fails with EIO. ctx is
 // cancelled when the sandbox ends; an answer for a task that is gone is

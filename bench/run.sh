@@ -6,9 +6,9 @@
 #   bench/run.sh           # full run (a few minutes)
 #   bench/run.sh --quick   # few runs: checks that everything still works
 #
-# Needs: go, hyperfine, bubblewrap and jq (installed with apt-get when missing
-# and possible), /usr/bin/python3 and /usr/bin/perl. landrun is measured
-# when it is on PATH.
+# Needs: go, gcc, hyperfine, bubblewrap and jq (installed with apt-get when
+# missing and possible), /usr/bin/python3 and /usr/bin/perl. landrun is
+# measured when it is on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,14 +26,15 @@ need=()
 command -v hyperfine >/dev/null || need+=(hyperfine)
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v jq >/dev/null || need+=(jq)
+command -v gcc >/dev/null || need+=(gcc)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${need[*]} …" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 ||
       { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; }
   fi
-  for c in hyperfine bwrap jq; do
-    command -v $c >/dev/null || { echo "bench/run.sh: missing $c (apt-get install hyperfine bubblewrap jq)" >&2; exit 1; }
+  for c in hyperfine bwrap jq gcc; do
+    command -v $c >/dev/null || { echo "bench/run.sh: missing $c (apt-get install hyperfine bubblewrap jq gcc)" >&2; exit 1; }
   done
 fi
 for f in /usr/bin/python3 /usr/bin/perl; do
@@ -43,6 +44,10 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 CGO_ENABLED=0 go build -o "$work/sandlock" ./cmd/sandlock
+# The notified-syscall floor: a minimal C supervisor (bench/floor/floor.c) and
+# sandlock with a user Handler (bench/notified), on the same Python loop.
+CGO_ENABLED=0 go build -o "$work/notified" ./bench/notified
+gcc -O2 -o "$work/floor" bench/floor/floor.c
 
 grants=()
 for p in /usr /lib /lib64 /bin /etc; do [ -e $p ] && grants+=(-r $p); done
@@ -242,6 +247,29 @@ medians "cow: write 1000 files, commit" "$work/times"
 cow_commit=$(awk -F'\t' '$1 == "cow: write 1000 files, commit" {m[$2] = $3} END {printf "%.2f", m["sandlock"] - m["abort"]}' "$results")
 
 echo "measuring notified syscalls…" >&2
+# The same Python loop of getppid, each answered Continue, under the C
+# floor and under sandlock (a user Handler), taking turns.
+cat >"$work/getppid.py" <<EOF
+import os, time
+n = int(100000 * $loops)
+t = time.perf_counter()
+for _ in range(n): os.getppid()
+print((time.perf_counter() - t) * 1e6 / n)
+EOF
+chmod 644 "$work/getppid.py"
+: >"$work/times"
+for _ in $(seq $inruns); do
+  printf 'floor\t%s\n' "$("$work/floor" /usr/bin/python3 "$work/getppid.py")" >>"$work/times"
+  printf 'sandlock\t%s\n' "$("$work/notified" "$work" /usr/bin/python3 "$work/getppid.py")" >>"$work/times"
+done
+main_results=$results
+results="$work/floor.tsv"
+: >"$results"
+medians "notified getppid" "$work/times"
+floor_us=$(awk -F'\t' '$2 == "floor" {print $3}' "$results")
+handler_us=$(awk -F'\t' '$2 == "sandlock" {print $3}' "$results")
+results=$main_results
+
 notif() {
   CGO_ENABLED=0 go test -run '^$' -bench "^Benchmark$1\$" -benchtime ${nbench}x . 2>/dev/null |
     awk '/^Benchmark/ {for (i=1;i<=NF;i++) if ($(i+1) ~ /call/) print $i}'
@@ -275,6 +303,8 @@ for name, r in rows.items():
     print(f"{name:32}" + "".join(cells))
 EOF
 echo
+printf '%-32s %8.2f µs/call (C floor: one thread, blocking RECV/SEND)\n' "notified getppid from Python" "$floor_us"
+printf '%-32s %8.2f µs/call %5.2fx the C floor (user Handler, Continue)\n' "notified getppid from Python" "$handler_us" "$(echo "$handler_us $floor_us" | awk '{print $1 / $2}')"
 printf '%-32s %8s µs/call (SYNC_WAKE_UP on)\n' "notified syscall (Continue)" "$sync_us"
 printf '%-32s %8s µs/call (SYNC_WAKE_UP off)\n' "notified syscall (Continue)" "$nosync_us"
 printf '%-32s %8s ns/call (not notified)\n' "getppid in a sandbox" "$plain_ns"

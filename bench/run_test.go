@@ -56,6 +56,8 @@ func TestRunQuick(t *testing.T) {
 		}
 	}
 	for _, line := range []string{
+		`notified getppid from Python +\d+\.\d+ µs/call \(C floor: one thread, blocking RECV/SEND\)`,
+		`notified getppid from Python +\d+\.\d+ µs/call +\d+\.\d+x the C floor \(user Handler, Continue\)`,
 		`notified syscall \(Continue\) +\d+(\.\d+)? µs/call \(SYNC_WAKE_UP on\)`,
 		`notified syscall \(Continue\) +\d+(\.\d+)? µs/call \(SYNC_WAKE_UP off\)`,
 		`getppid in a sandbox +\d+(\.\d+)? ns/call \(not notified\)`,

@@ -77,15 +77,26 @@ func (o *Pool) Do(fn func()) error {
 // case fn had not reached its wait yet, and DoContext still waits for fn: a
 // thread is never left behind blocked.
 func (o *Pool) DoContext(ctx context.Context, fn func(), unblock func()) error {
+	var err error
+	Interruptible(ctx, func() { err = o.Do(fn) }, unblock)
+	return err
+}
+
+// Interruptible runs fn on the calling goroutine. If ctx ends first, unblock
+// is called, and again every unblockRetry until fn returns; Interruptible
+// returns once fn has returned and unblock will not be called again (so
+// that what unblock acts on, such as an fd number, may be released then).
+// Nothing runs beside fn unless ctx ends: a context.AfterFunc, not a
+// goroutine per call (a goroutine is a thread wake-up here).
+func Interruptible(ctx context.Context, fn func(), unblock func()) {
+	if ctx.Done() == nil {
+		fn()
+		return
+	}
 	finished := make(chan struct{})
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		select {
-		case <-finished:
-			return
-		case <-ctx.Done():
-		}
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(interrupted)
 		tick := time.NewTicker(unblockRetry)
 		defer tick.Stop()
 		for {
@@ -96,11 +107,12 @@ func (o *Pool) DoContext(ctx context.Context, fn func(), unblock func()) error {
 			case <-tick.C:
 			}
 		}
-	}()
-	err := o.Do(fn)
+	})
+	fn()
 	close(finished)
-	<-watched
-	return err
+	if !stop() {
+		<-interrupted
+	}
 }
 
 // Close stops idle workers; it does not wait for busy ones.

@@ -419,8 +419,9 @@ func answer(n int, errno unix.Errno) notify.Action {
 // closes s and calls done (if set) to release what work uses. On a
 // blocking socket the operation can wait as long as the peer decides (a
 // connect for its handshake, a send for buffer space), so it runs
-// deferred, off the dispatch path, where the rest of the sandbox's
-// syscalls would otherwise queue behind it.
+// deferred: bounded in number, interrupted when the sandbox ends, and
+// with another receiver taking over the rest of the sandbox's syscalls if
+// it blocks for long.
 func (g *Gate) perform(s *socket, flags int, done func(), work func(ctx context.Context) notify.Action) notify.Action {
 	finish := func() {
 		s.close()
@@ -480,7 +481,36 @@ func (g *Gate) reach(ctx context.Context, hc *notify.HandlerCtx, s *socket, t *t
 	case abstractTarget:
 		return g.viaAbstract(ctx, s, t.raw, op)
 	}
+	if t.kind == inetTarget && !g.landlockHasSay(s) {
+		return doHere(ctx, s, func() (int, error) { return op(t.raw) })
+	}
 	return g.do(ctx, s, func() (int, error) { return op(t.raw) })
+}
+
+// landlockHasSay reports whether Landlock has a say in reaching an inet
+// destination from s, so that the operation must run on a helper thread
+// in the program's Landlock domain: only TCP under port rules
+// (TCPByLandlock). Otherwise the sandbox's ruleset handles no network
+// right that the operation meets (host rules take the connect right out of
+// it, and Landlock has no UDP or ICMP rights), the gate's judgment of the
+// private copy is the whole verdict, and a helper thread would add nothing
+// but two thread hand-offs.
+func (g *Gate) landlockHasSay(s *socket) bool {
+	p, ok := protoOf(s)
+	return !ok || p == netpolicy.TCP && g.cfg.TCPByLandlock
+}
+
+// doHere runs an operation on s on the calling thread (the receiver, also
+// for a blocking socket: see notify.Defer). If ctx ends first (the sandbox
+// is ending), the socket is disconnected and shut down, as doOn does, and
+// doHere returns only once that is over: the duplicate is closed after it
+// returns, and its fd number must not be interrupted once it may name
+// another file.
+func doHere(ctx context.Context, s *socket, op func() (int, error)) (int, unix.Errno) {
+	var n int
+	var err error
+	confine.Interruptible(ctx, func() { n, err = op() }, s.interrupt)
+	return n, errnoOf(err)
 }
 
 func (g *Gate) bind(_ context.Context, hc *notify.HandlerCtx) notify.Action {

@@ -86,8 +86,12 @@ func InjectBytes(content []byte) Action {
 // with EPERM (moot when sig is fatal).
 func KillGroup(sig syscall.Signal) Action { return Action{kind: actKillGroup, sig: sig} }
 
-// Defer answers the notification later: fn runs on its own goroutine, off
-// the dispatch path, and its Action is sent when it returns. At most
+// Defer answers the notification later: fn may block, and its Action is
+// sent when it returns. fn runs on the receiver that dispatched the
+// notification, after the chain, under the slow-handler watchdog: if it
+// runs for longer than SlowAfter another receiver takes over the listener
+// (no thread hand-off in the common case, where fn does not block for
+// long). At most
 // MaxDeferred deferred answers are in flight per sandbox; beyond that the
 // syscall fails with EAGAIN. Defer is refused with EPERM on execve, execveat
 // and the fork family (a parked exec or fork cannot be answered safely

@@ -60,10 +60,15 @@ type Supervisor struct {
 
 	idle   atomic.Int32 // receivers waiting in RECV
 	hungUp atomic.Bool
-	// active counts the receivers and deferred operations running or
-	// about to; the last one to finish closes the listener and done.
-	active   atomic.Int32
-	listener *os.File // the listener as the netpoller watches it, or nil
+	// active counts the receivers running or about to (a deferred answer
+	// runs on one); the last one to finish closes the listener and done.
+	active atomic.Int32
+	// listener is a duplicate of the listener fd that the netpoller
+	// watches until the first notification, or nil. It is closed (and so
+	// leaves the runtime's epoll set) when the receiver starts: an fd left
+	// in the epoll set would wake the netpoller's thread at every
+	// notification, a thread hand-off for nothing.
+	listener *os.File
 	// phase is awaiting until the first receiver starts (receiving), or
 	// until Finish ends a supervisor that never needed one (finished).
 	phase    atomic.Int32
@@ -147,21 +152,24 @@ func (s *Supervisor) leave() {
 	if s.active.Add(-1) > 0 {
 		return
 	}
-	if s.listener != nil {
-		s.listener.Close()
-	} else {
-		unix.Close(s.fd)
-	}
+	unix.Close(s.fd)
 	close(s.done)
 }
 
-// watchable registers the listener with the netpoller, or returns nil if it
-// cannot be (then the receiver starts at once).
+// watchable registers a duplicate of the listener with the netpoller, or
+// returns nil if it cannot (then the receiver starts at once). The
+// duplicate shares the listener's open file, so O_NONBLOCK is set on both:
+// the kernel's NOTIF_RECV ignores it and blocks all the same.
 func (s *Supervisor) watchable() *os.File {
-	if err := unix.SetNonblock(s.fd, true); err != nil {
+	dup, err := unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
 		return nil
 	}
-	return os.NewFile(uintptr(s.fd), "seccomp-listener")
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return nil
+	}
+	return os.NewFile(uintptr(dup), "seccomp-listener")
 }
 
 // awaitFirst waits, without a thread of its own, until the listener has a
@@ -179,10 +187,12 @@ func (s *Supervisor) awaitFirst() {
 				return n > 0
 			})
 		}
+		// Out of the netpoller's epoll set before the first RECV.
+		s.listener.Close()
 		if !s.phase.CompareAndSwap(awaiting, receiving) {
 			// Finish has ended the supervisor; only the listener is
 			// left to close.
-			s.listener.Close()
+			unix.Close(s.fd)
 			return
 		}
 		if revents&unix.POLLIN == 0 && revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
@@ -218,15 +228,10 @@ func (s *Supervisor) receive() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
-	// fired tells that a watchdog's unstall has finished. A receiver whose
-	// watchdog fired waits for it before going on: while it runs, this
-	// receiver still counts in active, so unstall's Add can never come after
-	// the last receiver has gone and the listener fd was closed (and maybe
-	// reused by another sandbox's listener).
-	fired := make(chan struct{}, 1)
-	watchdog := time.AfterFunc(time.Hour, func() { s.unstall(); fired <- struct{}{} })
-	watchdog.Stop()
-	defer watchdog.Stop()
+	w := &watchdog{s: s}
+	w.timer = time.AfterFunc(time.Hour, w.tick)
+	w.timer.Stop()
+	defer w.timer.Stop()
 
 	var n Notif
 	for {
@@ -245,11 +250,24 @@ func (s *Supervisor) receive() {
 		hc := &HandlerCtx{Notif: n, NotifFD: s.fd}
 		quick := s.table.quick(n.Data.Nr)
 		if !quick {
-			watchdog.Reset(s.slowAfter)
+			w.start()
 		}
 		a := s.table.dispatch(s.ctx, hc, s.log, func(a Action) unix.Errno { return s.installFD(hc.Notif.ID, a) })
-		if !quick && !watchdog.Stop() {
-			<-fired
+		if a.kind == actDefer {
+			// The deferred function runs here, under the watchdog: if it
+			// blocks, another receiver takes over the listener and this
+			// one becomes the deferred answer's thread. Handing it to
+			// another thread instead costs a cross-CPU wake-up on every
+			// deferred answer, as much as a loopback connect itself on a
+			// small VM.
+			if quick {
+				w.start()
+			}
+			a = s.runDeferred(hc, a)
+			quick = false
+		}
+		if !quick {
+			w.end()
 		}
 		s.answer(hc, a)
 		if s.idle.Load() > 0 {
@@ -259,12 +277,76 @@ func (s *Supervisor) receive() {
 }
 
 // unstall runs when a handler chain has been running for SlowAfter: if no
-// receiver is waiting for the next notification, start one.
+// receiver is waiting for the next notification, start one. Never once the
+// last receiver has gone (active is 0): the listener fd is closed then, and
+// its number may already be another sandbox's listener.
 func (s *Supervisor) unstall() {
-	if s.idle.Load() == 0 && !s.hungUp.Load() {
-		s.active.Add(1)
-		go s.receive()
+	if s.idle.Load() != 0 || s.hungUp.Load() {
+		return
 	}
+	for {
+		n := s.active.Load()
+		if n == 0 {
+			return
+		}
+		if s.active.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	go s.receive()
+}
+
+// A watchdog notices a receiver's handler chain (one that may block) that
+// has run for SlowAfter, and unstalls the supervisor. It costs a chain two
+// atomic increments: its timer is not set and stopped for every chain (which
+// cost the receiver a tenth of a notified round trip) but ticks every
+// SlowAfter while chains run, and stops after a period without any. A chain
+// seen running at two consecutive ticks has run for at least SlowAfter (at
+// most twice that).
+type watchdog struct {
+	s     *Supervisor
+	timer *time.Timer
+	// seq grows by one when a chain starts and when it ends: it is odd
+	// while one runs.
+	seq   atomic.Uint64
+	armed atomic.Bool // the timer is set, or its callback runs
+
+	mu        sync.Mutex // the callback's own state
+	lastSeq   uint64     // seq at the previous tick
+	unstalled uint64     // the chain (its seq) another receiver was started for
+}
+
+func (w *watchdog) start() {
+	w.seq.Add(1)
+	if !w.armed.Load() && w.armed.CompareAndSwap(false, true) {
+		w.timer.Reset(w.s.slowAfter)
+	}
+}
+
+func (w *watchdog) end() { w.seq.Add(1) }
+
+func (w *watchdog) tick() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seq := w.seq.Load()
+	if seq == w.lastSeq {
+		if seq&1 == 1 {
+			if seq != w.unstalled {
+				w.unstalled = seq
+				w.s.unstall()
+			}
+		} else {
+			// Idle for a whole period: stop ticking. A chain that
+			// started meanwhile saw the timer armed and did not set it:
+			// then go on ticking, unless a later one has set it again.
+			w.armed.Store(false)
+			if w.seq.Load() == seq || !w.armed.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}
+	w.lastSeq = seq
+	w.timer.Reset(w.s.slowAfter)
 }
 
 // recv reads the next notification. It returns an error when the listener
@@ -342,9 +424,7 @@ func (s *Supervisor) answer(hc *HandlerCtx, a Action) {
 		}
 		defer f.Close()
 		s.injectSend(id, f, unix.O_CLOEXEC, nil)
-	case actDefer:
-		s.startDeferred(hc, a)
-	default:
+	default: // a Defer never gets here (receive runs it)
 		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EPERM)})
 	}
 }
@@ -429,28 +509,25 @@ func (s *Supervisor) send(r *seccomp.Resp) {
 	}
 }
 
-func (s *Supervisor) startDeferred(hc *HandlerCtx, a Action) {
-	id := hc.Notif.ID
+// runDeferred runs a Defer's function on the calling receiver and returns
+// its answer. At most MaxDeferred run at once (beyond: EAGAIN); the exec
+// and fork family are refused (EPERM); a function that defers again fails
+// the syscall with EIO.
+func (s *Supervisor) runDeferred(hc *HandlerCtx, a Action) Action {
 	if s.noDefer[hc.Notif.Data.Nr] {
-		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EPERM)})
-		return
+		return Errno(unix.EPERM)
 	}
 	select {
 	case s.deferSem <- struct{}{}:
 	default:
-		s.send(&seccomp.Resp{ID: id, Error: -int32(unix.EAGAIN)})
-		return
+		return Errno(unix.EAGAIN)
 	}
-	s.active.Add(1)
-	go func() {
-		defer s.leave()
-		defer func() { <-s.deferSem }()
-		next := callDeferred(s.ctx, a.deferred, hc, s.log)
-		if next.kind == actDefer {
-			next = Errno(unix.EIO)
-		}
-		s.answer(hc, next)
-	}()
+	defer func() { <-s.deferSem }()
+	next := callDeferred(s.ctx, a.deferred, hc, s.log)
+	if next.kind == actDefer {
+		next = Errno(unix.EIO)
+	}
+	return next
 }
 
 func callDeferred(ctx context.Context, fn func(context.Context) Action, hc *HandlerCtx, log *slog.Logger) (a Action) {
