@@ -76,11 +76,11 @@ func KillGroup(sig syscall.Signal) Action { return notify.KillGroup(sig) }
 
 // Defer answers later: fn may block (it runs after the handler chain, and
 // if it blocks for long another thread takes over the sandbox's other
-// notifications), and its Action is sent when it returns. At most MaxDeferred are in flight
-// per sandbox (beyond that: EAGAIN); Defer on execve, execveat and the fork
-// family fails with EPERM; an fn that returns Defer fails with EIO. ctx is
-// cancelled when the sandbox ends; an answer for a task that is gone is
-// dropped.
+// notifications), and its Action is sent when it returns. At most
+// MaxDeferred are in flight per sandbox (beyond that: EAGAIN); Defer on
+// execve, execveat and the fork family fails with EPERM; an fn that
+// returns Defer fails with EIO. ctx is cancelled when the sandbox ends; an
+// answer for a task that is gone is dropped.
 func Defer(fn func(ctx context.Context) Action) Action { return notify.Defer(fn) }
 
 // MaxDeferred bounds the deferred answers in flight per sandbox.
