@@ -56,6 +56,25 @@ func RefusedTrees() []string {
 	return trees
 }
 
+// Touches reports whether a rule grants something in one of trees or
+// above one, by the rule's path as written or as it resolves.
+func Touches(rules []landlock.PathRule, trees ...string) bool {
+	for _, r := range rules {
+		paths := []string{filepath.Clean(r.Path)}
+		if canon, err := filepath.EvalSymlinks(r.Path); err == nil {
+			paths = append(paths, canon)
+		}
+		for _, p := range paths {
+			for _, t := range trees {
+				if under(p, t) || contains(p, t) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // ReadOnly are the trees a writable grant covers for reading only: /sys,
 // whose files a program running as root could write with no capability
 // at all (many attributes check only the owner, root).
