@@ -72,15 +72,13 @@ func (s *Sandbox) Run(ctx context.Context, cmd ...string) (*Result, error) {
 	return s.RunWithHandlers(ctx, cmd)
 }
 
-// RunWithHandlers is Run with user syscall handlers in the supervisor. The
-// handlers are validated before anything starts; see SyscallHandler.
-func (s *Sandbox) RunWithHandlers(ctx context.Context, cmd []string, handlers ...SyscallHandler) (*Result, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+// runCaptured runs cmd with its output captured, as Run does, and returns
+// the ended Process too. A nil Result comes with the error; a Result with
+// an error is a run whose copy-on-write branch could not be committed.
+func (s *Sandbox) runCaptured(ctx context.Context, cmd []string, handlers []SyscallHandler) (*Result, *Process, error) {
 	proc, err := s.start(ctx, cmd, handlers, Stdio{Stdin: StdioInherit, Stdout: StdioPiped, Stderr: StdioPiped}, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var stdout, stderr bytes.Buffer
 	var wg sync.WaitGroup
@@ -91,9 +89,22 @@ func (s *Sandbox) RunWithHandlers(ctx context.Context, cmd []string, handlers ..
 	wg.Wait()
 	proc.Close()
 	if res == nil {
-		return nil, err
+		return nil, proc, err
 	}
 	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
+	return res, proc, err
+}
+
+// RunWithHandlers is Run with user syscall handlers in the supervisor. The
+// handlers are validated before anything starts; see SyscallHandler.
+func (s *Sandbox) RunWithHandlers(ctx context.Context, cmd []string, handlers ...SyscallHandler) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	res, _, err := s.runCaptured(ctx, cmd, handlers)
+	if res == nil {
+		return nil, err
+	}
 	// err is a copy-on-write branch that could not be committed: the
 	// program's result still stands.
 	return res, err
@@ -137,22 +148,10 @@ func (s *Sandbox) DryRun(ctx context.Context, cmd ...string) (*DryRunResult, err
 	}
 	c := *s
 	c.OnExit, c.OnError = BranchActionAbort, BranchActionAbort
-	proc, err := c.start(ctx, cmd, nil, Stdio{Stdin: StdioInherit, Stdout: StdioPiped, Stderr: StdioPiped}, false)
-	if err != nil {
-		return nil, err
-	}
-	var stdout, stderr bytes.Buffer
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); io.Copy(&stdout, proc.Stdout) }()
-	go func() { defer wg.Done(); io.Copy(&stderr, proc.Stderr) }()
-	res, err := proc.waitContext(ctx)
-	wg.Wait()
-	proc.Close()
+	res, proc, err := c.runCaptured(ctx, cmd, nil)
 	if res == nil {
 		return nil, err
 	}
-	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
 	return &DryRunResult{Result: *res, Changes: proc.Changes()}, err
 }
 

@@ -226,33 +226,9 @@ func readTaskLink(hc *notify.HandlerCtx, entry string) (string, error) {
 }
 
 // dupFD duplicates the task's descriptor fd (pidfd_getfd): the same open
-// file.
+// file, O_PATH descriptors included.
 func (g *Gate) dupFD(hc *notify.HandlerCtx, fd uint64) (int, error) {
-	if int32(fd) < 0 {
-		return -1, unix.EBADF
-	}
-	tid := int(hc.Notif.PID)
-	const pidfdThread = unix.O_EXCL // PIDFD_THREAD
-	pidfd, err := unix.PidfdOpen(tid, pidfdThread)
-	if err == unix.EINVAL {
-		pidfd, err = unix.PidfdOpen(g.tgidOf(tid), 0)
-	}
-	if err != nil {
-		return -1, notify.ErrTaskGone
-	}
-	defer unix.Close(pidfd)
-	dup, err := unix.PidfdGetfd(pidfd, int(int32(fd)), 0)
-	if err == unix.EBADF {
-		return -1, unix.EBADF
-	}
-	if err != nil {
-		return -1, unix.EACCES
-	}
-	if err := notify.TaskAlive(hc); err != nil {
-		unix.Close(dup)
-		return -1, err
-	}
-	return dup, nil
+	return taskpath.DupFD(hc, fd, g.tgidOf, false)
 }
 
 // fdPath is the path the kernel reports for one of the supervisor's
