@@ -219,23 +219,36 @@ func (b *Branch) addStep(index int, s step, sameFS bool) error {
 	return fmt.Errorf("unknown step %q", s.Op)
 }
 
+// upperEntry opens the parent of the upper entry rel and stats the entry.
+// Without the entry (gone: an earlier run of the step moved it) it returns
+// -1 and a nil error; on an error, -1 and the error. Otherwise the caller
+// closes the parent.
+func (b *Branch) upperEntry(rel string) (parent int, name string, st unix.Stat_t, err error) {
+	parent, name, err = openParent(b.upper, rel)
+	if err != nil {
+		if err == unix.ENOENT {
+			err = nil
+		}
+		return -1, "", st, err
+	}
+	if err = unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		unix.Close(parent)
+		if err == unix.ENOENT {
+			err = nil
+		}
+		return -1, "", st, err
+	}
+	return parent, name, st, nil
+}
+
 // move renames the upper entry rel to the same path of the workdir. A
 // source that is gone was moved by an earlier run of the step.
 func (b *Branch) move(rel string, whole bool) error {
-	upfd, name, err := openParent(b.upper, rel)
-	if err == unix.ENOENT {
-		return nil
-	}
-	if err != nil {
+	upfd, name, src, err := b.upperEntry(rel)
+	if upfd < 0 {
 		return err
 	}
 	defer unix.Close(upfd)
-	var src unix.Stat_t
-	if err := unix.Fstatat(upfd, name, &src, unix.AT_SYMLINK_NOFOLLOW); err == unix.ENOENT {
-		return nil
-	} else if err != nil {
-		return err
-	}
 	wpfd, _, err := b.workParent(rel)
 	if err != nil {
 		return err
@@ -360,20 +373,11 @@ func makeCopy(dirfd int, name string, src int, st *unix.Stat_t, upper int, rel s
 // filesystems, where the files cannot be moved with their links: through a
 // temporary name, so that an existing rel is replaced at once.
 func (b *Branch) linkIn(index int, rel, from string) error {
-	upfd, name, err := openParent(b.upper, rel)
-	if err == unix.ENOENT {
-		return nil
-	}
-	if err != nil {
+	upfd, name, _, err := b.upperEntry(rel)
+	if upfd < 0 {
 		return err
 	}
 	defer unix.Close(upfd)
-	var st unix.Stat_t
-	if err := unix.Fstatat(upfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == unix.ENOENT {
-		return nil
-	} else if err != nil {
-		return err
-	}
 	fpfd, fname, err := b.workParent(from)
 	if err != nil {
 		return err
