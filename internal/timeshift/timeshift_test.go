@@ -3,6 +3,7 @@
 package timeshift
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -202,4 +203,26 @@ func TestFromVDSO(t *testing.T) {
 	if c.fromVDSO(hc(100, base+0xbff)) || c.fromVDSO(hc(200, base+0xbff)) {
 		t.Error("a vDSO outlived its image")
 	}
+}
+
+// FuzzParseStart: any --time-start value is an instant in 1970 … 9999 or
+// an error, never a panic; an accepted instant printed as Unix seconds
+// (nanoseconds included) is read back as the same instant.
+func FuzzParseStart(f *testing.F) {
+	for _, s := range []string{"2000-01-01T00:00:00Z", "946684800", "946684800.5", "2100-01-01T12:00:00.123456789+02:00", "", ".", "1.", "99999999999999999999", "-1", "1969-12-31T23:59:59Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseStart(s)
+		if err != nil {
+			return
+		}
+		if got.Unix() < 0 || got.Year() > 9999 {
+			t.Fatalf("ParseStart(%q) = %v: out of 1970 … 9999", s, got)
+		}
+		back, err := ParseStart(fmt.Sprintf("%d.%09d", got.Unix(), got.Nanosecond()))
+		if err != nil || !back.Equal(got) {
+			t.Fatalf("ParseStart(%q) = %v; as Unix seconds it reads back as %v, %v", s, got, back, err)
+		}
+	})
 }
