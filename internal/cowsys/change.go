@@ -495,33 +495,19 @@ func (g *Gate) getxattr(hc *notify.HandlerCtx, follow bool) notify.Action {
 	if err != nil {
 		return fail(err)
 	}
-	t, a, ok := g.changeTarget(hc, taskpath.AtFDCWD, arg(hc, 0), follow)
-	if !ok {
-		return a
-	}
-	defer t.close()
-	if !t.Exists {
-		return notify.Errno(unix.ENOENT)
-	}
-	if t.kernel() {
-		return notify.Continue()
-	}
-	size := int(min(arg(hc, 3), 65536))
-	buf := make([]byte, size)
-	n, err := g.b.GetXattr(t.Rel, name, buf)
-	if err != nil {
-		return fail(err)
-	}
-	if size > 0 && n > 0 {
-		if err := hc.WriteMem(arg(hc, 2), buf[:n]); err != nil {
-			return notify.Errno(unix.EFAULT)
-		}
-	}
-	return notify.ReturnValue(int64(n))
+	return g.readXattrs(hc, follow, 2, func(rel string, buf []byte) (int, error) { return g.b.GetXattr(rel, name, buf) })
 }
 
 // listxattr serves listxattr and llistxattr on the merged entry.
 func (g *Gate) listxattr(hc *notify.HandlerCtx, follow bool) notify.Action {
+	return g.readXattrs(hc, follow, 1, g.b.ListXattr)
+}
+
+// readXattrs serves a read of the extended attributes of the merged entry
+// named by argument 0 into the buffer of argument bufArg, whose size is
+// the next argument: what the kernel reaches itself is left to it, the
+// rest is read from the branch with read.
+func (g *Gate) readXattrs(hc *notify.HandlerCtx, follow bool, bufArg int, read func(rel string, buf []byte) (int, error)) notify.Action {
 	t, a, ok := g.changeTarget(hc, taskpath.AtFDCWD, arg(hc, 0), follow)
 	if !ok {
 		return a
@@ -533,14 +519,14 @@ func (g *Gate) listxattr(hc *notify.HandlerCtx, follow bool) notify.Action {
 	if t.kernel() {
 		return notify.Continue()
 	}
-	size := int(min(arg(hc, 2), 65536))
+	size := int(min(arg(hc, bufArg+1), 65536))
 	buf := make([]byte, size)
-	n, err := g.b.ListXattr(t.Rel, buf)
+	n, err := read(t.Rel, buf)
 	if err != nil {
 		return fail(err)
 	}
 	if size > 0 && n > 0 {
-		if err := hc.WriteMem(arg(hc, 1), buf[:n]); err != nil {
+		if err := hc.WriteMem(arg(hc, bufArg), buf[:n]); err != nil {
 			return notify.Errno(unix.EFAULT)
 		}
 	}
