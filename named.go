@@ -86,7 +86,11 @@ func (r *registration) Plan(b *plan.Builder) error {
 		return err
 	}
 	r.entry = e
-	b.Close(e.Close) // the name goes once the run has ended
+	// The name goes once the run has ended, on the tracer's thread before
+	// anyone waiting learns of the end (and so also for a caller that never
+	// waits), or when the run will not start.
+	b.OnEnd(e.Close)
+	b.Close(e.Close)
 	policy := *r.s
 	run := b.Run()
 	b.OnStart(func() {
@@ -107,7 +111,7 @@ func (r *registration) Plan(b *plan.Builder) error {
 			},
 			Kill: func() { run.Kill(session.ReasonKilled) },
 		}
-		if err := e.Publish(run.Pid(), os.Getpid(), h, run.Ended()); err != nil {
+		if err := e.Publish(run.Pid(), os.Getpid(), h); err != nil {
 			b.Log.Warn("sandlock: registering the sandbox: "+err.Error(), "name", e.Name())
 		}
 	})

@@ -30,9 +30,8 @@ type Grants struct {
 // add records the rule on the object fd, the descriptor the rule was made
 // from: its path as the kernel reports it is the grant's canonical form,
 // exactly the object the rule binds (a grant that could not be read is left
-// out: paths under it are refused).
-func (g *Grants) add(fd int, access uint64) {
-	buf := make([]byte, unix.PathMax)
+// out: paths under it are refused). buf is scratch space of PathMax bytes.
+func (g *Grants) add(fd int, access uint64, buf []byte) {
 	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf)
 	if err != nil || n == 0 || buf[0] != '/' {
 		return

@@ -182,8 +182,9 @@ func (c *Config) build() (*Ruleset, error) {
 	}
 	rs := &Ruleset{fd: int(fd)}
 	rs.grants.readAll = c.ReadsEverywhere
+	link := make([]byte, unix.PathMax) // one buffer for every rule's canonical path
 	for _, p := range c.Paths {
-		if err := rs.addPath(p, c.HandledFS); err != nil {
+		if err := rs.addPath(p, c.HandledFS, link); err != nil {
 			rs.Close()
 			return nil, err
 		}
@@ -201,11 +202,16 @@ func (c *Config) build() (*Ruleset, error) {
 	return rs, nil
 }
 
-func (rs *Ruleset) addPath(p PathRule, handled uint64) error {
+func (rs *Ruleset) addPath(p PathRule, handled uint64, link []byte) error {
 	access := p.Access & handled
 	// Grants are mostly directories: opening as one tells them apart from
-	// files without a stat.
-	fd, err := unix.Open(p.Path, unix.O_PATH|unix.O_CLOEXEC|unix.O_DIRECTORY, 0)
+	// files without a stat. A rule of file rights only (the default
+	// devices) means the same on either, and is opened as it is.
+	var fd int
+	var err error = unix.ENOTDIR
+	if access&^fsFileRights != 0 {
+		fd, err = unix.Open(p.Path, unix.O_PATH|unix.O_CLOEXEC|unix.O_DIRECTORY, 0)
+	}
 	if err == unix.ENOTDIR {
 		fd, err = unix.Open(p.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
 		access &= fsFileRights
@@ -224,7 +230,7 @@ func (rs *Ruleset) addPath(p PathRule, handled uint64) error {
 	if _, _, errno := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(rs.fd), unix.LANDLOCK_RULE_PATH_BENEATH, uintptr(unsafe.Pointer(&attr)), 0, 0, 0); errno != 0 {
 		return &PathError{Path: p.Path, Err: fmt.Errorf("adding landlock rule: %w", errno)}
 	}
-	rs.grants.add(fd, access)
+	rs.grants.add(fd, access, link)
 	return nil
 }
 

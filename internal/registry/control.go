@@ -54,23 +54,41 @@ type Response struct {
 	Err  string          `json:"err,omitempty"`
 }
 
-// serve accepts connections until the listener is closed.
+// serve accepts connections until the entry is closed, and then closes
+// the listening socket. It blocks in accept(2) on a thread of its own: a
+// socket in the runtime's poller would have to be closed by Close, which
+// wakes this goroutine on Close's time (a wake-up of another CPU at the end
+// of every run), while Close's shutdown(2) makes the kernel return the
+// blocked accept (EINVAL) without anyone waiting for it.
 func (e *Entry) serve(h Handler) {
-	defer e.served.Done()
+	defer unix.Close(e.sock)
 	for {
-		c, err := e.ln.AcceptUnix()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+		fd, _, err := unix.Accept4(e.sock, unix.SOCK_CLOEXEC)
+		e.mu.Lock()
+		closed := e.closed
+		e.mu.Unlock()
+		if closed {
+			if err == nil {
+				unix.Close(fd)
 			}
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
+			return
+		}
+		switch err {
+		case nil:
+		case unix.EINTR, unix.ECONNABORTED:
+			continue
+		default:
 			// EMFILE and the like: try again shortly rather than spin.
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		f := os.NewFile(uintptr(fd), sockFile)
+		nc, err := net.FileConn(f)
+		f.Close() // FileConn holds a duplicate
+		if err != nil {
+			continue
+		}
+		c := nc.(*net.UnixConn)
 		e.mu.Lock()
 		if e.conns == nil || len(e.conns) >= maxConns {
 			e.mu.Unlock()

@@ -36,12 +36,14 @@ type Entry struct {
 	base *Base
 	dir  int // the entry's directory
 	lock int // the entry's lock file, flocked exclusively
-	ln   *net.UnixListener
+	sock int // the listening control socket (once served, the accept loop closes it)
 
 	closeOnce sync.Once
 	mu        sync.Mutex
+	closed    bool // by Close: Publish does nothing then
+	serving   bool // the accept loop runs (and closes sock at its end)
 	conns     map[net.Conn]bool
-	served    sync.WaitGroup
+	served    sync.WaitGroup // the requests in progress
 }
 
 // busyWait bounds how long Claim retries a lock that someone holds: a
@@ -63,7 +65,7 @@ func Claim(name string) (_ *Entry, err error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Entry{name: name, base: base, dir: -1, lock: -1}
+	e := &Entry{name: name, base: base, dir: -1, lock: -1, sock: -1}
 	defer func() {
 		if err != nil {
 			e.discard()
@@ -131,28 +133,26 @@ func Claim(name string) (_ *Entry, err error) {
 }
 
 // listen binds and listens on the entry's control socket, mode 0600.
+// Connections made before the entry is published wait in the backlog.
 func (e *Entry) listen() error {
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: procPath(e.dir, sockFile), Net: "unix"})
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("control socket: %w", err)
+		return fmt.Errorf("control socket: %w", os.NewSyscallError("socket", err))
 	}
-	// The socket file goes with the entry; Close removes it by its
-	// directory, not by this path.
-	ln.SetUnlinkOnClose(false)
-	e.ln = ln
+	e.sock = fd
 	// Every message received then carries its sender's credentials, which
 	// the accepted connections inherit (see checkSenders).
-	raw, err := ln.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("control socket: %w", err)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		return fmt.Errorf("control socket: %w", os.NewSyscallError("setsockopt SO_PASSCRED", err))
 	}
-	var serr error
-	raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
-	if serr != nil {
-		return fmt.Errorf("control socket: %w", os.NewSyscallError("setsockopt SO_PASSCRED", serr))
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: procPath(e.dir, sockFile)}); err != nil {
+		return fmt.Errorf("control socket: %w", os.NewSyscallError("bind", err))
 	}
 	if err := unix.Fchmodat(e.dir, sockFile, 0o600, 0); err != nil {
 		return fmt.Errorf("control socket: %w", os.NewSyscallError("chmod", err))
+	}
+	if err := unix.Listen(fd, maxConns); err != nil {
+		return fmt.Errorf("control socket: %w", os.NewSyscallError("listen", err))
 	}
 	return nil
 }
@@ -242,9 +242,15 @@ type Handler struct {
 }
 
 // Publish records the sandbox's pids (child, the program; supervisor, this
-// process) and serves the control socket with h until done is closed, then
-// removes the entry.
-func (e *Entry) Publish(child, supervisor int, h Handler, done <-chan struct{}) error {
+// process) and serves the control socket with h until Close.
+func (e *Entry) Publish(child, supervisor int, h Handler) error {
+	// A run may end before it is published (its program gone at once):
+	// a closed entry stays closed.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
 	content := strconv.Itoa(child) + "\n" + strconv.Itoa(supervisor) + "\n"
 	fd, err := unix.Openat(e.dir, pidTemp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -259,45 +265,47 @@ func (e *Entry) Publish(child, supervisor int, h Handler, done <-chan struct{}) 
 		return fmt.Errorf("pid file: %w", os.NewSyscallError("rename", err))
 	}
 	e.conns = map[net.Conn]bool{}
-	e.served.Add(1)
+	e.serving = true
 	go e.serve(h)
-	go func() {
-		<-done
-		e.Close()
-	}()
 	return nil
 }
 
-// Close removes the entry and releases the name: it stops serving, waits
-// for the requests in progress (each bounded by its deadline, and cut
-// short here), removes the entry's files and directory, and only then
-// drops the lock. It may be called more than once; every call returns
+// Close removes the entry and releases the name: it stops serving,
+// removes the entry's files and directory, waits for the requests in
+// progress (each bounded by its deadline, and cut short here), and only
+// then drops the lock. It may be called more than once; every call returns
 // once the entry is gone.
 func (e *Entry) Close() {
 	e.closeOnce.Do(func() {
-		if e.ln != nil {
-			e.ln.Close()
-		}
 		e.mu.Lock()
+		e.closed = true
+		if e.serving {
+			// The accept loop, blocked in accept(2), returns at the shut
+			// socket and closes it; this thread does not wait for it.
+			unix.Shutdown(e.sock, unix.SHUT_RDWR)
+		}
 		for c := range e.conns {
 			c.Close()
 		}
 		e.conns = nil
 		e.mu.Unlock()
-		e.served.Wait()
 		clearDir(e.dir)
 		// By name, and only if empty: see remove.
 		if sameFile(e.base.fd, e.name, e.dir) {
 			unix.Unlinkat(e.base.fd, e.name, unix.AT_REMOVEDIR)
 		}
+		// The requests in progress end (their connections are closed)
+		// while the files go; the lock is dropped only after them.
+		e.served.Wait()
 		e.discard()
 	})
 }
 
 // discard closes what the entry holds, the lock last.
 func (e *Entry) discard() {
-	if e.ln != nil {
-		e.ln.Close()
+	if e.sock >= 0 && !e.serving {
+		unix.Close(e.sock)
+		e.sock = -1
 	}
 	if e.dir >= 0 {
 		unix.Close(e.dir)

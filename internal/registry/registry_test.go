@@ -129,7 +129,6 @@ func publish(t *testing.T, name string, h Handler) (*Entry, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
 	if h.Status == nil {
 		h.Status = func() any { return map[string]int{"n": 1} }
 	}
@@ -139,9 +138,9 @@ func publish(t *testing.T, name string, h Handler) (*Entry, func()) {
 	if h.Kill == nil {
 		h.Kill = func() {}
 	}
-	must(t, e.Publish(os.Getpid(), os.Getpid(), h, done))
+	must(t, e.Publish(os.Getpid(), os.Getpid(), h))
 	var once sync.Once
-	stop := func() { once.Do(func() { close(done); e.Close() }) }
+	stop := func() { once.Do(e.Close) }
 	t.Cleanup(stop)
 	return e, stop
 }
@@ -199,9 +198,13 @@ func TestStaleEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	must(t, e.Publish(999999, 999999, Handler{Status: func() any { return nil }, Config: func() ([]byte, error) { return nil, nil }, Kill: func() {}}, make(chan struct{})))
-	// Die without cleaning up: close the descriptors only.
-	e.ln.Close()
+	must(t, e.Publish(999999, 999999, Handler{Status: func() any { return nil }, Config: func() ([]byte, error) { return nil, nil }, Kill: func() {}}))
+	// Die without cleaning up: the control socket stops answering and the
+	// lock is let go, the files stay.
+	e.mu.Lock()
+	e.closed = true
+	unix.Shutdown(e.sock, unix.SHUT_RDWR)
+	e.mu.Unlock()
 	unix.Close(e.lock)
 	entry := filepath.Join(dir, baseName(), "stale")
 	if _, err := os.Lstat(filepath.Join(entry, "pid")); err != nil {
@@ -332,11 +335,9 @@ func BenchmarkRegister(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		done := make(chan struct{})
-		if err := e.Publish(1, os.Getpid(), Handler{}, done); err != nil {
+		if err := e.Publish(1, os.Getpid(), Handler{}); err != nil {
 			b.Fatal(err)
 		}
-		close(done)
 		e.Close()
 	}
 }
