@@ -54,9 +54,9 @@ const (
 type Config struct {
 	Mode  Mode
 	Rules []netpolicy.Resolved
-	// TCPByLandlock leaves the verdict on TCP connects to Landlock, which
-	// enforces every TCP rule (port-only rules, or none) on the helper
-	// thread that connects.
+	// TCPByLandlock says that Landlock enforces every TCP rule (port-only
+	// rules, or none) in the program's domain. The gate judges a connect
+	// it performs by the same rules, and refuses with Landlock's EACCES.
 	TCPByLandlock bool
 	// DenyBind lists TCP ports that may not be bound (NetDenyBind).
 	DenyBind []netpolicy.PortRange
@@ -294,8 +294,8 @@ func protoOf(s *socket) (netpolicy.Proto, bool) {
 
 // judge decides a connect or send to t. Inet destinations meet the rules
 // (after the unspecified address is made explicit, see localize); a TCP
-// connect under Landlock's rules is Landlock's, on the helper thread that
-// connects. Unix sockets are judged where they are reached (viaUnixPin,
+// connect refused under Landlock's port rules fails as Landlock fails it.
+// Unix sockets are judged where they are reached (viaUnixPin,
 // viaAbstract).
 func (g *Gate) judge(s *socket, t *target, o op) unix.Errno {
 	if t.kind != inetTarget {
@@ -306,10 +306,10 @@ func (g *Gate) judge(s *socket, t *target, o op) unix.Errno {
 		return unix.EAFNOSUPPORT
 	}
 	s.localize(t, o)
-	if o == opConnect && p == netpolicy.TCP && g.cfg.TCPByLandlock {
-		return 0
-	}
 	if !g.allowed(p, t) {
+		if o == opConnect && p == netpolicy.TCP && g.cfg.TCPByLandlock {
+			return unix.EACCES
+		}
 		return unix.ECONNREFUSED
 	}
 	return 0
@@ -481,23 +481,14 @@ func (g *Gate) reach(ctx context.Context, hc *notify.HandlerCtx, s *socket, t *t
 	case abstractTarget:
 		return g.viaAbstract(ctx, s, t.raw, op)
 	}
-	if t.kind == inetTarget && !g.landlockHasSay(s) {
+	if t.kind == inetTarget {
+		// The gate's judgment of its private copy is the whole verdict
+		// (under port rules the same as Landlock's): the operation runs
+		// here, not on a helper thread in the program's Landlock domain,
+		// which would add two thread hand-offs to every connect.
 		return doHere(ctx, s, func() (int, error) { return op(t.raw) })
 	}
 	return g.do(ctx, s, func() (int, error) { return op(t.raw) })
-}
-
-// landlockHasSay reports whether Landlock has a say in reaching an inet
-// destination from s, so that the operation must run on a helper thread
-// in the program's Landlock domain: only TCP under port rules
-// (TCPByLandlock). Otherwise the sandbox's ruleset handles no network
-// right that the operation meets (host rules take the connect right out of
-// it, and Landlock has no UDP or ICMP rights), the gate's judgment of the
-// private copy is the whole verdict, and a helper thread would add nothing
-// but two thread hand-offs.
-func (g *Gate) landlockHasSay(s *socket) bool {
-	p, ok := protoOf(s)
-	return !ok || p == netpolicy.TCP && g.cfg.TCPByLandlock
 }
 
 // doHere runs an operation on s on the calling thread (the receiver, also
