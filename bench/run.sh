@@ -48,6 +48,11 @@ CGO_ENABLED=0 go build -o "$work/sandlock" ./cmd/sandlock
 # sandlock with a user Handler (bench/notified), on the same Python loop.
 CGO_ENABLED=0 go build -o "$work/notified" ./bench/notified
 gcc -O2 -o "$work/floor" bench/floor/floor.c
+# The floors of two rows, measured with them: a minimal C ptrace tracer with
+# sandlock's tracer's options (bench/floor/tracer.c) for the spawn row, and
+# Landlock alone (bench/landlocked) for the open loop.
+gcc -O2 -o "$work/tracer" bench/floor/tracer.c
+CGO_ENABLED=0 go build -o "$work/landlocked" ./bench/landlocked
 
 grants=()
 for p in /usr /lib /lib64 /bin /etc; do [ -e $p ] && grants+=(-r $p); done
@@ -87,15 +92,17 @@ medians() {
   done
 }
 
-# hyperfine_row NAME CMD [RUNS [SANDLOCK_FLAGS]] : median wall time of each
-# variant, in ms. The variants take turns in rounds (hyperfine runs one
-# variant after the other), so that a drift of the machine during the row
-# hits them all alike; every run of every round counts.
+# hyperfine_row NAME CMD [RUNS [SANDLOCK_FLAGS [FLOOR]]] : median wall time
+# of each variant, in ms. The variants take turns in rounds (hyperfine runs
+# one variant after the other), so that a drift of the machine during the
+# row hits them all alike; every run of every round counts. FLOOR, if set,
+# is a launcher measured as the variant "floor".
 hyperfine_row() {
-  local name=$1 cmd=$2 n=${3:-$runs} slflags=${4:-}
+  local name=$1 cmd=$2 n=${3:-$runs} slflags=${4:-} floor=${5:-}
   local sl="$work/sandlock run ${grants[*]} -r $work $slflags --"
   local args=(-N -w $warm -r $(((n + rounds - 1) / rounds)) --export-json "$work/h.json" -n bare "$cmd" -n sandlock "$sl $cmd" -n bwrap "$BW $cmd")
   [ -n "$LR" ] && args+=(-n landrun "$LR $cmd")
+  [ -n "$floor" ] && args+=(-n floor "$floor $cmd")
   : >"$work/times"
   for _ in $(seq $rounds); do
     hyperfine "${args[@]}" >/dev/null 2>&1
@@ -104,13 +111,15 @@ hyperfine_row() {
   medians "$name" "$work/times"
 }
 
-# inproc_row NAME SCRIPT [SANDLOCK_FLAGS [LANDRUN_FLAGS]] : median of the
-# time the script reports, in ms. The variants take turns, round after
-# round, so that a drift of the machine during the row hits them all alike.
+# inproc_row NAME SCRIPT [SANDLOCK_FLAGS [LANDRUN_FLAGS [FLOOR]]] : median
+# of the time the script reports, in ms. The variants take turns, round
+# after round, so that a drift of the machine during the row hits them all
+# alike. FLOOR, if set, is a launcher measured as the variant "floor".
 inproc_row() {
-  local name=$1 script=$2 slflags=${3:-} lrflags=${4:-} variant cmd
+  local name=$1 script=$2 slflags=${3:-} lrflags=${4:-} floor=${5:-} variant cmd
   local variants=(bare sandlock bwrap)
   [ -n "$LR" ] && variants+=(landrun)
+  [ -n "$floor" ] && variants+=(floor)
   : >"$work/times"
   for _ in $(seq $inruns); do
     for variant in "${variants[@]}"; do
@@ -119,6 +128,7 @@ inproc_row() {
         sandlock) cmd="$work/sandlock run ${grants[*]} -r $work $slflags -- /usr/bin/python3 $script" ;;
         bwrap) cmd="$BW /usr/bin/python3 $script" ;;
         landrun) cmd="landrun --rox /usr,/lib,/lib64,/bin --ro /etc,$work $lrflags -- /usr/bin/python3 $script" ;;
+        floor) cmd="$floor /usr/bin/python3 $script" ;;
       esac
       printf '%s\t%s\n' $variant "$($cmd)" >>"$work/times"
     done
@@ -132,7 +142,7 @@ hyperfine_row "start: python3 -c pass" "/usr/bin/python3 -c pass"
 echo "measuring filesystem-heavy…" >&2
 hyperfine_row "find /usr -maxdepth 3" "find /usr -maxdepth 3"
 inproc_row "100k os.stat (in-process)" "$work/stat.py"
-inproc_row "20k open+close (in-process)" "$work/open.py"
+inproc_row "20k open+close (in-process)" "$work/open.py" "" "" "$work/landlocked $work"
 # With a grant on /proc, the served view: every open and every directory
 # listing goes through the supervisor (issue 16).
 echo "measuring the served /proc view…" >&2
@@ -140,7 +150,7 @@ hyperfine_row "served /proc: python3 -c pass" "/usr/bin/python3 -c pass" $runs "
 hyperfine_row "served /proc: find -maxdepth 3" "find /usr -maxdepth 3" $runs "-r /proc"
 inproc_row "served /proc: 20k open+close" "$work/open.py" "-r /proc" "--ro /proc"
 echo "measuring spawn-heavy…" >&2
-hyperfine_row "200 × /bin/true from sh" "/bin/sh -c 'for i in \$(seq 200); do /bin/true; done'" $((runs / 6))
+hyperfine_row "200 × /bin/true from sh" "/bin/sh -c 'for i in \$(seq 200); do /bin/true; done'" $((runs / 6)) "" "$work/tracer"
 
 echo "measuring network…" >&2
 # A loopback server outside every sandbox: it accepts and closes (connect
@@ -288,7 +298,7 @@ rows = collections.OrderedDict()
 for line in open(sys.argv[1]):
     name, variant, ms = line.rstrip("\n").split("\t")
     rows.setdefault(name, {})[variant] = float(ms)
-variants = ["bare", "sandlock", "bwrap", "landrun", "abort"]
+variants = ["bare", "sandlock", "bwrap", "landrun", "abort", "floor"]
 present = [v for v in variants if any(v in r for r in rows.values())]
 print(f"{'workload':32}" + "".join(f"{v:>22}" for v in present))
 for name, r in rows.items():
@@ -302,6 +312,9 @@ for name, r in rows.items():
             cells.append(f"{r[v]:>10.2f} ms {r[v]/r['bare']:>6.2f}x ")
     print(f"{name:32}" + "".join(cells))
 EOF
+echo "floor: the least any sandbox built like sandlock pays on the row, measured with it:"
+echo "  spawn: a C ptrace tracer with sandlock's tracer's options (bench/floor/tracer.c);"
+echo "  open loop: the same Landlock rules alone, no seccomp (bench/landlocked)"
 echo
 printf '%-32s %8.2f µs/call (C floor: one thread, blocking RECV/SEND)\n' "notified getppid from Python" "$floor_us"
 printf '%-32s %8.2f µs/call %5.2fx the C floor (user Handler, Continue)\n' "notified getppid from Python" "$handler_us" "$(echo "$handler_us $floor_us" | awk '{print $1 / $2}')"

@@ -48,6 +48,13 @@ func TestRunQuick(t *testing.T) {
 			t.Errorf("no complete row for %q (bare, sandlock and bwrap figures)", name)
 		}
 	}
+	// The rows measured with their floor (the table's last column).
+	for _, name := range []string{"20k open+close (in-process)", "200 × /bin/true from sh"} {
+		re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` .*` + ratio + ` *$`)
+		if !re.MatchString(table) {
+			t.Errorf("no floor figure ending the row %q", name)
+		}
+	}
 	// The copy-on-write rows: bare and sandlock --workdir.
 	for _, name := range []string{"cow: python3 -c pass", "cow: git status, 1000 files", "cow: write 1000 files, commit"} {
 		re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` +` + ms + ` +` + ratio)

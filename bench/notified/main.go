@@ -16,19 +16,12 @@ import (
 	"os"
 
 	"github.com/sandlock-go/sandlock"
+	"github.com/sandlock-go/sandlock/bench/internal/grants"
 )
 
 func main() {
-	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: notified DIR PROGRAM [ARG...]")
-		os.Exit(2)
-	}
-	read := []string{os.Args[1]}
-	for _, p := range []string{"/usr", "/lib", "/lib64", "/bin", "/etc"} {
-		if _, err := os.Stat(p); err == nil {
-			read = append(read, p)
-		}
-	}
+	grants.Args("notified")
+	read := grants.Readable(os.Args[1])
 	nr, err := sandlock.SyscallNr("getppid")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "notified:", err)

@@ -32,7 +32,6 @@ package tracer
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -384,10 +383,20 @@ func (t *Tracer) run() {
 }
 
 // hasChildren reports whether the calling thread has children of its own.
-// (Without /proc it cannot tell, and says no.)
+// (Without /proc it cannot tell, and says no.) Plain syscalls and a buffer
+// on the stack: this runs at every start, and os.ReadFile's file, poller
+// registration and growing buffer cost more than the answer.
 func hasChildren() bool {
-	b, err := os.ReadFile("/proc/thread-self/children")
-	return err == nil && len(bytes.TrimSpace(b)) > 0
+	fd, err := unix.Open("/proc/thread-self/children", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	// The file lists the children's tids, each followed by a space: a
+	// first read of anything but spaces names one.
+	var buf [32]byte
+	n, err := unix.Read(fd, buf[:])
+	return err == nil && len(bytes.TrimSpace(buf[:max(n, 0)])) > 0
 }
 
 // reapRoot waits for the root when it is not traced.

@@ -3,7 +3,9 @@
 package tracer
 
 import (
+	"runtime"
 	"slices"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -80,5 +82,36 @@ func TestIsStopSignal(t *testing.T) {
 	}
 	if isStopSignal(unix.SIGCONT) || isStopSignal(unix.SIGCHLD) {
 		t.Error("SIGCONT or SIGCHLD taken for a stop signal")
+	}
+}
+
+// hasChildren answers for the calling thread only: no before it forks, yes
+// while its child lives (even many children, a list longer than one read),
+// no again once they are reaped.
+func TestHasChildren(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if hasChildren() {
+		t.Fatal("hasChildren: true before this thread forked (no test of this package forks before)")
+	}
+	var pids []int
+	for range 20 {
+		pid, err := syscall.ForkExec("/bin/sleep", []string{"sleep", "60"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, pid)
+	}
+	got := hasChildren()
+	for _, pid := range pids {
+		unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+	}
+	if !got {
+		t.Error("hasChildren: false on a thread with 20 children")
+	}
+	if hasChildren() {
+		t.Error("hasChildren: true once every child is reaped")
 	}
 }
