@@ -30,7 +30,6 @@
 package tracer
 
 import (
-	"bytes"
 	"fmt"
 	"runtime"
 	"sync"
@@ -392,11 +391,11 @@ func hasChildren() bool {
 		return false
 	}
 	defer unix.Close(fd)
-	// The file lists the children's tids, each followed by a space: a
-	// first read of anything but spaces names one.
+	// The file lists the children's tids, each followed by a space, and
+	// nothing else: any byte names one.
 	var buf [32]byte
 	n, err := unix.Read(fd, buf[:])
-	return err == nil && len(bytes.TrimSpace(buf[:max(n, 0)])) > 0
+	return err == nil && n > 0
 }
 
 // reapRoot waits for the root when it is not traced.
