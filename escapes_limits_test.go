@@ -296,11 +296,15 @@ func samplerPeak(t *testing.T, log string) (peak, atKill uint64) {
 	return peak, atKill
 }
 
-// maxSamplerLate is the scheduling delay of the sampler's ticks up to
-// which the overshoot bound must hold.
-const maxSamplerLate = 20 * time.Millisecond
+// maxSamplerLate is how late the sampler's checks of the bound may come
+// (its timer, the CPU taken from it while it reads the counters, a slow
+// stop) with the overshoot bound still holding: what its period covers
+// for a sandbox growing at up to 2.4 GB/s (these programs: 1.3–2.1 GB/s
+// here). Past it, the machine was too busy for the bound, which is
+// reported, not failed.
+const maxSamplerLate = 5 * time.Millisecond
 
-// samplerLate is how late the sampler's ticks ran at most, from its report.
+// samplerLate is how late the sampler's checks came at most, from its report.
 func samplerLate(log string) time.Duration {
 	m := lateRe.FindStringSubmatch(log)
 	if m == nil {

@@ -41,8 +41,10 @@ const (
 	fullSampleFactor   = 20
 	// assumedGrowthRate is how fast a sandbox can gain memory, in bytes
 	// per second. Here both CPUs together fault in fresh pages or copy
-	// copy-on-write pages at 1.3–1.8 GB/s; the margin covers a tick that
-	// comes a few milliseconds late.
+	// copy-on-write pages at 1.3–2.1 GB/s; the margin covers a check of
+	// the bound that comes up to 5 ms late for a sandbox growing at up to
+	// 2.4 GB/s (near the budget the room is the 16 MiB bound and the
+	// period 2 ms: 7 ms at 2.4 GB/s is 16 MiB), and more far from it.
 	assumedGrowthRate = 8 << 30
 )
 
@@ -233,8 +235,11 @@ func (m *MemorySampler) Report() {
 func (m *MemorySampler) Run(ctx context.Context) {
 	timer := time.NewTimer(minSamplePeriod)
 	defer timer.Stop()
-	// due is when the timer should fire: the overshoot bound holds for a
-	// sampler that runs on time, so how late it ran is recorded.
+	// due is when the bound must be checked next: the last check's time
+	// plus the period its bound allows. The overshoot bound holds for a
+	// sampler that checks by then, so how late the checks came is
+	// recorded: the timer's delay, the CPU taken from the sampler while
+	// it reads the counters, or a slow resume after a full sample.
 	due := time.Now().Add(minSamplePeriod)
 	var (
 		marks       map[int]growthMark // per process, at the last full sample
@@ -251,19 +256,18 @@ func (m *MemorySampler) Run(ctx context.Context) {
 		case <-timer.C:
 		}
 		start := time.Now()
-		if late := start.Sub(due); late > 0 {
-			m.mu.Lock()
-			m.late = max(m.late, late)
-			m.mu.Unlock()
-		}
 		var bound uint64
 		overBudget := false
 		if marks != nil {
 			bound = last.Total() + m.growth(marks, shmemMark)
 			overBudget = bound > m.limit
 		}
+		wasDue := due
+		m.noteLate(time.Since(wasDue))
 		refresh := marks == nil || start.Sub(lastAt) >= maxSamplePeriod || m.started.Load() != startedMark
 		tickCost := time.Since(start)
+		// The counters were read from start on: the bound holds from then.
+		due = start.Add(m.period(tickCost, bound))
 		if overBudget || refresh && !start.Before(nextFull) {
 			// Past the budget by the bound, the sandbox is stopped for
 			// the full sample: it cannot grow meanwhile, nor outrun the
@@ -271,6 +275,8 @@ func (m *MemorySampler) Run(ctx context.Context) {
 			stopped := overBudget && m.signal != nil
 			if stopped {
 				m.signal(unix.SIGSTOP)
+				// The check takes effect when the stop is sent.
+				m.noteLate(time.Since(wasDue))
 			}
 			// The marks are taken first: what grows during the sample is
 			// counted in the next bound.
@@ -278,20 +284,21 @@ func (m *MemorySampler) Run(ctx context.Context) {
 			newStarted := m.started.Load()
 			newMarks, newShmem := m.marks()
 			// A long sample of a running sandbox keeps checking the bound
-			// of the last one at the tick's period, and stops the sandbox
-			// once that passes the budget; then the sample is taken again,
+			// of the last one when due, and stops the sandbox once that
+			// passes the budget; then the sample is taken again,
 			// consistent.
-			checkAt := fullStart.Add(m.period(tickCost, bound))
 			between := func() {
-				if stopped || marks == nil || time.Now().Before(checkAt) {
+				if stopped || marks == nil || time.Now().Before(due) {
 					return
 				}
+				checkAt := time.Now()
 				b := last.Total() + m.growth(marks, shmemMark)
 				if b > m.limit && m.signal != nil {
 					m.signal(unix.SIGSTOP)
 					stopped = true
 				}
-				checkAt = time.Now().Add(m.period(tickCost, b))
+				m.noteLate(time.Since(due))
+				due = checkAt.Add(m.period(tickCost, b))
 			}
 			f, err := m.sample(between)
 			if err == nil && stopped && !overBudget {
@@ -301,6 +308,10 @@ func (m *MemorySampler) Run(ctx context.Context) {
 			}
 			fullCost := time.Since(fullStart)
 			if stopped && (err == nil && f.Total() <= m.limit || ctx.Err() != nil) {
+				// Stopped, the sandbox gained nothing since the marks
+				// until it resumes now: the next check is due a period
+				// after.
+				due = time.Now().Add(m.period(tickCost, f.Total()))
 				m.signal(unix.SIGCONT)
 			}
 			if err != nil {
@@ -314,12 +325,14 @@ func (m *MemorySampler) Run(ctx context.Context) {
 				m.mu.Lock()
 				late := m.late
 				m.mu.Unlock()
-				m.kill(fmt.Sprintf("footprint %s over the limit of %d bytes; the full sample before, %v earlier, saw %d bytes; this one took %v; its ticks ran late by up to %v (late_ms=%d)",
+				m.kill(fmt.Sprintf("footprint %s over the limit of %d bytes; the full sample before, %v earlier, saw %d bytes; this one took %v; its checks ran late by up to %v (late_ms=%d)",
 					f, m.limit, start.Sub(lastAt), last.Total(), fullCost, late, late.Milliseconds()))
 				return
 			}
+			// A running sandbox's next check stays due when the last
+			// check of the old marks said: what it gained during the
+			// sample is counted from the new marks, taken before.
 			marks, shmemMark, last, lastAt, startedMark = newMarks, newShmem, f, start, newStarted
-			bound = f.Total()
 			// Full samples the bound does not call for take no more than
 			// about a twentieth of a CPU.
 			nextFull = time.Now().Add(fullCost * fullSampleFactor)
@@ -332,10 +345,19 @@ func (m *MemorySampler) Run(ctx context.Context) {
 		m.cost = tickCost
 		m.count++
 		m.mu.Unlock()
-		next := m.period(tickCost, bound)
-		due = time.Now().Add(next)
-		timer.Reset(next)
+		timer.Reset(max(time.Until(due), 0))
 	}
+}
+
+// noteLate records that a check of the bound came late by late (if
+// positive).
+func (m *MemorySampler) noteLate(late time.Duration) {
+	if late <= 0 {
+		return
+	}
+	m.mu.Lock()
+	m.late = max(m.late, late)
+	m.mu.Unlock()
 }
 
 // growthMark is what a process's growth is measured from.

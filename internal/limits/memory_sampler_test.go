@@ -3,9 +3,11 @@
 package limits
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -266,5 +268,61 @@ func TestSamplerCostFigures(t *testing.T) {
 			t.Errorf("%d processes sampled, want %d", f.Processes, n)
 		}
 		t.Logf("%d processes: a tick costs %v, a full sample %v (footprint %v)", n, tick, full, f)
+	}
+}
+
+func TestSamplerCountsASlowStopAsLate(t *testing.T) {
+	// The bound is checked when the stop is sent, not when the timer
+	// fires: a stop that takes 30 ms to send is reported as a check 30 ms
+	// late, with the kill. This test process is the "sandbox"; the stop
+	// only waits.
+	base, err := selfSampler(1 << 40).Sample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := make(chan string, 1)
+	const slowStop = 30 * time.Millisecond
+	m := NewMemorySampler(base.Total()+4*mib, func() []int { return []int{os.Getpid()} },
+		func(detail string) { killed <- detail },
+		func(sig syscall.Signal) {
+			if sig == unix.SIGSTOP {
+				time.Sleep(slowStop)
+			}
+		}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	// Once the first full sample has set the marks, 8 MiB more passes the
+	// budget by the bound.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		m.mu.Lock()
+		fulls := m.fulls
+		m.mu.Unlock()
+		if fulls > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no full sample in 10 s")
+		}
+	}
+	b, err := unix.Mmap(-1, 0, 8*mib, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(b)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	select {
+	case detail := <-killed:
+		m.mu.Lock()
+		late := m.late
+		m.mu.Unlock()
+		if late < slowStop || !strings.Contains(detail, "late_ms=") {
+			t.Errorf("a stop sent 30 ms after its check was due: late %v; the kill said %q", late, detail)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("8 MiB over a budget 4 MiB above the footprint: not killed in 10 s")
 	}
 }
