@@ -23,6 +23,20 @@ func selfSampler(limit uint64) *MemorySampler {
 	return m
 }
 
+// touchAnon maps size bytes of private anonymous memory and touches
+// every page, for the rest of the test.
+func touchAnon(t *testing.T, size int) {
+	t.Helper()
+	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Munmap(b) })
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+}
+
 func TestSampleCountsMemfdOnce(t *testing.T) {
 	m := selfSampler(1 << 40)
 	before, err := m.Sample()
@@ -183,14 +197,7 @@ func TestSampleAnonymous(t *testing.T) {
 	}
 	// The growth bound between full samples covers it too.
 	marks, shm := m.marks()
-	c, err := unix.Mmap(-1, 0, 8*mib, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(c)
-	for i := 0; i < len(c); i += 4096 {
-		c[i] = 1
-	}
+	touchAnon(t, 8*mib)
 	if g := m.growth(marks, shm); g < 8*mib {
 		t.Errorf("8 MiB touched: the growth bound is %d bytes", g)
 	}
@@ -306,14 +313,7 @@ func TestSamplerCountsASlowStopAsLate(t *testing.T) {
 			t.Fatal("no full sample in 10 s")
 		}
 	}
-	b, err := unix.Mmap(-1, 0, 8*mib, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(b)
-	for i := 0; i < len(b); i += 4096 {
-		b[i] = 1
-	}
+	touchAnon(t, 8*mib)
 	select {
 	case detail := <-killed:
 		m.mu.Lock()
