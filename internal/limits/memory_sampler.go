@@ -239,7 +239,7 @@ func (m *MemorySampler) Run(ctx context.Context) {
 	// plus the period its bound allows. The overshoot bound holds for a
 	// sampler that checks by then, so how late the checks came is
 	// recorded: the timer's delay, the CPU taken from the sampler while
-	// it reads the counters, or a slow resume after a full sample.
+	// it reads the counters, or a slow stop.
 	due := time.Now().Add(minSamplePeriod)
 	var (
 		marks       map[int]growthMark // per process, at the last full sample
@@ -288,10 +288,10 @@ func (m *MemorySampler) Run(ctx context.Context) {
 			// passes the budget; then the sample is taken again,
 			// consistent.
 			between := func() {
-				if stopped || marks == nil || time.Now().Before(due) {
+				checkAt := time.Now()
+				if stopped || marks == nil || checkAt.Before(due) {
 					return
 				}
-				checkAt := time.Now()
 				b := last.Total() + m.growth(marks, shmemMark)
 				if b > m.limit && m.signal != nil {
 					m.signal(unix.SIGSTOP)
